@@ -1,0 +1,229 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::StoreError;
+
+/// The scope of records that are looked up without a workspace (OAuth state, webhook tokens,
+/// the schedule of due connections). It contains `#`, which workspace ids may not, so no
+/// workspace can ever read or write it.
+pub const GLOBAL_SCOPE: &str = "#global";
+
+/// DynamoDB's `BatchWriteItem` limit; both backends chunk batches to it so behaviour is equal.
+pub const MAX_BATCH_WRITE: usize = 25;
+
+/// A secondary index key: records with the same `partition` are listed in `sort` order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexKey {
+    /// Which group the record belongs to (e.g. a project id).
+    pub partition: String,
+    /// Order within the group (e.g. a date); ranges are taken over it.
+    pub sort: String,
+}
+
+/// One stored record, as backends see it: opaque JSON data plus the keys they index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Workspace id or [`GLOBAL_SCOPE`].
+    pub scope: String,
+    /// Record kind, e.g. `person`.
+    pub kind: String,
+    /// Id, unique within scope and kind.
+    pub id: String,
+    /// Optimistic version; 1 on creation, +1 on every write.
+    pub version: u64,
+    /// The record's JSON.
+    pub data: String,
+    /// First secondary index key.
+    pub index1: Option<IndexKey>,
+    /// Second secondary index key.
+    pub index2: Option<IndexKey>,
+    /// When the record stops existing for readers (unix seconds).
+    pub expires_at: Option<i64>,
+}
+
+impl Record {
+    /// Whether the record is expired at `now`.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|t| t <= now.timestamp())
+    }
+}
+
+/// A precondition for a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Write whatever is there.
+    None,
+    /// Only if no live (unexpired) record exists.
+    Absent,
+    /// Only if the live record has exactly this version.
+    Version(u64),
+}
+
+/// Which ordering a query walks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexSel {
+    /// All records of the kind, by id.
+    Primary,
+    /// Records whose first index partition equals the value, by its sort value.
+    Index1(String),
+    /// Records whose second index partition equals the value, by its sort value.
+    Index2(String),
+}
+
+/// A predicate applied by the backend while paging, so pages stay full and cursors stay exact.
+pub type RecordFilter = Arc<dyn Fn(&Record) -> bool + Send + Sync>;
+
+/// A page request.
+#[derive(Clone)]
+pub struct Query {
+    /// Scope to read.
+    pub scope: String,
+    /// Kind to read.
+    pub kind: String,
+    /// Ordering / partition.
+    pub index: IndexSel,
+    /// Inclusive lower bound of the sort value (id for [`IndexSel::Primary`]).
+    pub from: Option<String>,
+    /// Inclusive upper bound of the sort value.
+    pub to: Option<String>,
+    /// Extra predicate; records failing it are skipped.
+    pub filter: Option<RecordFilter>,
+    /// Most records to return (at least 1).
+    pub limit: usize,
+    /// Where the previous page ended.
+    pub cursor: Option<Cursor>,
+}
+
+impl std::fmt::Debug for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Query")
+            .field("scope", &self.scope)
+            .field("kind", &self.kind)
+            .field("index", &self.index)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("filter", &self.filter.is_some())
+            .field("limit", &self.limit)
+            .field("cursor", &self.cursor)
+            .finish()
+    }
+}
+
+impl Query {
+    /// All records of `kind` in `scope`, by id, `limit` at a time.
+    pub fn all(scope: &str, kind: &str, limit: usize) -> Self {
+        Self {
+            scope: scope.to_owned(),
+            kind: kind.to_owned(),
+            index: IndexSel::Primary,
+            from: None,
+            to: None,
+            filter: None,
+            limit,
+            cursor: None,
+        }
+    }
+}
+
+/// An opaque paging position. Each backend encodes its own position inside; callers only pass
+/// it back. Its text form is URL-safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(String);
+
+impl Cursor {
+    /// Wraps a backend position (any serialisable value).
+    pub fn encode<T: Serialize>(position: &T) -> Self {
+        let json = serde_json::to_vec(position).unwrap_or_default();
+        Self(URL_SAFE_NO_PAD.encode(json))
+    }
+
+    /// Unwraps a position; a cursor from elsewhere is [`StoreError::InvalidCursor`].
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, StoreError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(&self.0)
+            .map_err(|_| StoreError::InvalidCursor)?;
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)
+    }
+
+    /// Parses the text a client sent back.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        if text.is_empty() || text.len() > 4096 {
+            return Err(StoreError::InvalidCursor);
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// The text to hand to clients.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A page of raw records.
+#[derive(Debug, Clone)]
+pub struct RawPage {
+    /// The records, in index order.
+    pub records: Vec<Record>,
+    /// Present when more may follow.
+    pub next: Option<Cursor>,
+}
+
+/// A held lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Scope of the lease.
+    pub scope: String,
+    /// What is leased, e.g. `sync:harvest`.
+    pub name: String,
+    /// Who holds it.
+    pub owner: String,
+    /// When it lapses unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a storage backend must do. Every method is atomic; the conformance suite pins the
+/// semantics down.
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Reads a live record.
+    async fn get(&self, scope: &str, kind: &str, id: &str) -> Result<Option<Record>, StoreError>;
+
+    /// Writes `record` if `condition` holds; returns the stored record with its new version
+    /// (the `version` field of the argument is ignored). A failed condition is
+    /// [`StoreError::Conflict`].
+    async fn put(&self, record: Record, condition: Condition) -> Result<Record, StoreError>;
+
+    /// Writes records unconditionally, as given (versions included), in chunks of at most
+    /// [`MAX_BATCH_WRITE`]; whatever the backend does not take at first is retried.
+    async fn put_batch(&self, records: Vec<Record>) -> Result<(), StoreError>;
+
+    /// Deletes a record if `condition` holds; returns whether a live record was deleted.
+    async fn delete(
+        &self,
+        scope: &str,
+        kind: &str,
+        id: &str,
+        condition: Condition,
+    ) -> Result<bool, StoreError>;
+
+    /// Reads one page.
+    async fn query(&self, query: &Query) -> Result<RawPage, StoreError>;
+
+    /// Takes the lease `name` for `owner` until `until`, if it is free, expired, or already held
+    /// by `owner` (which renews it). `None` when someone else holds it.
+    async fn acquire_lease(
+        &self,
+        scope: &str,
+        name: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Lease>, StoreError>;
+
+    /// Gives a lease back; a lease already taken over by another owner is left alone.
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+}

@@ -1,0 +1,32 @@
+//! The store contract of Hourbridge.
+//!
+//! One small [`Backend`] trait is implemented twice (SQLite for the embedded default, DynamoDB
+//! for AWS) and proven equal by the [`conformance`] suite (feature `testkit`). Everything above
+//! it talks to [`Store`], a typed layer that turns domain records ([`Entity`]) into [`Record`]s.
+//!
+//! The model is deliberately that of a single DynamoDB table, because SQLite can emulate it
+//! exactly while the reverse is not true:
+//! - every record lives in a *scope* (a workspace id, or [`GLOBAL_SCOPE`] for cross-tenant
+//!   lookups such as OAuth state), has a *kind* and an *id*; scope is the partition, which is
+//!   what isolates tenants;
+//! - a record may carry up to two secondary index keys `(partition value, sort value)`;
+//! - a record may expire: once `expires_at` is past, every read treats it as absent, even if the
+//!   backend has not physically removed it yet (DynamoDB's TTL deletes lazily);
+//! - writes may be conditional on absence or on a version, which gives optimistic concurrency;
+//! - leases give one holder at a time per name, until they expire or are released.
+
+mod backend;
+mod entities;
+mod error;
+mod typed;
+
+#[cfg(feature = "testkit")]
+pub mod conformance;
+
+pub use backend::{
+    Backend, Condition, Cursor, GLOBAL_SCOPE, IndexKey, IndexSel, Lease, Query, RawPage, Record,
+    RecordFilter, MAX_BATCH_WRITE,
+};
+pub use entities::{Entity, EntityKind, OAuthState, WebhookDedup};
+pub use error::StoreError;
+pub use typed::{Page, Store, Upserted};
