@@ -10,6 +10,7 @@ mod error;
 mod host;
 mod ids;
 mod integration;
+mod secret;
 pub mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -17,3 +18,4 @@ pub use error::DomainError;
 pub use host::*;
 pub use ids::{ProviderId, RecordId, WorkspaceId, new_id};
 pub use integration::*;
+pub use secret::SecretValue;
