@@ -1,0 +1,180 @@
+use std::time::Duration;
+
+use hourbridge_domain::Role;
+
+/// Who registers the OAuth client used for a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthClient {
+    /// The customer registers an OAuth app in the provider and pastes its id and secret
+    /// (Harvest, Hubstaff): every workspace has its own client.
+    CustomerSupplied,
+    /// Hourbridge's own registered app (Basecamp); id and secret come from configuration.
+    Platform,
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic with client id and secret.
+    BasicHeader,
+    /// `client_id` and `client_secret` in the form body.
+    RequestBody,
+}
+
+/// An OAuth 2.0 authorization-code flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth2Spec {
+    /// Authorization endpoint (overridable by configuration for sandboxes).
+    pub authorize_url: &'static str,
+    /// Token endpoint.
+    pub token_url: &'static str,
+    /// Scopes to request.
+    pub scopes: &'static [&'static str],
+    /// Separator between scopes in the `scope` parameter.
+    pub scope_separator: &'static str,
+    /// Whether to send a PKCE challenge.
+    pub pkce: bool,
+    /// Who owns the OAuth client.
+    pub client: OAuthClient,
+    /// How the client authenticates at the token endpoint.
+    pub client_auth: ClientAuth,
+    /// Extra authorize parameters (e.g. Basecamp's `type=web_server`).
+    pub extra_authorize_params: &'static [(&'static str, &'static str)],
+    /// Whether each refresh returns a new refresh token that replaces the old one, which must
+    /// be stored before it is used (Hubstaff).
+    pub refresh_token_rotates: bool,
+}
+
+/// A field an admin fills in to connect (credential sets, session-token providers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialField {
+    /// JSON name.
+    pub name: &'static str,
+    /// Label shown to the admin.
+    pub label: &'static str,
+    /// Whether it is secret (stored in the secret store, never returned).
+    pub secret: bool,
+}
+
+/// How a provider authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthKind {
+    /// OAuth 2.0 authorization code (Harvest, Hubstaff, Basecamp).
+    OAuth2(OAuth2Spec),
+    /// A long-lived token exchanged for short-lived sessions (Tripletex employee token).
+    SessionToken {
+        /// Fields the admin enters.
+        fields: &'static [CredentialField],
+        /// How long a session lives before it must be exchanged again.
+        session_lifetime: Duration,
+    },
+    /// A set of credentials used directly (TimeLog's seven fields).
+    CredentialSet {
+        /// Fields the admin enters.
+        fields: &'static [CredentialField],
+    },
+}
+
+/// What a rate limit is counted against; work sharing the key shares one budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitScope {
+    /// Per access token (Harvest: per token, any account).
+    Token,
+    /// Per OAuth application, across all its connections (Hubstaff).
+    Application,
+    /// Per remote account.
+    Account,
+}
+
+/// A provider's documented request budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// What the budget is shared by.
+    pub scope: RateLimitScope,
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// The window.
+    pub per: Duration,
+}
+
+/// How a provider's webhooks are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookVerification {
+    /// An HMAC signature header over the body.
+    HmacSignature,
+    /// Only the unguessable per-connection path token.
+    PathToken,
+}
+
+/// Work logs pulled into the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkLogsIn {
+    /// Whether the provider reports deletions; without it, a date window is reconciled.
+    pub deletion_feed: bool,
+    /// Largest date window one request may cover, if limited (Hubstaff: 31 days).
+    pub max_window_days: Option<u32>,
+}
+
+/// Master data pulled into the host, read-only there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MasterDataIn {
+    /// Customers.
+    pub customers: bool,
+    /// Projects.
+    pub projects: bool,
+    /// Tasks.
+    pub tasks: bool,
+    /// People (matched by e-mail, never created).
+    pub people: bool,
+    /// Most project levels the host mirrors; deeper ones are reported, not synced.
+    pub max_project_depth: u8,
+}
+
+/// What a provider can do. Sync planning branches on these, never on provider ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Pull work logs into the host.
+    pub work_logs_in: Option<WorkLogsIn>,
+    /// Push host time out (one-way).
+    pub time_out: bool,
+    /// Keep time in sync both ways.
+    pub time_two_way: bool,
+    /// Pull master data in.
+    pub master_data_in: Option<MasterDataIn>,
+    /// Push host tasks out.
+    pub tasks_out: bool,
+    /// Receive change events.
+    pub webhooks: Option<WebhookVerification>,
+}
+
+/// How often the scheduler runs a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// Every interval, spread over the interval per connection.
+    Every(Duration),
+    /// Once a day at a local time the workspace chooses.
+    DailyAtLocalTime,
+    /// Only on demand and by webhook (plus nightly reconciliation when webhooks are declared).
+    OnDemand,
+}
+
+/// Everything Hourbridge needs to know about a provider, as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderDescriptor {
+    /// Provider id, e.g. `harvest`.
+    pub id: &'static str,
+    /// Name shown to users.
+    pub display_name: &'static str,
+    /// How it authenticates.
+    pub auth: AuthKind,
+    /// The least role that may connect, edit or disconnect it.
+    pub install_role: Role,
+    /// Whether the workspace must have the add-on enabled (Tripletex).
+    pub requires_add_on: bool,
+    /// Documented request budget.
+    pub rate_limit: Option<RateLimit>,
+    /// When the scheduler runs it.
+    pub schedule: Schedule,
+    /// What it can do.
+    pub capabilities: Capabilities,
+}

@@ -1,0 +1,194 @@
+//! The provider registry: the only crate that depends on every provider adapter.
+//!
+//! Adding a provider is one folder under `shared/providers/` plus one line in [`builtin`]
+//! (and its dependency line in this crate's `Cargo.toml`). Nothing else in Hourbridge names a
+//! provider: the API, scheduler and sync engine look providers up here by id and act on their
+//! declared capabilities.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hourbridge_provider_api::{Provider, ProviderDescriptor, check_provider};
+
+/// Providers by id.
+#[derive(Clone, Default)]
+pub struct Registry {
+    providers: BTreeMap<&'static str, Arc<dyn Provider>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.providers.keys()).finish()
+    }
+}
+
+/// Why a provider could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryError(pub String);
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a provider after checking that its capabilities and traits agree and its id is
+    /// unique.
+    pub fn register(&mut self, provider: Arc<dyn Provider>) -> Result<(), RegistryError> {
+        check_provider(provider.as_ref()).map_err(RegistryError)?;
+        let id = provider.descriptor().id;
+        if self.providers.contains_key(id) {
+            return Err(RegistryError(format!("provider {id} registered twice")));
+        }
+        self.providers.insert(id, provider);
+        Ok(())
+    }
+
+    /// The provider with this id.
+    pub fn get(&self, id: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(id)
+    }
+
+    /// Every provider's descriptor, by id.
+    pub fn descriptors(&self) -> impl Iterator<Item = &ProviderDescriptor> {
+        self.providers.values().map(|p| p.descriptor())
+    }
+
+    /// Number of providers.
+    pub fn len(&self) -> usize {
+        self.providers.len()
+    }
+
+    /// Whether no provider is registered.
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+}
+
+/// The providers Hourbridge ships. One line per provider goes here, e.g.
+/// `r.register(Arc::new(hourbridge_provider_harvest::Harvest::new(urls)))?;`.
+/// Adapters land with their issues; the foundation ships the port only.
+pub fn builtin() -> Result<Registry, RegistryError> {
+    #[allow(unused_mut)]
+    let mut r = Registry::new();
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use hourbridge_domain::Role;
+    use hourbridge_provider_api::*;
+
+    use super::*;
+
+    struct Fake {
+        d: ProviderDescriptor,
+        offers_work_logs: bool,
+    }
+
+    #[async_trait]
+    impl WorkLogSource for Fake {
+        async fn list_projects(
+            &self,
+            _: &ProviderSession,
+            _: Option<&str>,
+            _: Option<String>,
+        ) -> Result<RemotePage<RemoteProject>, ProviderError> {
+            Ok(RemotePage { items: vec![], next: None })
+        }
+        async fn list_people(
+            &self,
+            _: &ProviderSession,
+            _: Option<String>,
+        ) -> Result<RemotePage<RemotePerson>, ProviderError> {
+            Ok(RemotePage { items: vec![], next: None })
+        }
+        async fn list_work_logs(
+            &self,
+            _: &ProviderSession,
+            _: &str,
+            _: DateWindow,
+            _: Option<String>,
+        ) -> Result<RemotePage<RemoteWorkLog>, ProviderError> {
+            Ok(RemotePage { items: vec![], next: None })
+        }
+    }
+
+    #[async_trait]
+    impl Provider for Fake {
+        fn descriptor(&self) -> &ProviderDescriptor {
+            &self.d
+        }
+        async fn check_credentials(&self, _: &ProviderSession) -> Result<AccountInfo, ProviderError> {
+            Err(ProviderError::new(self.d.id, ProviderErrorKind::Unsupported, "fake"))
+        }
+        fn work_logs(&self) -> Option<&dyn WorkLogSource> {
+            self.offers_work_logs.then_some(self as &dyn WorkLogSource)
+        }
+    }
+
+    fn fake(id: &'static str, declares: bool, offers: bool) -> Arc<dyn Provider> {
+        Arc::new(Fake {
+            d: ProviderDescriptor {
+                id,
+                display_name: "Fake",
+                auth: AuthKind::CredentialSet { fields: &[] },
+                install_role: Role::Admin,
+                requires_add_on: false,
+                rate_limit: Some(RateLimit {
+                    scope: RateLimitScope::Application,
+                    requests: 1000,
+                    per: Duration::from_secs(3600),
+                }),
+                schedule: Schedule::Every(Duration::from_secs(86_400)),
+                capabilities: Capabilities {
+                    work_logs_in: declares.then_some(WorkLogsIn {
+                        deletion_feed: false,
+                        max_window_days: Some(31),
+                    }),
+                    ..Capabilities::default()
+                },
+            },
+            offers_work_logs: offers,
+        })
+    }
+
+    #[test]
+    fn builtin_providers_declare_exactly_what_they_implement() {
+        let r = builtin().expect("builtin providers are coherent");
+        for d in r.descriptors() {
+            assert!(check_provider(r.get(d.id).unwrap().as_ref()).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_provider_declaring_a_capability_it_does_not_offer_is_refused() {
+        let mut r = Registry::new();
+        let err = r.register(fake("liar", true, false)).unwrap_err();
+        assert!(err.0.contains("work_logs_in"), "{err}");
+        let err = r.register(fake("shy", false, true)).unwrap_err();
+        assert!(err.0.contains("work_logs_in"), "{err}");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn ids_are_unique_and_valid() {
+        let mut r = Registry::new();
+        r.register(fake("fake", true, true)).unwrap();
+        assert!(r.register(fake("fake", true, true)).is_err());
+        assert!(r.register(fake("Not Valid", true, true)).is_err());
+        assert_eq!(r.len(), 1);
+        assert!(r.get("fake").unwrap().work_logs().is_some());
+    }
+}
