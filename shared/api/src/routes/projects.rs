@@ -1,0 +1,311 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use hourbridge_domain::{
+    Assignment, Customer, ManagedBy, Person, Project, RecordId, Role, Task, WorkLog, check_period, new_id, validate,
+};
+use hourbridge_store::IndexSel;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::PageParams;
+use crate::extract::double_option;
+use crate::paging::paging;
+use crate::{ApiError, ApiResult, AppState, Body, Day, ErrorBody, IdPath, List, Member, QueryParams};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewProject {
+    name: String,
+    #[schema(value_type = Option<String>)]
+    parent_id: Option<RecordId>,
+    #[schema(value_type = Option<String>)]
+    customer_id: Option<RecordId>,
+    /// `YYYY-MM-DD`.
+    #[schema(value_type = Option<String>, format = Date)]
+    start_date: Option<Day>,
+    /// `YYYY-MM-DD`.
+    #[schema(value_type = Option<String>, format = Date)]
+    end_date: Option<Day>,
+}
+
+/// Absent fields stay; `null` clears a nullable field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProjectPatch {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    parent_id: Option<Option<RecordId>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    customer_id: Option<Option<RecordId>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, format = Date)]
+    start_date: Option<Option<Day>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, format = Date)]
+    end_date: Option<Option<Day>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewTask {
+    name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewAssignment {
+    #[schema(value_type = String)]
+    person_id: RecordId,
+    #[schema(value_type = Option<String>, format = Date)]
+    start_date: Option<Day>,
+    #[schema(value_type = Option<String>, format = Date)]
+    end_date: Option<Day>,
+}
+
+fn check_editable(p: &Project) -> ApiResult<()> {
+    match &p.managed_by {
+        ManagedBy::Local => Ok(()),
+        ManagedBy::Provider(x) => Err(ApiError::managed_by_provider("project", x.as_str())),
+    }
+}
+
+pub(crate) async fn load(s: &AppState, scope: &str, id: &RecordId) -> ApiResult<(Project, u64)> {
+    s.store.get::<Project>(scope, id.as_str()).await?.ok_or_else(|| ApiError::not_found("project"))
+}
+
+async fn has_children(s: &AppState, scope: &str, id: &RecordId) -> ApiResult<bool> {
+    let q = s.store.query::<Project>(scope, IndexSel::Index1(id.to_string()), 1);
+    Ok(!s.store.list::<Project>(q, None).await?.items.is_empty())
+}
+
+/// Projects have two levels: a parent must exist and be top-level, and a project with
+/// children cannot become a child.
+async fn check_links(s: &AppState, scope: &str, p: &Project) -> ApiResult<()> {
+    if let Some(parent) = &p.parent_id {
+        if parent == &p.id {
+            return Err(ApiError::unprocessable("invalid_parent", "a project cannot be its own parent"));
+        }
+        let (pp, _) = s
+            .store
+            .get::<Project>(scope, parent.as_str())
+            .await?
+            .ok_or_else(|| ApiError::unprocessable("unknown_parent", "parent_id names no project"))?;
+        if pp.parent_id.is_some() {
+            return Err(ApiError::unprocessable("too_deep", "projects have two levels: the parent is itself a child"));
+        }
+        if has_children(s, scope, &p.id).await? {
+            return Err(ApiError::unprocessable("too_deep", "a project with children cannot get a parent"));
+        }
+    }
+    if let Some(customer) = &p.customer_id
+        && s.store.get::<Customer>(scope, customer.as_str()).await?.is_none()
+    {
+        return Err(ApiError::unprocessable("unknown_customer", "customer_id names no customer"));
+    }
+    check_period(p.start_date, p.end_date)?;
+    Ok(())
+}
+
+/// Projects, by id.
+#[utoipa::path(get, path = "/v1/projects", tag = "projects", params(PageParams),
+    responses((status = 200, body = List<Project>), (status = 400, body = ErrorBody)))]
+async fn list_projects(
+    State(s): State<AppState>,
+    Member(c): Member,
+    QueryParams(q): QueryParams<PageParams>,
+) -> ApiResult<Json<List<Project>>> {
+    let (limit, cursor) = paging(q.limit.as_deref(), q.cursor.as_deref())?;
+    let mut query = s.store.query::<Project>(c.scope(), IndexSel::Primary, limit);
+    query.cursor = cursor;
+    Ok(Json(List::from_page(s.store.list::<Project>(query, None).await?)))
+}
+
+/// Adds a project (manager).
+#[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = NewProject,
+    responses((status = 201, body = Project), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_project(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Body(input): Body<NewProject>,
+) -> ApiResult<(StatusCode, Json<Project>)> {
+    c.require(Role::Manager)?;
+    let p = Project {
+        id: new_id(),
+        name: validate::text("name", &input.name, validate::MAX_NAME_CHARS)?,
+        parent_id: input.parent_id,
+        customer_id: input.customer_id,
+        start_date: input.start_date.map(|d| d.0),
+        end_date: input.end_date.map(|d| d.0),
+        managed_by: ManagedBy::Local,
+    };
+    check_links(&s, c.scope(), &p).await?;
+    s.store.insert(c.scope(), &p).await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+/// One project.
+#[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path)),
+    responses((status = 200, body = Project), (status = 404, body = ErrorBody)))]
+async fn get_project(State(s): State<AppState>, Member(c): Member, IdPath(id): IdPath) -> ApiResult<Json<Project>> {
+    Ok(Json(load(&s, c.scope(), &id).await?.0))
+}
+
+/// Changes a project (manager); provider-managed projects answer 409 `managed_by_provider`.
+#[utoipa::path(patch, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path)), request_body = ProjectPatch,
+    responses((status = 200, body = Project), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn patch_project(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+    Body(patch): Body<ProjectPatch>,
+) -> ApiResult<Json<Project>> {
+    c.require(Role::Manager)?;
+    let (mut p, version) = load(&s, c.scope(), &id).await?;
+    check_editable(&p)?;
+    if let Some(name) = patch.name {
+        p.name = validate::text("name", &name, validate::MAX_NAME_CHARS)?;
+    }
+    if let Some(v) = patch.parent_id {
+        p.parent_id = v;
+    }
+    if let Some(v) = patch.customer_id {
+        p.customer_id = v;
+    }
+    if let Some(v) = patch.start_date {
+        p.start_date = v.map(|d| d.0);
+    }
+    if let Some(v) = patch.end_date {
+        p.end_date = v.map(|d| d.0);
+    }
+    check_links(&s, c.scope(), &p).await?;
+    s.store.update(c.scope(), &p, version).await?;
+    Ok(Json(p))
+}
+
+/// Removes a project (manager); refused while it has sub-projects, tasks, assignments or work
+/// logs.
+#[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_project(State(s): State<AppState>, Member(c): Member, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+    c.require(Role::Manager)?;
+    let scope = c.scope();
+    let (p, version) = load(&s, scope, &id).await?;
+    check_editable(&p)?;
+    let idx = || IndexSel::Index1(id.to_string());
+    let mut uses = Vec::new();
+    if has_children(&s, scope, &id).await? {
+        uses.push("sub-projects");
+    }
+    if !s.store.list::<Task>(s.store.query::<Task>(scope, idx(), 1), None).await?.items.is_empty() {
+        uses.push("tasks");
+    }
+    if !s.store.list::<Assignment>(s.store.query::<Assignment>(scope, idx(), 1), None).await?.items.is_empty() {
+        uses.push("assignments");
+    }
+    if !s.store.list::<WorkLog>(s.store.query::<WorkLog>(scope, idx(), 1), None).await?.items.is_empty() {
+        uses.push("work logs");
+    }
+    if !uses.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "project_in_use",
+            format!("the project still has {}; remove them first", uses.join(", ")),
+        ));
+    }
+    s.store.delete_at::<Project>(scope, id.as_str(), version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Tasks of a project.
+#[utoipa::path(get, path = "/v1/projects/{id}/tasks", tag = "projects", params(("id" = String, Path), PageParams),
+    responses((status = 200, body = List<Task>), (status = 404, body = ErrorBody)))]
+async fn list_tasks(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+    QueryParams(q): QueryParams<PageParams>,
+) -> ApiResult<Json<List<Task>>> {
+    let (limit, cursor) = paging(q.limit.as_deref(), q.cursor.as_deref())?;
+    load(&s, c.scope(), &id).await?;
+    let mut query = s.store.query::<Task>(c.scope(), IndexSel::Index1(id.to_string()), limit);
+    query.cursor = cursor;
+    Ok(Json(List::from_page(s.store.list::<Task>(query, None).await?)))
+}
+
+/// Adds a task to a local project (manager).
+#[utoipa::path(post, path = "/v1/projects/{id}/tasks", tag = "projects", params(("id" = String, Path)), request_body = NewTask,
+    responses((status = 201, body = Task), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_task(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+    Body(input): Body<NewTask>,
+) -> ApiResult<(StatusCode, Json<Task>)> {
+    c.require(Role::Manager)?;
+    let (p, _) = load(&s, c.scope(), &id).await?;
+    check_editable(&p)?;
+    let task = Task {
+        id: new_id(),
+        project_id: p.id,
+        name: validate::text("name", &input.name, validate::MAX_NAME_CHARS)?,
+        managed_by: ManagedBy::Local,
+    };
+    s.store.insert(c.scope(), &task).await?;
+    Ok((StatusCode::CREATED, Json(task)))
+}
+
+/// Assignments of a project, by start date.
+#[utoipa::path(get, path = "/v1/projects/{id}/assignments", tag = "projects", params(("id" = String, Path), PageParams),
+    responses((status = 200, body = List<Assignment>), (status = 404, body = ErrorBody)))]
+async fn list_assignments(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+    QueryParams(q): QueryParams<PageParams>,
+) -> ApiResult<Json<List<Assignment>>> {
+    let (limit, cursor) = paging(q.limit.as_deref(), q.cursor.as_deref())?;
+    load(&s, c.scope(), &id).await?;
+    let mut query = s.store.query::<Assignment>(c.scope(), IndexSel::Index1(id.to_string()), limit);
+    query.cursor = cursor;
+    Ok(Json(List::from_page(s.store.list::<Assignment>(query, None).await?)))
+}
+
+/// Assigns a person to a project for a period (manager).
+#[utoipa::path(post, path = "/v1/projects/{id}/assignments", tag = "projects", params(("id" = String, Path)), request_body = NewAssignment,
+    responses((status = 201, body = Assignment), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_assignment(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+    Body(input): Body<NewAssignment>,
+) -> ApiResult<(StatusCode, Json<Assignment>)> {
+    c.require(Role::Manager)?;
+    let (p, _) = load(&s, c.scope(), &id).await?;
+    if s.store.get::<Person>(c.scope(), input.person_id.as_str()).await?.is_none() {
+        return Err(ApiError::unprocessable("unknown_person", "person_id names no person"));
+    }
+    let a = Assignment {
+        id: new_id(),
+        person_id: input.person_id,
+        project_id: p.id,
+        start_date: input.start_date.map(|d| d.0),
+        end_date: input.end_date.map(|d| d.0),
+    };
+    check_period(a.start_date, a.end_date)?;
+    s.store.insert(c.scope(), &a).await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(list_projects, create_project))
+        .routes(routes!(get_project, patch_project, delete_project))
+        .routes(routes!(list_tasks, create_task))
+        .routes(routes!(list_assignments, create_assignment))
+}

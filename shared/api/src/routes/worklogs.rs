@@ -1,0 +1,242 @@
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use hourbridge_domain::{Person, RecordId, Role, Task, WorkLog, new_id, validate};
+use hourbridge_store::IndexSel;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::projects::load as load_project;
+use crate::extract::double_option;
+use crate::paging::paging;
+use crate::{ApiError, ApiResult, AppState, Body, Caller, Day, ErrorBody, IdPath, List, Member, QueryParams};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewWorkLog {
+    /// Defaults to the caller; only managers may log for others.
+    #[schema(value_type = Option<String>)]
+    person_id: Option<RecordId>,
+    #[schema(value_type = String)]
+    project_id: RecordId,
+    #[schema(value_type = Option<String>)]
+    task_id: Option<RecordId>,
+    /// `YYYY-MM-DD`.
+    #[schema(value_type = String, format = Date)]
+    date: Day,
+    /// 1 to 1440.
+    minutes: i64,
+    note: Option<String>,
+}
+
+/// Absent fields stay; `task_id: null` clears the task.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WorkLogPatch {
+    #[schema(value_type = Option<String>)]
+    project_id: Option<RecordId>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    task_id: Option<Option<RecordId>>,
+    #[schema(value_type = Option<String>, format = Date)]
+    date: Option<Day>,
+    minutes: Option<i64>,
+    note: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct WorkLogQuery {
+    /// Only this project's logs.
+    project_id: Option<String>,
+    /// Only this person's logs.
+    person_id: Option<String>,
+    /// From this day (inclusive, `YYYY-MM-DD`).
+    from: Option<String>,
+    /// To this day (inclusive, `YYYY-MM-DD`).
+    to: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn minutes(m: i64) -> ApiResult<u32> {
+    if m < 1 || m > i64::from(validate::MAX_MINUTES_PER_LOG) {
+        return Err(ApiError::unprocessable(
+            "invalid_minutes",
+            format!("minutes must be from 1 to {} (one day)", validate::MAX_MINUTES_PER_LOG),
+        ));
+    }
+    Ok(m as u32)
+}
+
+fn may_edit(c: &Caller, log: &WorkLog) -> ApiResult<()> {
+    if log.person_id != c.person_id {
+        c.require(Role::Manager)?;
+    }
+    if let Some(src) = &log.source {
+        return Err(ApiError::managed_by_provider("work log", src.provider.as_str()));
+    }
+    Ok(())
+}
+
+/// The referenced project and task exist and fit together.
+async fn check_refs(s: &AppState, scope: &str, log: &WorkLog) -> ApiResult<()> {
+    load_project(s, scope, &log.project_id)
+        .await
+        .map_err(|_| ApiError::unprocessable("unknown_project", "project_id names no project"))?;
+    if let Some(task) = &log.task_id {
+        match s.store.get::<Task>(scope, task.as_str()).await? {
+            Some((t, _)) if t.project_id == log.project_id => {}
+            Some(_) => return Err(ApiError::unprocessable("task_not_in_project", "the task belongs to another project")),
+            None => return Err(ApiError::unprocessable("unknown_task", "task_id names no task")),
+        }
+    }
+    Ok(())
+}
+
+fn day_param(name: &str, v: Option<&str>) -> ApiResult<Option<Day>> {
+    v.map(|s| Day::parse(s).ok_or_else(|| ApiError::bad_query(format!("{name} must be a date in YYYY-MM-DD form"))))
+        .transpose()
+}
+
+fn id_param(v: Option<&str>) -> Option<String> {
+    v.map(str::to_owned)
+}
+
+/// Work logs, filtered by project, person and date range, in date order when a project or
+/// person is given (id order otherwise).
+#[utoipa::path(get, path = "/v1/worklogs", tag = "worklogs", params(WorkLogQuery),
+    responses((status = 200, body = List<WorkLog>), (status = 400, body = ErrorBody)))]
+async fn list_worklogs(
+    State(s): State<AppState>,
+    Member(c): Member,
+    QueryParams(q): QueryParams<WorkLogQuery>,
+) -> ApiResult<Json<List<WorkLog>>> {
+    let (limit, cursor) = paging(q.limit.as_deref(), q.cursor.as_deref())?;
+    let from = day_param("from", q.from.as_deref())?;
+    let to = day_param("to", q.to.as_deref())?;
+    if let (Some(f), Some(t)) = (from, to)
+        && t < f
+    {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_range", "to must not be before from"));
+    }
+    let (project, person) = (id_param(q.project_id.as_deref()), id_param(q.person_id.as_deref()));
+    let (index, residual_person, residual_dates) = match (&project, &person) {
+        (Some(p), _) => (IndexSel::Index1(p.clone()), person.clone(), false),
+        (None, Some(p)) => (IndexSel::Index2(p.clone()), None, false),
+        (None, None) => (IndexSel::Primary, None, true),
+    };
+    let mut query = s.store.query::<WorkLog>(c.scope(), index, limit);
+    query.cursor = cursor;
+    if !residual_dates {
+        query.from = from.map(|d| d.0.to_string());
+        query.to = to.map(|d| d.0.to_string());
+    }
+    let filter: Option<Arc<dyn Fn(&WorkLog) -> bool + Send + Sync>> = if residual_person.is_some() || residual_dates {
+        Some(Arc::new(move |l: &WorkLog| {
+            residual_person.as_deref().is_none_or(|p| l.person_id.as_str() == p)
+                && (!residual_dates
+                    || (from.is_none_or(|f| l.date >= f.0) && to.is_none_or(|t| l.date <= t.0)))
+        }))
+    } else {
+        None
+    };
+    Ok(Json(List::from_page(s.store.list::<WorkLog>(query, filter).await?)))
+}
+
+/// Logs time. Members log their own; managers may log for anyone.
+#[utoipa::path(post, path = "/v1/worklogs", tag = "worklogs", request_body = NewWorkLog,
+    responses((status = 201, body = WorkLog), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_worklog(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Body(input): Body<NewWorkLog>,
+) -> ApiResult<(StatusCode, Json<WorkLog>)> {
+    let person_id = input.person_id.unwrap_or_else(|| c.person_id.clone());
+    if person_id != c.person_id {
+        c.require(Role::Manager)?;
+    }
+    if s.store.get::<Person>(c.scope(), person_id.as_str()).await?.is_none() {
+        return Err(ApiError::unprocessable("unknown_person", "person_id names no person"));
+    }
+    let log = WorkLog {
+        id: new_id(),
+        person_id,
+        project_id: input.project_id,
+        task_id: input.task_id,
+        date: input.date.0,
+        minutes: minutes(input.minutes)?,
+        note: validate::optional_text("note", input.note.as_deref().unwrap_or(""), validate::MAX_NOTE_CHARS)?,
+        source: None,
+    };
+    check_refs(&s, c.scope(), &log).await?;
+    s.store.insert(c.scope(), &log).await?;
+    Ok((StatusCode::CREATED, Json(log)))
+}
+
+/// One work log.
+#[utoipa::path(get, path = "/v1/worklogs/{id}", tag = "worklogs", params(("id" = String, Path)),
+    responses((status = 200, body = WorkLog), (status = 404, body = ErrorBody)))]
+async fn get_worklog(State(s): State<AppState>, Member(c): Member, IdPath(id): IdPath) -> ApiResult<Json<WorkLog>> {
+    let (l, _) = s.store.get::<WorkLog>(c.scope(), id.as_str()).await?.ok_or_else(|| ApiError::not_found("work log"))?;
+    Ok(Json(l))
+}
+
+/// Changes a work log; synced logs answer 409 `managed_by_provider`.
+#[utoipa::path(patch, path = "/v1/worklogs/{id}", tag = "worklogs", params(("id" = String, Path)), request_body = WorkLogPatch,
+    responses((status = 200, body = WorkLog), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn patch_worklog(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+    Body(patch): Body<WorkLogPatch>,
+) -> ApiResult<Json<WorkLog>> {
+    let (mut l, version) =
+        s.store.get::<WorkLog>(c.scope(), id.as_str()).await?.ok_or_else(|| ApiError::not_found("work log"))?;
+    may_edit(&c, &l)?;
+    if let Some(p) = patch.project_id {
+        if p != l.project_id && patch.task_id.is_none() {
+            l.task_id = None;
+        }
+        l.project_id = p;
+    }
+    if let Some(t) = patch.task_id {
+        l.task_id = t;
+    }
+    if let Some(d) = patch.date {
+        l.date = d.0;
+    }
+    if let Some(m) = patch.minutes {
+        l.minutes = minutes(m)?;
+    }
+    if let Some(n) = patch.note {
+        l.note = validate::optional_text("note", &n, validate::MAX_NOTE_CHARS)?;
+    }
+    check_refs(&s, c.scope(), &l).await?;
+    s.store.update(c.scope(), &l, version).await?;
+    Ok(Json(l))
+}
+
+/// Deletes a work log; synced logs answer 409 `managed_by_provider`.
+#[utoipa::path(delete, path = "/v1/worklogs/{id}", tag = "worklogs", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_worklog(State(s): State<AppState>, Member(c): Member, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+    let (l, version) =
+        s.store.get::<WorkLog>(c.scope(), id.as_str()).await?.ok_or_else(|| ApiError::not_found("work log"))?;
+    may_edit(&c, &l)?;
+    s.store.delete_at::<WorkLog>(c.scope(), id.as_str(), version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(list_worklogs, create_worklog)).routes(routes!(get_worklog, patch_worklog, delete_worklog))
+}

@@ -1,0 +1,99 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use hourbridge_domain::{Person, Role, Workspace, parse_time_zone, validate};
+use hourbridge_store::StoreError;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::{ApiResult, AppState, Body, Caller, ErrorBody};
+
+/// Bootstrap input: the workspace and its owner (the token's `sub`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewWorkspace {
+    /// Workspace name.
+    name: String,
+    /// IANA time zone (default `UTC`).
+    time_zone: Option<String>,
+    /// The owner's person record.
+    owner: NewOwner,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewOwner {
+    name: String,
+    email: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Bootstrapped {
+    workspace: Workspace,
+    owner: Person,
+}
+
+/// Creates the workspace named by the token's `ws` claim, with the caller (`sub`) as its owner.
+/// Idempotent: calling it again returns the existing workspace with 200.
+#[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces",
+    request_body = NewWorkspace,
+    responses(
+        (status = 201, description = "created", body = Bootstrapped),
+        (status = 200, description = "already existed", body = Bootstrapped),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn bootstrap(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(input): Body<NewWorkspace>,
+) -> ApiResult<(StatusCode, Json<Bootstrapped>)> {
+    caller.require(Role::Owner)?;
+    let scope = caller.scope();
+    if let Some(existing) = existing(&s, &caller).await? {
+        return Ok((StatusCode::OK, Json(existing)));
+    }
+    let time_zone = input.time_zone.unwrap_or_else(|| "UTC".to_owned());
+    parse_time_zone(&time_zone)?;
+    let owner = Person {
+        id: caller.person_id.clone(),
+        name: validate::text("owner.name", &input.owner.name, validate::MAX_NAME_CHARS)?,
+        email: validate::email(&input.owner.email)?,
+        role: Role::Owner,
+    };
+    let workspace = Workspace {
+        id: scope.to_owned(),
+        name: validate::text("name", &input.name, validate::MAX_NAME_CHARS)?,
+        time_zone,
+        owner_id: caller.person_id.clone(),
+        created_at: s.store.clock().now(),
+    };
+    // Owner first: a crash in between leaves a retryable state, never a workspace without owner.
+    s.store.upsert(scope, &owner).await?;
+    match s.store.insert(scope, &workspace).await {
+        Ok(_) => Ok((StatusCode::CREATED, Json(Bootstrapped { workspace, owner }))),
+        Err(StoreError::Conflict) => match existing(&s, &caller).await? {
+            Some(e) => Ok((StatusCode::OK, Json(e))),
+            None => Err(StoreError::Conflict.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn existing(s: &AppState, caller: &Caller) -> ApiResult<Option<Bootstrapped>> {
+    let scope = caller.scope();
+    let Some((workspace, _)) = s.store.get::<Workspace>(scope, scope).await? else {
+        return Ok(None);
+    };
+    let owner = s
+        .store
+        .get::<Person>(scope, workspace.owner_id.as_str())
+        .await?
+        .map(|(p, _)| p)
+        .ok_or_else(|| crate::ApiError::not_found("workspace owner"))?;
+    Ok(Some(Bootstrapped { workspace, owner }))
+}
+
+pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(bootstrap))
+}

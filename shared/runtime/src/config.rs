@@ -1,0 +1,211 @@
+use std::path::{Path, PathBuf};
+
+use hourbridge_domain::SecretValue;
+
+use crate::env;
+
+/// Where the process runs; decides the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The local binary: SQLite, encrypted local secrets, HS256 tokens.
+    Local,
+    /// A Lambda function: DynamoDB, Secrets Manager, API Gateway authorizer claims.
+    Lambda,
+}
+
+/// Store backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// DynamoDB single table.
+    DynamoDb,
+}
+
+/// Secret backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretsBackend {
+    /// Encrypted local file.
+    Local,
+    /// AWS Secrets Manager.
+    SecretsManager,
+}
+
+/// How API callers are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Verify HS256 bearer tokens.
+    Hs256,
+    /// Trust API Gateway JWT authorizer claims.
+    Gateway,
+}
+
+/// Configuration, read once at start-up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Store backend.
+    pub store: StoreBackend,
+    /// Data directory (SQLite, local secrets, generated keys).
+    pub data_dir: Option<PathBuf>,
+    /// DynamoDB table.
+    pub table_name: Option<String>,
+    /// Secret backend.
+    pub secrets: SecretsBackend,
+    /// Secrets Manager name prefix.
+    pub secrets_prefix: String,
+    /// Local secret-store key.
+    pub secrets_key: Option<SecretValue>,
+    /// Auth mode.
+    pub auth: AuthMode,
+    /// HS256 secret.
+    pub jwt_secret: Option<SecretValue>,
+    /// JSON logs.
+    pub log_json: bool,
+    /// Public base URL.
+    pub public_url: Option<String>,
+    /// Host app URL.
+    pub app_url: Option<String>,
+}
+
+/// Every configuration problem found, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {}", .problems.join("; "))]
+pub struct ConfigError {
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env(mode: Mode) -> Result<Self, ConfigError> {
+        Self::from_lookup(mode, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads configuration through `get`, collecting every problem before failing.
+    pub fn from_lookup(mode: Mode, get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut choice = |var: &str, default: &str, allowed: &[&str]| -> String {
+            let v = get(var).unwrap_or_else(|| default.to_owned());
+            if !allowed.contains(&v.as_str()) {
+                problems.push(format!("{var}={v:?} must be one of {}", allowed.join(", ")));
+            }
+            v
+        };
+        let (store_default, secrets_default, auth_default) = match mode {
+            Mode::Local => ("sqlite", "local", "hs256"),
+            Mode::Lambda => ("dynamodb", "secretsmanager", "gateway"),
+        };
+        let store = match choice(env::STORE, store_default, &["sqlite", "dynamodb"]).as_str() {
+            "dynamodb" => StoreBackend::DynamoDb,
+            _ => StoreBackend::Sqlite,
+        };
+        let secrets = match choice(env::SECRETS_BACKEND, secrets_default, &["local", "secretsmanager"]).as_str() {
+            "secretsmanager" => SecretsBackend::SecretsManager,
+            _ => SecretsBackend::Local,
+        };
+        let auth = match choice(env::AUTH, auth_default, &["hs256", "gateway"]).as_str() {
+            "gateway" => AuthMode::Gateway,
+            _ => AuthMode::Hs256,
+        };
+        let log_format = choice(env::LOG_FORMAT, if mode == Mode::Lambda { "json" } else { "text" }, &["json", "text"]);
+        let data_dir = get(env::DATA_DIR)
+            .map(PathBuf::from)
+            .or_else(|| (mode == Mode::Local).then(|| PathBuf::from(".hourbridge")));
+        let table_name = get(env::TABLE_NAME);
+        let needs_dir = store == StoreBackend::Sqlite
+            || secrets == SecretsBackend::Local
+            || (auth == AuthMode::Hs256 && get(env::JWT_SECRET).is_none());
+        if needs_dir && data_dir.is_none() {
+            problems.push(format!("{} is required for the SQLite store, local secrets or generated keys", env::DATA_DIR));
+        }
+        if store == StoreBackend::DynamoDb && table_name.is_none() {
+            problems.push(format!("{} is required with {}=dynamodb", env::TABLE_NAME, env::STORE));
+        }
+        let secrets_prefix = get(env::SECRETS_PREFIX);
+        if secrets == SecretsBackend::SecretsManager && secrets_prefix.is_none() {
+            problems.push(format!("{} is required with {}=secretsmanager", env::SECRETS_PREFIX, env::SECRETS_BACKEND));
+        }
+        for var in [env::PUBLIC_URL, env::APP_URL] {
+            if let Some(u) = get(var)
+                && !(u.starts_with("https://") || u.starts_with("http://"))
+            {
+                problems.push(format!("{var} must be an http(s) URL"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(Self {
+            store,
+            data_dir,
+            table_name,
+            secrets,
+            secrets_prefix: secrets_prefix.unwrap_or_default(),
+            secrets_key: get(env::SECRETS_KEY).map(SecretValue::new),
+            auth,
+            jwt_secret: get(env::JWT_SECRET).map(SecretValue::new),
+            log_json: log_format == "json",
+            public_url: get(env::PUBLIC_URL),
+            app_url: get(env::APP_URL),
+        })
+    }
+
+    /// The data directory, or a configuration error naming the variable.
+    pub fn data_dir(&self) -> Result<&Path, ConfigError> {
+        self.data_dir.as_deref().ok_or_else(|| ConfigError {
+            problems: vec![format!("{} is not set", env::DATA_DIR)],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn lambda_config_reports_every_missing_variable_at_once() {
+        let err = Config::from_lookup(Mode::Lambda, lookup(&[])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(env::TABLE_NAME), "{text}");
+        assert!(text.contains(env::SECRETS_PREFIX), "{text}");
+        assert_eq!(err.problems.len(), 2, "{text}");
+    }
+
+    #[test]
+    fn lambda_config_with_table_and_prefix_uses_aws_backends() {
+        let c = Config::from_lookup(
+            Mode::Lambda,
+            lookup(&[(env::TABLE_NAME, "t"), (env::SECRETS_PREFIX, "hourbridge/prod/")]),
+        )
+        .unwrap();
+        assert_eq!((c.store, c.secrets, c.auth), (StoreBackend::DynamoDb, SecretsBackend::SecretsManager, AuthMode::Gateway));
+        assert!(c.log_json);
+    }
+
+    #[test]
+    fn local_defaults_need_nothing() {
+        let c = Config::from_lookup(Mode::Local, lookup(&[])).unwrap();
+        assert_eq!((c.store, c.secrets, c.auth), (StoreBackend::Sqlite, SecretsBackend::Local, AuthMode::Hs256));
+        assert_eq!(c.data_dir.as_deref(), Some(Path::new(".hourbridge")));
+    }
+
+    #[test]
+    fn bad_choices_are_named() {
+        let err = Config::from_lookup(Mode::Local, lookup(&[(env::STORE, "postgres"), (env::APP_URL, "ftp://x")])).unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(err.to_string().contains("HOURBRIDGE_STORE=\"postgres\""));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_config_debug() {
+        let c = Config::from_lookup(Mode::Local, lookup(&[(env::JWT_SECRET, "supersecretvalue")])).unwrap();
+        assert!(!format!("{c:?}").contains("supersecretvalue"));
+    }
+}

@@ -1,0 +1,40 @@
+//! Every environment variable Hourbridge reads, in one place. `infra/template.yaml` sets these
+//! names for the Lambdas; a contract test compares the two.
+
+/// `sqlite` or `dynamodb`.
+pub const STORE: &str = "HOURBRIDGE_STORE";
+/// Directory for the SQLite file, local secrets and generated keys.
+pub const DATA_DIR: &str = "HOURBRIDGE_DATA_DIR";
+/// DynamoDB table name (required with the `dynamodb` store).
+pub const TABLE_NAME: &str = "HOURBRIDGE_TABLE_NAME";
+/// `local` or `secretsmanager`.
+pub const SECRETS_BACKEND: &str = "HOURBRIDGE_SECRETS_BACKEND";
+/// Name prefix of Hourbridge's secrets in Secrets Manager (required with `secretsmanager`).
+pub const SECRETS_PREFIX: &str = "HOURBRIDGE_SECRETS_PREFIX";
+/// Base64 AES-256 key for the local secret store (optional; generated into the data dir).
+pub const SECRETS_KEY: &str = "HOURBRIDGE_SECRETS_KEY";
+/// `hs256` (verify tokens ourselves) or `gateway` (trust the API Gateway JWT authorizer).
+pub const AUTH: &str = "HOURBRIDGE_AUTH";
+/// HS256 secret for local tokens (optional; generated into the data dir).
+pub const JWT_SECRET: &str = "HOURBRIDGE_JWT_SECRET";
+/// `json` for JSON log lines.
+pub const LOG_FORMAT: &str = "HOURBRIDGE_LOG_FORMAT";
+/// Public base URL of this deployment (OAuth redirect URLs are built from it).
+pub const PUBLIC_URL: &str = "HOURBRIDGE_PUBLIC_URL";
+/// URL of the host product's app (where the OAuth callback sends the browser back).
+pub const APP_URL: &str = "HOURBRIDGE_APP_URL";
+
+/// All of the above.
+pub const ALL: &[&str] = &[
+    STORE,
+    DATA_DIR,
+    TABLE_NAME,
+    SECRETS_BACKEND,
+    SECRETS_PREFIX,
+    SECRETS_KEY,
+    AUTH,
+    JWT_SECRET,
+    LOG_FORMAT,
+    PUBLIC_URL,
+    APP_URL,
+];

@@ -1,0 +1,174 @@
+//! The composition root of Hourbridge: reads configuration once, builds the store, secret
+//! store, provider registry and authenticator, and hands them to handlers as one [`AppContext`].
+//! `main.rs` of every function and the local binary call [`AppContext::build`], and so do the
+//! tests, so what runs in production is what is tested.
+
+mod config;
+pub mod env;
+mod lambda;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hourbridge_api::{AppState, Authenticator};
+use hourbridge_domain::{Clock, SecretValue, SystemClock};
+use hourbridge_provider_registry::Registry;
+use hourbridge_secrets::{LocalSecretStore, SecretStore, SecretsManagerStore};
+use hourbridge_store::Store;
+use hourbridge_store_dynamodb::DynamoBackend;
+use hourbridge_store_sqlite::SqliteBackend;
+
+pub use config::{AuthMode, Config, ConfigError, Mode, SecretsBackend, StoreBackend};
+pub use lambda::gateway_claims;
+
+/// File name of the SQLite database in the data directory.
+pub const DB_FILE: &str = "hourbridge.db";
+/// File name of the generated JWT secret in the data directory.
+pub const JWT_SECRET_FILE: &str = "jwt.secret";
+
+/// What failed at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Configuration is incomplete or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] hourbridge_store::StoreError),
+    /// The secret store could not be opened.
+    #[error("secrets: {0}")]
+    Secrets(#[from] hourbridge_secrets::SecretError),
+    /// A provider is misdeclared.
+    #[error("providers: {0}")]
+    Providers(#[from] hourbridge_provider_registry::RegistryError),
+    /// The data directory is unusable.
+    #[error("data directory: {0}")]
+    DataDir(String),
+}
+
+/// Everything a handler needs, built once per process (per Lambda execution environment).
+#[derive(Debug, Clone)]
+pub struct AppContext {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// The store.
+    pub store: Store,
+    /// The secret store.
+    pub secrets: Arc<dyn SecretStore>,
+    /// The providers.
+    pub providers: Arc<Registry>,
+    /// How API callers are authenticated.
+    pub auth: Arc<Authenticator>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppContext {
+    /// Builds the context from `config`. AWS clients use the SDK's standard configuration chain
+    /// (so `AWS_ENDPOINT_URL` points them at an emulator); `aws` overrides it for tests.
+    pub async fn build(config: Config, aws: Option<aws_config::SdkConfig>) -> Result<Self, StartupError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let needs_aws = config.store == StoreBackend::DynamoDb || config.secrets == SecretsBackend::SecretsManager;
+        let aws = match (aws, needs_aws) {
+            (Some(c), _) => Some(c),
+            (None, true) => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
+            (None, false) => None,
+        };
+        if let Some(dir) = &config.data_dir {
+            std::fs::create_dir_all(dir).map_err(|e| StartupError::DataDir(format!("{}: {e}", dir.display())))?;
+        }
+        let backend: Arc<dyn hourbridge_store::Backend> = match (&config.store, &aws) {
+            (StoreBackend::DynamoDb, Some(aws)) => Arc::new(DynamoBackend::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.table_name.clone().unwrap_or_default(),
+                clock.clone(),
+            )),
+            _ => Arc::new(SqliteBackend::open(&config.data_dir()?.join(DB_FILE), clock.clone())?),
+        };
+        let secrets: Arc<dyn SecretStore> = match (&config.secrets, &aws) {
+            (SecretsBackend::SecretsManager, Some(aws)) => Arc::new(SecretsManagerStore::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                config.secrets_prefix.clone(),
+            )),
+            _ => Arc::new(LocalSecretStore::open(config.data_dir()?, config.secrets_key.as_ref())?),
+        };
+        let auth = Arc::new(match config.auth {
+            AuthMode::Gateway => Authenticator::Gateway,
+            AuthMode::Hs256 => Authenticator::hs256(&jwt_secret(&config)?),
+        });
+        Ok(Self {
+            store: Store::new(backend, clock.clone()),
+            secrets,
+            providers: Arc::new(hourbridge_provider_registry::builtin()?),
+            auth,
+            clock,
+            config,
+        })
+    }
+
+    /// The API state of this context.
+    pub fn api_state(&self) -> AppState {
+        AppState {
+            store: self.store.clone(),
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// The HS256 secret: `HOURBRIDGE_JWT_SECRET`, else a random one generated once into the data
+/// directory (mode 0600), so `hourbridge token` and `hourbridge serve` agree without set-up.
+pub fn jwt_secret(config: &Config) -> Result<SecretValue, StartupError> {
+    if let Some(s) = &config.jwt_secret {
+        return Ok(s.clone());
+    }
+    let dir = config.data_dir()?;
+    let path = dir.join(JWT_SECRET_FILE);
+    load_or_create_secret_file(&path)
+}
+
+fn load_or_create_secret_file(path: &Path) -> Result<SecretValue, StartupError> {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    use std::io::Write as _;
+    let err = |e: std::io::Error| StartupError::DataDir(format!("{}: {e}", path.display()));
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(SecretValue::new(s.trim().to_owned())),
+        Ok(_) => return Err(StartupError::DataDir(format!("{} is empty", path.display()))),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        Err(_) => {}
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(mut f) => {
+            f.write_all(secret.as_bytes()).map_err(err)?;
+            Ok(SecretValue::new(secret))
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(path)
+            .map(|s| SecretValue::new(s.trim().to_owned()))
+            .map_err(err),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Starts `tracing`: JSON lines when `HOURBRIDGE_LOG_FORMAT=json` (always in Lambda), text
+/// otherwise; level from `RUST_LOG` (default `info`). Safe to call more than once.
+pub fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().flatten_event(true).with_current_span(false).try_init()
+    } else {
+        builder.try_init()
+    };
+}
