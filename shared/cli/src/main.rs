@@ -1,0 +1,96 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use hourbridge_runtime::{AppContext, Config, Mode, env, init_tracing};
+
+/// Hourbridge, locally: the API on an embedded SQLite store.
+#[derive(Parser)]
+#[command(name = "hourbridge", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Data directory (SQLite file, encrypted secrets, generated keys).
+        #[arg(long, env = "HOURBRIDGE_DATA_DIR", default_value = ".hourbridge")]
+        data_dir: PathBuf,
+    },
+    /// Print a bearer token for the local server.
+    Token {
+        /// Workspace id (the `ws` claim).
+        #[arg(long)]
+        workspace: String,
+        /// Person id (the `sub` claim).
+        #[arg(long)]
+        person: String,
+        /// Role: owner, admin, manager or member.
+        #[arg(long)]
+        role: String,
+        /// Hours until it expires.
+        #[arg(long, default_value_t = 24 * 30)]
+        ttl_hours: i64,
+        /// Data directory whose generated key signs the token.
+        #[arg(long, env = "HOURBRIDGE_DATA_DIR", default_value = ".hourbridge")]
+        data_dir: PathBuf,
+    },
+}
+
+fn local_config(data_dir: &std::path::Path) -> anyhow::Result<Config> {
+    let dir = data_dir.display().to_string();
+    Ok(Config::from_lookup(Mode::Local, |k| {
+        if k == env::DATA_DIR {
+            Some(dir.clone())
+        } else {
+            std::env::var(k).ok().filter(|v| !v.is_empty())
+        }
+    })?)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve { addr, data_dir } => {
+            let config = local_config(&data_dir)?;
+            init_tracing(config.log_json);
+            let ctx = AppContext::build(config, None).await?;
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+            tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "hourbridge serving");
+            hourbridge::serve(&ctx, listener, shutdown_signal()).await?;
+            tracing::info!("stopped");
+        }
+        Command::Token { workspace, person, role, ttl_hours, data_dir } => {
+            let ctx = AppContext::build(local_config(&data_dir)?, None).await?;
+            let token = hourbridge::issue_token(&ctx, &workspace, &person, &role, chrono::Duration::hours(ttl_hours))?;
+            println!("{token}");
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what process managers send) both stop the server gracefully.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

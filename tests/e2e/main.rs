@@ -1,0 +1,5 @@
+//! End-to-end tests: the local server on a real loopback socket, a real SQLite file, tokens
+//! signed like `hourbridge token` signs them.
+
+mod harness;
+mod host_api;
