@@ -17,14 +17,17 @@ pub struct Server {
 
 pub fn config(dir: &Path) -> Config {
     let d = dir.display().to_string();
-    Config::from_lookup(Mode::Local, |k| (k == env::DATA_DIR).then(|| d.clone())).expect("local config")
+    Config::from_lookup(Mode::Local, |k| (k == env::DATA_DIR).then(|| d.clone()))
+        .expect("local config")
 }
 
 impl Server {
     /// Starts a server on a free loopback port, built by the same constructor as `main`.
     pub async fn start(dir: &Path) -> Self {
         let ctx = AppContext::build(config(dir), None).await.expect("context");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel::<()>();
         let serve_ctx = ctx.clone();
@@ -34,7 +37,13 @@ impl Server {
             })
             .await
         });
-        Self { ctx, base, stop: Some(tx), task: Some(task), http: reqwest::Client::new() }
+        Self {
+            ctx,
+            base,
+            stop: Some(tx),
+            task: Some(task),
+            http: reqwest::Client::new(),
+        }
     }
 
     /// Stops the server and waits until it has let go of the port and requests.
@@ -48,11 +57,18 @@ impl Server {
     }
 
     pub fn token(&self, ws: &str, person: &str, role: &str) -> String {
-        hourbridge::issue_token(&self.ctx, ws, person, role, chrono::Duration::hours(1)).expect("token")
+        hourbridge::issue_token(&self.ctx, ws, person, role, chrono::Duration::hours(1))
+            .expect("token")
     }
 
     /// Sends a request; returns status and JSON body (`Null` when empty).
-    pub async fn call(&self, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -63,11 +79,22 @@ impl Server {
         let res = req.send().await.expect("request");
         let status = res.status();
         let text = res.text().await.expect("body");
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, json)
     }
 
-    pub async fn raw(&self, token: &str, method: Method, path: &str, content_type: &str, body: &str) -> (StatusCode, Value) {
+    pub async fn raw(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (StatusCode, Value) {
         let res = self
             .http
             .request(method, format!("{}{path}", self.base))

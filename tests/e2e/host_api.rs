@@ -34,17 +34,43 @@ async fn token_round_trip_survives_a_server_restart() {
 
     // Bootstrap is idempotent.
     let again = json!({"name": "Other name", "owner": {"name": "X", "email": "x@acme.test"}});
-    let (status, b) = s.call(Some(&owner), POST, "/v1/workspaces", Some(again)).await;
-    assert_eq!((status, b["workspace"]["name"].as_str()), (StatusCode::OK, Some("Acme AS")));
+    let (status, b) = s
+        .call(Some(&owner), POST, "/v1/workspaces", Some(again))
+        .await;
+    assert_eq!(
+        (status, b["workspace"]["name"].as_str()),
+        (StatusCode::OK, Some("Acme AS"))
+    );
 
-    let (st, ada) = s.call(Some(&owner), POST, "/v1/people", Some(json!({"name": "Ada", "email": "Ada@Acme.test", "role": "manager"}))).await;
+    let (st, ada) = s
+        .call(
+            Some(&owner),
+            POST,
+            "/v1/people",
+            Some(json!({"name": "Ada", "email": "Ada@Acme.test", "role": "manager"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{ada}");
-    let (_, bob) = s.call(Some(&owner), POST, "/v1/people", Some(json!({"name": "Bob", "email": "bob@acme.test", "role": "member"}))).await;
+    let (_, bob) = s
+        .call(
+            Some(&owner),
+            POST,
+            "/v1/people",
+            Some(json!({"name": "Bob", "email": "bob@acme.test", "role": "member"})),
+        )
+        .await;
     let (ada_id, bob_id) = (id(&ada), id(&bob));
     let ada_t = s.token("acme", &ada_id, "manager");
     let bob_t = s.token("acme", &bob_id, "member");
 
-    let (st, customer) = s.call(Some(&ada_t), POST, "/v1/customers", Some(json!({"name": "Fjord AS", "organization_number": "987654321"}))).await;
+    let (st, customer) = s
+        .call(
+            Some(&ada_t),
+            POST,
+            "/v1/customers",
+            Some(json!({"name": "Fjord AS", "organization_number": "987654321"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{customer}");
     let (st, project) = s
         .call(Some(&ada_t), POST, "/v1/projects", Some(json!({"name": "Bridge", "customer_id": id(&customer), "start_date": "2026-01-01", "end_date": "2026-12-31"})))
@@ -52,12 +78,33 @@ async fn token_round_trip_survives_a_server_restart() {
     assert_eq!(st, StatusCode::CREATED, "{project}");
     assert_eq!(project["managed_by"], "local");
     let pid = id(&project);
-    let (st, sub) = s.call(Some(&ada_t), POST, "/v1/projects", Some(json!({"name": "Bridge phase 2", "parent_id": pid}))).await;
+    let (st, sub) = s
+        .call(
+            Some(&ada_t),
+            POST,
+            "/v1/projects",
+            Some(json!({"name": "Bridge phase 2", "parent_id": pid})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{sub}");
-    let (st, task) = s.call(Some(&ada_t), POST, &format!("/v1/projects/{pid}/tasks"), Some(json!({"name": "Design"}))).await;
+    let (st, task) = s
+        .call(
+            Some(&ada_t),
+            POST,
+            &format!("/v1/projects/{pid}/tasks"),
+            Some(json!({"name": "Design"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{task}");
     let (st, assignment) = s
-        .call(Some(&ada_t), POST, &format!("/v1/projects/{pid}/assignments"), Some(json!({"person_id": bob_id, "start_date": "2026-03-01", "end_date": "2026-03-31"})))
+        .call(
+            Some(&ada_t),
+            POST,
+            &format!("/v1/projects/{pid}/assignments"),
+            Some(
+                json!({"person_id": bob_id, "start_date": "2026-03-01", "end_date": "2026-03-31"}),
+            ),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{assignment}");
 
@@ -74,16 +121,55 @@ async fn token_round_trip_survives_a_server_restart() {
     assert_eq!(st, StatusCode::CREATED);
 
     // Filters.
-    let (_, by_project) = s.call(Some(&bob_t), GET, &format!("/v1/worklogs?project_id={pid}"), None).await;
+    let (_, by_project) = s
+        .call(
+            Some(&bob_t),
+            GET,
+            &format!("/v1/worklogs?project_id={pid}"),
+            None,
+        )
+        .await;
     assert_eq!(items(&by_project).len(), 4);
-    let dates: Vec<String> = items(&by_project).iter().map(|l| l["date"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(dates, ["2026-03-02", "2026-03-03", "2026-03-05", "2026-03-10"]);
-    let (_, bobs) = s.call(Some(&bob_t), GET, &format!("/v1/worklogs?project_id={pid}&person_id={bob_id}&from=2026-03-03&to=2026-03-31"), None).await;
-    let bob_minutes: Vec<i64> = items(&bobs).iter().map(|l| l["minutes"].as_i64().unwrap()).collect();
+    let dates: Vec<String> = items(&by_project)
+        .iter()
+        .map(|l| l["date"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        dates,
+        ["2026-03-02", "2026-03-03", "2026-03-05", "2026-03-10"]
+    );
+    let (_, bobs) = s
+        .call(
+            Some(&bob_t),
+            GET,
+            &format!(
+                "/v1/worklogs?project_id={pid}&person_id={bob_id}&from=2026-03-03&to=2026-03-31"
+            ),
+            None,
+        )
+        .await;
+    let bob_minutes: Vec<i64> = items(&bobs)
+        .iter()
+        .map(|l| l["minutes"].as_i64().unwrap())
+        .collect();
     assert_eq!(bob_minutes, [90, 30]);
-    let (_, by_person) = s.call(Some(&bob_t), GET, &format!("/v1/worklogs?person_id={ada_id}"), None).await;
+    let (_, by_person) = s
+        .call(
+            Some(&bob_t),
+            GET,
+            &format!("/v1/worklogs?person_id={ada_id}"),
+            None,
+        )
+        .await;
     assert_eq!(items(&by_person).len(), 1);
-    let (_, dated) = s.call(Some(&bob_t), GET, "/v1/worklogs?from=2026-03-04&to=2026-03-09", None).await;
+    let (_, dated) = s
+        .call(
+            Some(&bob_t),
+            GET,
+            "/v1/worklogs?from=2026-03-04&to=2026-03-09",
+            None,
+        )
+        .await;
     assert_eq!(items(&dated).len(), 1);
 
     // Paging: one at a time visits all four exactly once.
@@ -105,16 +191,38 @@ async fn token_round_trip_survives_a_server_restart() {
     let s = Server::start(&dir).await;
     let (st, people) = s.call(Some(&bob_t), GET, "/v1/people", None).await;
     assert_eq!(st, StatusCode::OK, "{people}");
-    let mut names: Vec<String> = items(&people).iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect();
+    let mut names: Vec<String> = items(&people)
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
     names.sort();
     assert_eq!(names, ["Ada", "Bob", "Olga Owner"]);
-    let (_, logs) = s.call(Some(&bob_t), GET, &format!("/v1/worklogs?project_id={pid}"), None).await;
+    let (_, logs) = s
+        .call(
+            Some(&bob_t),
+            GET,
+            &format!("/v1/worklogs?project_id={pid}"),
+            None,
+        )
+        .await;
     assert_eq!(items(&logs).len(), 4);
     assert_eq!(items(&logs)[0]["note"], "bro 🌉");
-    let (_, assignments) = s.call(Some(&bob_t), GET, &format!("/v1/projects/{pid}/assignments"), None).await;
+    let (_, assignments) = s
+        .call(
+            Some(&bob_t),
+            GET,
+            &format!("/v1/projects/{pid}/assignments"),
+            None,
+        )
+        .await;
     assert_eq!(items(&assignments)[0]["person_id"], bob_id.as_str());
-    let (st, p) = s.call(Some(&owner), GET, &format!("/v1/projects/{pid}"), None).await;
-    assert_eq!((st, p["customer_id"].clone()), (StatusCode::OK, customer["id"].clone()));
+    let (st, p) = s
+        .call(Some(&owner), GET, &format!("/v1/projects/{pid}"), None)
+        .await;
+    assert_eq!(
+        (st, p["customer_id"].clone()),
+        (StatusCode::OK, customer["id"].clone())
+    );
     s.stop().await;
 }
 
@@ -124,30 +232,72 @@ async fn another_workspaces_records_answer_404() {
     let s = Server::start(&dir).await;
     let a = bootstrap(&s, "ws-a", "owner-a").await;
     let b = bootstrap(&s, "ws-b", "owner-b").await;
-    let (_, project) = s.call(Some(&a), POST, "/v1/projects", Some(json!({"name": "Secret A"}))).await;
+    let (_, project) = s
+        .call(
+            Some(&a),
+            POST,
+            "/v1/projects",
+            Some(json!({"name": "Secret A"})),
+        )
+        .await;
     let pid = id(&project);
-    let (_, person) = s.call(Some(&a), POST, "/v1/people", Some(json!({"name": "Ann", "email": "ann@a.test", "role": "member"}))).await;
+    let (_, person) = s
+        .call(
+            Some(&a),
+            POST,
+            "/v1/people",
+            Some(json!({"name": "Ann", "email": "ann@a.test", "role": "member"})),
+        )
+        .await;
 
-    for path in [format!("/v1/projects/{pid}"), format!("/v1/people/{}", id(&person)), format!("/v1/projects/{pid}/tasks")] {
+    for path in [
+        format!("/v1/projects/{pid}"),
+        format!("/v1/people/{}", id(&person)),
+        format!("/v1/projects/{pid}/tasks"),
+    ] {
         let (st, body) = s.call(Some(&b), GET, &path, None).await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{path}: {body}");
         assert_eq!(body["error"]["code"], "not_found");
     }
-    let (st, _) = s.call(Some(&b), PATCH, &format!("/v1/projects/{pid}"), Some(json!({"name": "Stolen"}))).await;
+    let (st, _) = s
+        .call(
+            Some(&b),
+            PATCH,
+            &format!("/v1/projects/{pid}"),
+            Some(json!({"name": "Stolen"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = s.call(Some(&b), DELETE, &format!("/v1/projects/{pid}"), None).await;
+    let (st, _) = s
+        .call(Some(&b), DELETE, &format!("/v1/projects/{pid}"), None)
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, body) = s.call(Some(&b), POST, "/v1/worklogs", Some(json!({"project_id": pid, "date": "2026-01-01", "minutes": 5}))).await;
-    assert_eq!((st, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_project")));
+    let (st, body) = s
+        .call(
+            Some(&b),
+            POST,
+            "/v1/worklogs",
+            Some(json!({"project_id": pid, "date": "2026-01-01", "minutes": 5})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_project"))
+    );
     let (_, list) = s.call(Some(&b), GET, "/v1/projects", None).await;
     assert!(items(&list).is_empty());
-    let (_, p) = s.call(Some(&a), GET, &format!("/v1/projects/{pid}"), None).await;
+    let (_, p) = s
+        .call(Some(&a), GET, &format!("/v1/projects/{pid}"), None)
+        .await;
     assert_eq!(p["name"], "Secret A");
 
     // A token for a workspace nobody bootstrapped.
     let stranger = s.token("ws-nobody", "x", "owner");
     let (st, body) = s.call(Some(&stranger), GET, "/v1/people", None).await;
-    assert_eq!((st, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("workspace_not_found")));
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("workspace_not_found"))
+    );
     s.stop().await;
 }
 
@@ -156,25 +306,108 @@ async fn roles_that_may_not_act_answer_403() {
     let (_keep, dir) = data_dir();
     let s = Server::start(&dir).await;
     let owner = bootstrap(&s, "acme", "olga").await;
-    let (_, project) = s.call(Some(&owner), POST, "/v1/projects", Some(json!({"name": "P"}))).await;
+    let (_, project) = s
+        .call(
+            Some(&owner),
+            POST,
+            "/v1/projects",
+            Some(json!({"name": "P"})),
+        )
+        .await;
     let pid = id(&project);
-    let (_, admin) = s.call(Some(&owner), POST, "/v1/people", Some(json!({"name": "Al", "email": "al@acme.test", "role": "admin"}))).await;
-    let (_, member) = s.call(Some(&owner), POST, "/v1/people", Some(json!({"name": "Mo", "email": "mo@acme.test", "role": "member"}))).await;
+    let (_, admin) = s
+        .call(
+            Some(&owner),
+            POST,
+            "/v1/people",
+            Some(json!({"name": "Al", "email": "al@acme.test", "role": "admin"})),
+        )
+        .await;
+    let (_, member) = s
+        .call(
+            Some(&owner),
+            POST,
+            "/v1/people",
+            Some(json!({"name": "Mo", "email": "mo@acme.test", "role": "member"})),
+        )
+        .await;
     let admin_t = s.token("acme", &id(&admin), "admin");
     let manager_t = s.token("acme", "mgr", "manager");
     let member_t = s.token("acme", &id(&member), "member");
 
     let cases: Vec<(&str, &String, Method, String, Option<Value>)> = vec![
-        ("member creates a project", &member_t, POST, "/v1/projects".into(), Some(json!({"name": "X"}))),
-        ("member edits a project", &member_t, PATCH, format!("/v1/projects/{pid}"), Some(json!({"name": "X"}))),
-        ("member adds a task", &member_t, POST, format!("/v1/projects/{pid}/tasks"), Some(json!({"name": "X"}))),
-        ("member creates a customer", &member_t, POST, "/v1/customers".into(), Some(json!({"name": "X"}))),
-        ("manager adds a person", &manager_t, POST, "/v1/people".into(), Some(json!({"name": "X", "email": "x@acme.test", "role": "member"}))),
-        ("admin creates an owner", &admin_t, POST, "/v1/people".into(), Some(json!({"name": "X", "email": "x@acme.test", "role": "owner"}))),
-        ("member deletes a person", &member_t, DELETE, format!("/v1/people/{}", id(&admin)), None),
-        ("member promotes themself", &member_t, PATCH, format!("/v1/people/{}", id(&member)), Some(json!({"role": "admin"}))),
-        ("admin bootstraps a workspace", &admin_t, POST, "/v1/workspaces".into(), Some(json!({"name": "X", "owner": {"name": "X", "email": "x@x.test"}}))),
-        ("member logs time for another", &member_t, POST, "/v1/worklogs".into(), Some(json!({"person_id": id(&admin), "project_id": pid, "date": "2026-01-01", "minutes": 5}))),
+        (
+            "member creates a project",
+            &member_t,
+            POST,
+            "/v1/projects".into(),
+            Some(json!({"name": "X"})),
+        ),
+        (
+            "member edits a project",
+            &member_t,
+            PATCH,
+            format!("/v1/projects/{pid}"),
+            Some(json!({"name": "X"})),
+        ),
+        (
+            "member adds a task",
+            &member_t,
+            POST,
+            format!("/v1/projects/{pid}/tasks"),
+            Some(json!({"name": "X"})),
+        ),
+        (
+            "member creates a customer",
+            &member_t,
+            POST,
+            "/v1/customers".into(),
+            Some(json!({"name": "X"})),
+        ),
+        (
+            "manager adds a person",
+            &manager_t,
+            POST,
+            "/v1/people".into(),
+            Some(json!({"name": "X", "email": "x@acme.test", "role": "member"})),
+        ),
+        (
+            "admin creates an owner",
+            &admin_t,
+            POST,
+            "/v1/people".into(),
+            Some(json!({"name": "X", "email": "x@acme.test", "role": "owner"})),
+        ),
+        (
+            "member deletes a person",
+            &member_t,
+            DELETE,
+            format!("/v1/people/{}", id(&admin)),
+            None,
+        ),
+        (
+            "member promotes themself",
+            &member_t,
+            PATCH,
+            format!("/v1/people/{}", id(&member)),
+            Some(json!({"role": "admin"})),
+        ),
+        (
+            "admin bootstraps a workspace",
+            &admin_t,
+            POST,
+            "/v1/workspaces".into(),
+            Some(json!({"name": "X", "owner": {"name": "X", "email": "x@x.test"}})),
+        ),
+        (
+            "member logs time for another",
+            &member_t,
+            POST,
+            "/v1/worklogs".into(),
+            Some(
+                json!({"person_id": id(&admin), "project_id": pid, "date": "2026-01-01", "minutes": 5}),
+            ),
+        ),
     ];
     for (what, token, method, path, body) in cases {
         let (st, b) = s.call(Some(token), method, &path, body).await;
@@ -185,15 +418,43 @@ async fn roles_that_may_not_act_answer_403() {
     // What members may do: read, log their own time, fix their own name.
     let (st, _) = s.call(Some(&member_t), GET, "/v1/projects", None).await;
     assert_eq!(st, StatusCode::OK);
-    let (st, log) = s.call(Some(&member_t), POST, "/v1/worklogs", Some(json!({"project_id": pid, "date": "2026-01-01", "minutes": 5}))).await;
+    let (st, log) = s
+        .call(
+            Some(&member_t),
+            POST,
+            "/v1/worklogs",
+            Some(json!({"project_id": pid, "date": "2026-01-01", "minutes": 5})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{log}");
-    let (st, _) = s.call(Some(&member_t), PATCH, &format!("/v1/people/{}", id(&member)), Some(json!({"name": "Mona"}))).await;
+    let (st, _) = s
+        .call(
+            Some(&member_t),
+            PATCH,
+            &format!("/v1/people/{}", id(&member)),
+            Some(json!({"name": "Mona"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     // ...but not another member's log; a manager may.
     let other_t = s.token("acme", &id(&admin), "member");
-    let (st, _) = s.call(Some(&other_t), PATCH, &format!("/v1/worklogs/{}", id(&log)), Some(json!({"minutes": 6}))).await;
+    let (st, _) = s
+        .call(
+            Some(&other_t),
+            PATCH,
+            &format!("/v1/worklogs/{}", id(&log)),
+            Some(json!({"minutes": 6})),
+        )
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, l) = s.call(Some(&manager_t), PATCH, &format!("/v1/worklogs/{}", id(&log)), Some(json!({"minutes": 6}))).await;
+    let (st, l) = s
+        .call(
+            Some(&manager_t),
+            PATCH,
+            &format!("/v1/worklogs/{}", id(&log)),
+            Some(json!({"minutes": 6})),
+        )
+        .await;
     assert_eq!((st, l["minutes"].as_i64()), (StatusCode::OK, Some(6)));
     s.stop().await;
 }
@@ -203,48 +464,204 @@ async fn bad_input_gets_a_coded_4xx_never_a_500() {
     let (_keep, dir) = data_dir();
     let s = Server::start(&dir).await;
     let t = bootstrap(&s, "acme", "olga").await;
-    let (_, top) = s.call(Some(&t), POST, "/v1/projects", Some(json!({"name": "Top"}))).await;
-    let (_, child) = s.call(Some(&t), POST, "/v1/projects", Some(json!({"name": "Child", "parent_id": id(&top)}))).await;
+    let (_, top) = s
+        .call(Some(&t), POST, "/v1/projects", Some(json!({"name": "Top"})))
+        .await;
+    let (_, child) = s
+        .call(
+            Some(&t),
+            POST,
+            "/v1/projects",
+            Some(json!({"name": "Child", "parent_id": id(&top)})),
+        )
+        .await;
     let pid = id(&top);
     let long = "x".repeat(201);
 
     let json_cases: Vec<(&str, Method, String, Value, StatusCode, &str)> = vec![
-        ("unknown field", POST, "/v1/projects".into(), json!({"name": "P", "colour": "red"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        ("missing field", POST, "/v1/customers".into(), json!({}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        ("wrong type", POST, "/v1/projects".into(), json!({"name": 5}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        ("bad date", POST, "/v1/projects".into(), json!({"name": "P", "start_date": "2026-02-30"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        ("short date", POST, "/v1/worklogs".into(), json!({"project_id": pid, "date": "2026-3-1", "minutes": 5}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        ("negative minutes", POST, "/v1/worklogs".into(), json!({"project_id": pid, "date": "2026-03-01", "minutes": -5}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_minutes"),
-        ("over a day", POST, "/v1/worklogs".into(), json!({"project_id": pid, "date": "2026-03-01", "minutes": 1441}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_minutes"),
-        ("huge minutes", POST, "/v1/worklogs".into(), json!({"project_id": pid, "date": "2026-03-01", "minutes": 1e30}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        ("over-long name", POST, "/v1/projects".into(), json!({"name": long}), StatusCode::UNPROCESSABLE_ENTITY, "too_long"),
-        ("over-long note", POST, "/v1/worklogs".into(), json!({"project_id": pid, "date": "2026-03-01", "minutes": 5, "note": "n".repeat(20_001)}), StatusCode::UNPROCESSABLE_ENTITY, "too_long"),
-        ("blank name", POST, "/v1/customers".into(), json!({"name": "   "}), StatusCode::UNPROCESSABLE_ENTITY, "required"),
-        ("bad email", POST, "/v1/people".into(), json!({"name": "E", "email": "nope", "role": "member"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_email"),
-        ("bad role", POST, "/v1/people".into(), json!({"name": "E", "email": "e@x.test", "role": "king"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        ("end before start", POST, "/v1/projects".into(), json!({"name": "P", "start_date": "2026-02-02", "end_date": "2026-02-01"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_range"),
-        ("third level", POST, "/v1/projects".into(), json!({"name": "P", "parent_id": id(&child)}), StatusCode::UNPROCESSABLE_ENTITY, "too_deep"),
-        ("own parent", PATCH, format!("/v1/projects/{pid}"), json!({"parent_id": pid}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_parent"),
-        ("unknown customer", POST, "/v1/projects".into(), json!({"name": "P", "customer_id": "nope"}), StatusCode::UNPROCESSABLE_ENTITY, "unknown_customer"),
-        ("unknown person", POST, format!("/v1/projects/{pid}/assignments"), json!({"person_id": "ghost"}), StatusCode::UNPROCESSABLE_ENTITY, "unknown_person"),
+        (
+            "unknown field",
+            POST,
+            "/v1/projects".into(),
+            json!({"name": "P", "colour": "red"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "missing field",
+            POST,
+            "/v1/customers".into(),
+            json!({}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "wrong type",
+            POST,
+            "/v1/projects".into(),
+            json!({"name": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "bad date",
+            POST,
+            "/v1/projects".into(),
+            json!({"name": "P", "start_date": "2026-02-30"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "short date",
+            POST,
+            "/v1/worklogs".into(),
+            json!({"project_id": pid, "date": "2026-3-1", "minutes": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "negative minutes",
+            POST,
+            "/v1/worklogs".into(),
+            json!({"project_id": pid, "date": "2026-03-01", "minutes": -5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_minutes",
+        ),
+        (
+            "over a day",
+            POST,
+            "/v1/worklogs".into(),
+            json!({"project_id": pid, "date": "2026-03-01", "minutes": 1441}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_minutes",
+        ),
+        (
+            "huge minutes",
+            POST,
+            "/v1/worklogs".into(),
+            json!({"project_id": pid, "date": "2026-03-01", "minutes": 1e30}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "over-long name",
+            POST,
+            "/v1/projects".into(),
+            json!({"name": long}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_long",
+        ),
+        (
+            "over-long note",
+            POST,
+            "/v1/worklogs".into(),
+            json!({"project_id": pid, "date": "2026-03-01", "minutes": 5, "note": "n".repeat(20_001)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_long",
+        ),
+        (
+            "blank name",
+            POST,
+            "/v1/customers".into(),
+            json!({"name": "   "}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "required",
+        ),
+        (
+            "bad email",
+            POST,
+            "/v1/people".into(),
+            json!({"name": "E", "email": "nope", "role": "member"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_email",
+        ),
+        (
+            "bad role",
+            POST,
+            "/v1/people".into(),
+            json!({"name": "E", "email": "e@x.test", "role": "king"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "end before start",
+            POST,
+            "/v1/projects".into(),
+            json!({"name": "P", "start_date": "2026-02-02", "end_date": "2026-02-01"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_range",
+        ),
+        (
+            "third level",
+            POST,
+            "/v1/projects".into(),
+            json!({"name": "P", "parent_id": id(&child)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_deep",
+        ),
+        (
+            "own parent",
+            PATCH,
+            format!("/v1/projects/{pid}"),
+            json!({"parent_id": pid}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_parent",
+        ),
+        (
+            "unknown customer",
+            POST,
+            "/v1/projects".into(),
+            json!({"name": "P", "customer_id": "nope"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_customer",
+        ),
+        (
+            "unknown person",
+            POST,
+            format!("/v1/projects/{pid}/assignments"),
+            json!({"person_id": "ghost"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_person",
+        ),
     ];
     for (what, method, path, body, want, code) in json_cases {
         let (st, b) = s.call(Some(&t), method, &path, Some(body)).await;
         assert_eq!(st, want, "{what}: {b}");
         assert_eq!(b["error"]["code"], code, "{what}: {b}");
-        assert!(b["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}"
+        );
     }
 
     let fresh = s.token("fresh-ws", "o", "owner");
     let (st, b) = s
         .call(Some(&fresh), POST, "/v1/workspaces", Some(json!({"name": "W", "time_zone": "Mars/Base", "owner": {"name": "O", "email": "o@x.test"}})))
         .await;
-    assert_eq!((st, b["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_time_zone")));
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_time_zone"))
+    );
 
-    let (st, b) = s.raw(&t, POST, "/v1/projects", "application/json", "{\"name\": ").await;
-    assert_eq!((st, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("malformed_json")));
-    let (st, b) = s.raw(&t, POST, "/v1/projects", "text/plain", "{\"name\": \"P\"}").await;
-    assert_eq!((st, b["error"]["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
+    let (st, b) = s
+        .raw(&t, POST, "/v1/projects", "application/json", "{\"name\": ")
+        .await;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json"))
+    );
+    let (st, b) = s
+        .raw(&t, POST, "/v1/projects", "text/plain", "{\"name\": \"P\"}")
+        .await;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
 
     let query_cases = [
         ("/v1/worklogs?limit=0", "invalid_limit"),
@@ -252,7 +669,10 @@ async fn bad_input_gets_a_coded_4xx_never_a_500() {
         ("/v1/people?limit=ten", "invalid_limit"),
         ("/v1/projects?cursor=garbage", "invalid_cursor"),
         ("/v1/worklogs?from=2026-13-01", "invalid_query"),
-        ("/v1/worklogs?from=2026-03-02&to=2026-03-01", "invalid_range"),
+        (
+            "/v1/worklogs?from=2026-03-02&to=2026-03-01",
+            "invalid_range",
+        ),
         ("/v1/worklogs?colour=red", "invalid_query"),
     ];
     for (path, code) in query_cases {
@@ -262,13 +682,22 @@ async fn bad_input_gets_a_coded_4xx_never_a_500() {
     }
 
     let (st, b) = s.call(None, GET, "/v1/people", None).await;
-    assert_eq!((st, b["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
     let (st, _) = s.call(Some("not.a.jwt"), GET, "/v1/people", None).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let (st, b) = s.call(Some(&t), GET, "/v1/nothing-here", None).await;
-    assert_eq!((st, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     let (st, b) = s.call(Some(&t), Method::PUT, "/v1/people", None).await;
-    assert_eq!((st, b["error"]["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
     let (st, _) = s.call(Some(&t), GET, "/v1/people/has%23hash", None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     s.stop().await;
@@ -298,16 +727,31 @@ async fn provider_managed_records_answer_409_to_edits() {
         date: chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
         minutes: 60,
         note: "synced".into(),
-        source: Some(WorkLogSource { provider: ProviderId::parse("harvest").unwrap(), remote_id: "2712".into() }),
+        source: Some(WorkLogSource {
+            provider: ProviderId::parse("harvest").unwrap(),
+            remote_id: "2712".into(),
+        }),
     };
     s.ctx.store.insert("acme", &log).await.unwrap();
     let (pid, lid) = (project.id.to_string(), log.id.to_string());
 
     let cases = [
-        (PATCH, format!("/v1/projects/{pid}"), Some(json!({"name": "Mine now"}))),
+        (
+            PATCH,
+            format!("/v1/projects/{pid}"),
+            Some(json!({"name": "Mine now"})),
+        ),
         (DELETE, format!("/v1/projects/{pid}"), None),
-        (POST, format!("/v1/projects/{pid}/tasks"), Some(json!({"name": "Extra"}))),
-        (PATCH, format!("/v1/worklogs/{lid}"), Some(json!({"minutes": 1}))),
+        (
+            POST,
+            format!("/v1/projects/{pid}/tasks"),
+            Some(json!({"name": "Extra"})),
+        ),
+        (
+            PATCH,
+            format!("/v1/worklogs/{lid}"),
+            Some(json!({"minutes": 1})),
+        ),
         (DELETE, format!("/v1/worklogs/{lid}"), None),
     ];
     for (method, path, body) in cases {
@@ -315,8 +759,13 @@ async fn provider_managed_records_answer_409_to_edits() {
         assert_eq!(st, StatusCode::CONFLICT, "{method} {path}: {b}");
         assert_eq!(b["error"]["code"], "managed_by_provider");
     }
-    let (_, read) = s.call(Some(&t), GET, &format!("/v1/worklogs/{lid}"), None).await;
-    assert_eq!(read["source"], json!({"provider": "harvest", "remote_id": "2712"}));
+    let (_, read) = s
+        .call(Some(&t), GET, &format!("/v1/worklogs/{lid}"), None)
+        .await;
+    assert_eq!(
+        read["source"],
+        json!({"provider": "harvest", "remote_id": "2712"})
+    );
     assert_eq!(read["minutes"], 60);
     s.stop().await;
 }
@@ -326,11 +775,30 @@ async fn emails_are_unique_and_found_case_insensitively() {
     let (_keep, dir) = data_dir();
     let s = Server::start(&dir).await;
     let t = bootstrap(&s, "acme", "olga").await;
-    let (st, _) = s.call(Some(&t), POST, "/v1/people", Some(json!({"name": "Ada", "email": " ada@acme.test", "role": "member"}))).await;
+    let (st, _) = s
+        .call(
+            Some(&t),
+            POST,
+            "/v1/people",
+            Some(json!({"name": "Ada", "email": " ada@acme.test", "role": "member"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED);
-    let (st, b) = s.call(Some(&t), POST, "/v1/people", Some(json!({"name": "Ada 2", "email": "ADA@Acme.Test ", "role": "member"}))).await;
-    assert_eq!((st, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("email_taken")));
-    let (_, found) = s.call(Some(&t), GET, "/v1/people?email=Ada%40ACME.test", None).await;
+    let (st, b) = s
+        .call(
+            Some(&t),
+            POST,
+            "/v1/people",
+            Some(json!({"name": "Ada 2", "email": "ADA@Acme.Test ", "role": "member"})),
+        )
+        .await;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("email_taken"))
+    );
+    let (_, found) = s
+        .call(Some(&t), GET, "/v1/people?email=Ada%40ACME.test", None)
+        .await;
     assert_eq!(items(&found).len(), 1);
     assert_eq!(items(&found)[0]["email"], "ada@acme.test");
     s.stop().await;
@@ -341,23 +809,60 @@ async fn records_in_use_are_not_deleted_from_under_their_references() {
     let (_keep, dir) = data_dir();
     let s = Server::start(&dir).await;
     let t = bootstrap(&s, "acme", "olga").await;
-    let (_, c) = s.call(Some(&t), POST, "/v1/customers", Some(json!({"name": "C"}))).await;
-    let (_, p) = s.call(Some(&t), POST, "/v1/projects", Some(json!({"name": "P", "customer_id": id(&c)}))).await;
-    let (_, l) = s.call(Some(&t), POST, "/v1/worklogs", Some(json!({"project_id": id(&p), "date": "2026-01-01", "minutes": 5}))).await;
-    let (st, b) = s.call(Some(&t), DELETE, &format!("/v1/customers/{}", id(&c)), None).await;
-    assert_eq!((st, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("customer_in_use")));
-    let (st, b) = s.call(Some(&t), DELETE, &format!("/v1/projects/{}", id(&p)), None).await;
-    assert_eq!((st, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("project_in_use")));
+    let (_, c) = s
+        .call(Some(&t), POST, "/v1/customers", Some(json!({"name": "C"})))
+        .await;
+    let (_, p) = s
+        .call(
+            Some(&t),
+            POST,
+            "/v1/projects",
+            Some(json!({"name": "P", "customer_id": id(&c)})),
+        )
+        .await;
+    let (_, l) = s
+        .call(
+            Some(&t),
+            POST,
+            "/v1/worklogs",
+            Some(json!({"project_id": id(&p), "date": "2026-01-01", "minutes": 5})),
+        )
+        .await;
+    let (st, b) = s
+        .call(Some(&t), DELETE, &format!("/v1/customers/{}", id(&c)), None)
+        .await;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("customer_in_use"))
+    );
+    let (st, b) = s
+        .call(Some(&t), DELETE, &format!("/v1/projects/{}", id(&p)), None)
+        .await;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("project_in_use"))
+    );
     let (st, b) = s.call(Some(&t), DELETE, "/v1/people/olga", None).await;
-    assert_eq!((st, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("owner_cannot_be_deleted")));
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("owner_cannot_be_deleted"))
+    );
 
-    let (st, _) = s.call(Some(&t), DELETE, &format!("/v1/worklogs/{}", id(&l)), None).await;
+    let (st, _) = s
+        .call(Some(&t), DELETE, &format!("/v1/worklogs/{}", id(&l)), None)
+        .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
-    let (st, _) = s.call(Some(&t), DELETE, &format!("/v1/projects/{}", id(&p)), None).await;
+    let (st, _) = s
+        .call(Some(&t), DELETE, &format!("/v1/projects/{}", id(&p)), None)
+        .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
-    let (st, _) = s.call(Some(&t), DELETE, &format!("/v1/customers/{}", id(&c)), None).await;
+    let (st, _) = s
+        .call(Some(&t), DELETE, &format!("/v1/customers/{}", id(&c)), None)
+        .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
-    let (st, _) = s.call(Some(&t), GET, &format!("/v1/customers/{}", id(&c)), None).await;
+    let (st, _) = s
+        .call(Some(&t), GET, &format!("/v1/customers/{}", id(&c)), None)
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     s.stop().await;
 }
@@ -384,7 +889,10 @@ async fn openapi_document_describes_every_contract_path() {
     ];
     for (path, methods) in want {
         for m in methods {
-            assert!(paths.get(path).and_then(|p| p.get(*m)).is_some(), "{m} {path} missing from /openapi.json");
+            assert!(
+                paths.get(path).and_then(|p| p.get(*m)).is_some(),
+                "{m} {path} missing from /openapi.json"
+            );
         }
     }
     assert!(paths["/v1/worklogs/{id}"]["patch"].is_object());
@@ -400,6 +908,9 @@ async fn openapi_document_describes_every_contract_path() {
     assert!(doc["components"]["schemas"]["WorkLog"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     let (st, health) = s.call(None, GET, "/health", None).await;
-    assert_eq!((st, health["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (st, health["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     s.stop().await;
 }

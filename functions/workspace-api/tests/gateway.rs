@@ -17,7 +17,12 @@ async fn context(dir: &std::path::Path) -> AppContext {
     AppContext::build(config, None).await.unwrap()
 }
 
-fn event(method: &str, path: &str, body: Option<Value>, claims: Option<(&str, &str, &str)>) -> lambda_http::Request {
+fn event(
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    claims: Option<(&str, &str, &str)>,
+) -> lambda_http::Request {
     let authorizer = claims.map(|(sub, ws, role)| {
         json!({"jwt": {"claims": {"sub": sub, "ws": ws, "role": role, "iss": "https://idp.example"}, "scopes": null}})
     });
@@ -49,8 +54,13 @@ fn event(method: &str, path: &str, body: Option<Value>, claims: Option<(&str, &s
 async fn call(ctx: &AppContext, req: lambda_http::Request) -> (StatusCode, Value) {
     let res = workspace_api::app(ctx).oneshot(req).await.unwrap();
     let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -80,7 +90,8 @@ async fn lambda_without_authorizer_claims_answers_401_even_with_a_bearer_header(
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(dir.path()).await;
     let mut req = event("GET", "/v1/people", None, None);
-    req.headers_mut().insert("authorization", "Bearer forged".parse().unwrap());
+    req.headers_mut()
+        .insert("authorization", "Bearer forged".parse().unwrap());
     let (status, err) = call(&ctx, req).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(err["error"]["code"], "unauthorized");

@@ -105,7 +105,12 @@ impl Authenticator {
     }
 
     /// Signs a token for `claims`, valid until `expires_at` (HS256 mode only).
-    pub fn issue(&self, claims: &RawClaims, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Option<String> {
+    pub fn issue(
+        &self,
+        claims: &RawClaims,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Option<String> {
         let Self::Hs256 { encoding, .. } = self else {
             return None;
         };
@@ -126,7 +131,9 @@ impl Authenticator {
                 .extensions
                 .get::<TrustedClaims>()
                 .map(|t| t.0.clone())
-                .ok_or_else(|| unauthorized("no verified claims from the API Gateway authorizer"))?,
+                .ok_or_else(|| {
+                    unauthorized("no verified claims from the API Gateway authorizer")
+                })?,
             Self::Hs256 { decoding, .. } => {
                 let header = parts
                     .headers
@@ -149,10 +156,12 @@ impl Authenticator {
             }
         };
         Ok(Caller {
-            person_id: RecordId::parse(raw.sub).map_err(|_| unauthorized("claim 'sub' is not a valid id"))?,
+            person_id: RecordId::parse(raw.sub)
+                .map_err(|_| unauthorized("claim 'sub' is not a valid id"))?,
             workspace_id: WorkspaceId::parse(raw.ws)
                 .map_err(|_| unauthorized("claim 'ws' is not a valid workspace id"))?,
-            role: Role::parse(&raw.role).map_err(|_| unauthorized("claim 'role' is not a known role"))?,
+            role: Role::parse(&raw.role)
+                .map_err(|_| unauthorized("claim 'role' is not a known role"))?,
         })
     }
 }
@@ -160,7 +169,10 @@ impl Authenticator {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         state.auth.authenticate(parts)
     }
 }
@@ -172,7 +184,10 @@ pub struct Member(pub Caller);
 impl FromRequestParts<AppState> for Member {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let caller = state.auth.authenticate(parts)?;
         let ws = state
             .store

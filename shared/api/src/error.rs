@@ -47,7 +47,11 @@ impl ApiError {
     /// 404 for a record that does not exist in the caller's workspace (also what another
     /// workspace's records look like).
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     /// 409 for edits of records whose master is a provider.
@@ -55,7 +59,9 @@ impl ApiError {
         Self::new(
             StatusCode::CONFLICT,
             "managed_by_provider",
-            format!("this {what} is managed by {provider} and is read-only here; change it in {provider}"),
+            format!(
+                "this {what} is managed by {provider} and is read-only here; change it in {provider}"
+            ),
         )
     }
 
@@ -89,9 +95,11 @@ impl From<StoreError> for ApiError {
                 "conflict",
                 "the record was changed by someone else meanwhile; read it again and retry",
             ),
-            StoreError::InvalidCursor => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_cursor", "cursor is not valid here")
-            }
+            StoreError::InvalidCursor => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                "cursor is not valid here",
+            ),
             StoreError::Unavailable(detail) => {
                 tracing::warn!(%detail, "store unavailable");
                 Self::new(
@@ -102,7 +110,11 @@ impl From<StoreError> for ApiError {
             }
             other => {
                 tracing::error!(error = %other, "store failure");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
             }
         }
     }
@@ -121,8 +133,10 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("5"));
+            res.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("5"),
+            );
         }
         res
     }

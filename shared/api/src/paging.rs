@@ -29,7 +29,10 @@ impl<T: ToSchema> List<T> {
 }
 
 /// Parses `limit` (1 to 1000, default 100) and `cursor`.
-pub(crate) fn paging(limit: Option<&str>, cursor: Option<&str>) -> Result<(usize, Option<Cursor>), ApiError> {
+pub(crate) fn paging(
+    limit: Option<&str>,
+    cursor: Option<&str>,
+) -> Result<(usize, Option<Cursor>), ApiError> {
     let limit = match limit {
         None => DEFAULT_LIMIT,
         Some(l) => match l.parse::<usize>() {

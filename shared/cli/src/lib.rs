@@ -22,26 +22,48 @@ pub enum TokenError {
 }
 
 /// Signs a token for `person` in `workspace` with `role`, valid for `ttl`.
-pub fn issue_token(ctx: &AppContext, workspace: &str, person: &str, role: &str, ttl: Duration) -> Result<String, TokenError> {
-    WorkspaceId::parse(workspace).map_err(|e| TokenError::InvalidClaim(format!("--workspace {e}")))?;
+pub fn issue_token(
+    ctx: &AppContext,
+    workspace: &str,
+    person: &str,
+    role: &str,
+    ttl: Duration,
+) -> Result<String, TokenError> {
+    WorkspaceId::parse(workspace)
+        .map_err(|e| TokenError::InvalidClaim(format!("--workspace {e}")))?;
     RecordId::parse(person).map_err(|e| TokenError::InvalidClaim(format!("--person {e}")))?;
     Role::parse(role).map_err(|e| TokenError::InvalidClaim(format!("--role {e}")))?;
-    let claims = RawClaims { sub: person.to_owned(), ws: workspace.to_owned(), role: role.to_owned() };
+    let claims = RawClaims {
+        sub: person.to_owned(),
+        ws: workspace.to_owned(),
+        role: role.to_owned(),
+    };
     let now = ctx.clock.now();
-    ctx.auth.issue(&claims, now, now + ttl).ok_or(TokenError::NotSigning)
+    ctx.auth
+        .issue(&claims, now, now + ttl)
+        .ok_or(TokenError::NotSigning)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests.
-pub async fn serve(ctx: &AppContext, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    let app = hourbridge_api::router(ctx.api_state()).layer(
-        tower::ServiceBuilder::new().layer(axum::middleware::from_fn(log_request)),
-    );
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+pub async fn serve(
+    ctx: &AppContext,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = hourbridge_api::router(ctx.api_state())
+        .layer(tower::ServiceBuilder::new().layer(axum::middleware::from_fn(log_request)));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
-async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn log_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let started = std::time::Instant::now();
     let res = next.run(req).await;

@@ -62,14 +62,28 @@ async fn main() -> anyhow::Result<()> {
             let config = local_config(&data_dir)?;
             init_tracing(config.log_json);
             let ctx = AppContext::build(config, None).await?;
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
             tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "hourbridge serving");
             hourbridge::serve(&ctx, listener, shutdown_signal()).await?;
             tracing::info!("stopped");
         }
-        Command::Token { workspace, person, role, ttl_hours, data_dir } => {
+        Command::Token {
+            workspace,
+            person,
+            role,
+            ttl_hours,
+            data_dir,
+        } => {
             let ctx = AppContext::build(local_config(&data_dir)?, None).await?;
-            let token = hourbridge::issue_token(&ctx, &workspace, &person, &role, chrono::Duration::hours(ttl_hours))?;
+            let token = hourbridge::issue_token(
+                &ctx,
+                &workspace,
+                &person,
+                &role,
+                chrono::Duration::hours(ttl_hours),
+            )?;
             println!("{token}");
         }
     }
@@ -80,10 +94,11 @@ async fn main() -> anyhow::Result<()> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

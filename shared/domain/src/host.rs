@@ -124,7 +124,9 @@ impl utoipa::PartialSchema for ManagedBy {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("`local`, or the id of the provider that is the record's master"))
+            .description(Some(
+                "`local`, or the id of the provider that is the record's master",
+            ))
             .into()
     }
 }
@@ -272,7 +274,10 @@ mod tests {
     fn managed_by_round_trips_as_a_string() {
         let m = ManagedBy::Provider(ProviderId::parse("tripletex").unwrap());
         assert_eq!(serde_json::to_string(&m).unwrap(), "\"tripletex\"");
-        assert_eq!(serde_json::from_str::<ManagedBy>("\"local\"").unwrap(), ManagedBy::Local);
+        assert_eq!(
+            serde_json::from_str::<ManagedBy>("\"local\"").unwrap(),
+            ManagedBy::Local
+        );
     }
 
     #[test]

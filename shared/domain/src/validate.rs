@@ -50,7 +50,11 @@ pub fn normalize_email(email: &str) -> String {
 pub fn email(value: &str) -> Result<String, DomainError> {
     let t = value.trim();
     if t.chars().count() > MAX_EMAIL_CHARS {
-        return Err(DomainError::new("email", "too_long", "e-mail address is too long"));
+        return Err(DomainError::new(
+            "email",
+            "too_long",
+            "e-mail address is too long",
+        ));
     }
     let mut parts = t.splitn(2, '@');
     let (local, domain) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -61,7 +65,11 @@ pub fn email(value: &str) -> Result<String, DomainError> {
     if ok {
         Ok(t.to_owned())
     } else {
-        Err(DomainError::new("email", "invalid_email", "is not an e-mail address"))
+        Err(DomainError::new(
+            "email",
+            "invalid_email",
+            "is not an e-mail address",
+        ))
     }
 }
 
@@ -71,7 +79,10 @@ mod tests {
 
     #[test]
     fn emails_compare_case_insensitively_after_trimming() {
-        assert_eq!(normalize_email("  Ada@Example.COM "), normalize_email("ada@example.com"));
+        assert_eq!(
+            normalize_email("  Ada@Example.COM "),
+            normalize_email("ada@example.com")
+        );
     }
 
     #[test]
@@ -87,9 +98,14 @@ mod tests {
         let name = "ø".repeat(MAX_NAME_CHARS);
         assert!(text("name", &name, MAX_NAME_CHARS).is_ok());
         assert_eq!(
-            text("name", &format!("{name}x"), MAX_NAME_CHARS).unwrap_err().code,
+            text("name", &format!("{name}x"), MAX_NAME_CHARS)
+                .unwrap_err()
+                .code,
             "too_long"
         );
-        assert_eq!(text("name", "   ", MAX_NAME_CHARS).unwrap_err().code, "required");
+        assert_eq!(
+            text("name", "   ", MAX_NAME_CHARS).unwrap_err().code,
+            "required"
+        );
     }
 }

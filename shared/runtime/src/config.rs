@@ -82,7 +82,10 @@ impl Config {
     }
 
     /// Reads configuration through `get`, collecting every problem before failing.
-    pub fn from_lookup(mode: Mode, get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_lookup(
+        mode: Mode,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         let mut choice = |var: &str, default: &str, allowed: &[&str]| -> String {
             let v = get(var).unwrap_or_else(|| default.to_owned());
@@ -99,7 +102,13 @@ impl Config {
             "dynamodb" => StoreBackend::DynamoDb,
             _ => StoreBackend::Sqlite,
         };
-        let secrets = match choice(env::SECRETS_BACKEND, secrets_default, &["local", "secretsmanager"]).as_str() {
+        let secrets = match choice(
+            env::SECRETS_BACKEND,
+            secrets_default,
+            &["local", "secretsmanager"],
+        )
+        .as_str()
+        {
             "secretsmanager" => SecretsBackend::SecretsManager,
             _ => SecretsBackend::Local,
         };
@@ -107,7 +116,11 @@ impl Config {
             "gateway" => AuthMode::Gateway,
             _ => AuthMode::Hs256,
         };
-        let log_format = choice(env::LOG_FORMAT, if mode == Mode::Lambda { "json" } else { "text" }, &["json", "text"]);
+        let log_format = choice(
+            env::LOG_FORMAT,
+            if mode == Mode::Lambda { "json" } else { "text" },
+            &["json", "text"],
+        );
         let data_dir = get(env::DATA_DIR)
             .map(PathBuf::from)
             .or_else(|| (mode == Mode::Local).then(|| PathBuf::from(".hourbridge")));
@@ -116,14 +129,25 @@ impl Config {
             || secrets == SecretsBackend::Local
             || (auth == AuthMode::Hs256 && get(env::JWT_SECRET).is_none());
         if needs_dir && data_dir.is_none() {
-            problems.push(format!("{} is required for the SQLite store, local secrets or generated keys", env::DATA_DIR));
+            problems.push(format!(
+                "{} is required for the SQLite store, local secrets or generated keys",
+                env::DATA_DIR
+            ));
         }
         if store == StoreBackend::DynamoDb && table_name.is_none() {
-            problems.push(format!("{} is required with {}=dynamodb", env::TABLE_NAME, env::STORE));
+            problems.push(format!(
+                "{} is required with {}=dynamodb",
+                env::TABLE_NAME,
+                env::STORE
+            ));
         }
         let secrets_prefix = get(env::SECRETS_PREFIX);
         if secrets == SecretsBackend::SecretsManager && secrets_prefix.is_none() {
-            problems.push(format!("{} is required with {}=secretsmanager", env::SECRETS_PREFIX, env::SECRETS_BACKEND));
+            problems.push(format!(
+                "{} is required with {}=secretsmanager",
+                env::SECRETS_PREFIX,
+                env::SECRETS_BACKEND
+            ));
         }
         for var in [env::PUBLIC_URL, env::APP_URL] {
             if let Some(u) = get(var)
@@ -165,7 +189,10 @@ mod tests {
     use super::*;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -182,30 +209,51 @@ mod tests {
     fn lambda_config_with_table_and_prefix_uses_aws_backends() {
         let c = Config::from_lookup(
             Mode::Lambda,
-            lookup(&[(env::TABLE_NAME, "t"), (env::SECRETS_PREFIX, "hourbridge/prod/")]),
+            lookup(&[
+                (env::TABLE_NAME, "t"),
+                (env::SECRETS_PREFIX, "hourbridge/prod/"),
+            ]),
         )
         .unwrap();
-        assert_eq!((c.store, c.secrets, c.auth), (StoreBackend::DynamoDb, SecretsBackend::SecretsManager, AuthMode::Gateway));
+        assert_eq!(
+            (c.store, c.secrets, c.auth),
+            (
+                StoreBackend::DynamoDb,
+                SecretsBackend::SecretsManager,
+                AuthMode::Gateway
+            )
+        );
         assert!(c.log_json);
     }
 
     #[test]
     fn local_defaults_need_nothing() {
         let c = Config::from_lookup(Mode::Local, lookup(&[])).unwrap();
-        assert_eq!((c.store, c.secrets, c.auth), (StoreBackend::Sqlite, SecretsBackend::Local, AuthMode::Hs256));
+        assert_eq!(
+            (c.store, c.secrets, c.auth),
+            (StoreBackend::Sqlite, SecretsBackend::Local, AuthMode::Hs256)
+        );
         assert_eq!(c.data_dir.as_deref(), Some(Path::new(".hourbridge")));
     }
 
     #[test]
     fn bad_choices_are_named() {
-        let err = Config::from_lookup(Mode::Local, lookup(&[(env::STORE, "postgres"), (env::APP_URL, "ftp://x")])).unwrap_err();
+        let err = Config::from_lookup(
+            Mode::Local,
+            lookup(&[(env::STORE, "postgres"), (env::APP_URL, "ftp://x")]),
+        )
+        .unwrap_err();
         assert_eq!(err.problems.len(), 2, "{err}");
         assert!(err.to_string().contains("HOURBRIDGE_STORE=\"postgres\""));
     }
 
     #[test]
     fn secrets_are_redacted_in_config_debug() {
-        let c = Config::from_lookup(Mode::Local, lookup(&[(env::JWT_SECRET, "supersecretvalue")])).unwrap();
+        let c = Config::from_lookup(
+            Mode::Local,
+            lookup(&[(env::JWT_SECRET, "supersecretvalue")]),
+        )
+        .unwrap();
         assert!(!format!("{c:?}").contains("supersecretvalue"));
     }
 }

@@ -66,16 +66,23 @@ pub struct AppContext {
 impl AppContext {
     /// Builds the context from `config`. AWS clients use the SDK's standard configuration chain
     /// (so `AWS_ENDPOINT_URL` points them at an emulator); `aws` overrides it for tests.
-    pub async fn build(config: Config, aws: Option<aws_config::SdkConfig>) -> Result<Self, StartupError> {
+    pub async fn build(
+        config: Config,
+        aws: Option<aws_config::SdkConfig>,
+    ) -> Result<Self, StartupError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let needs_aws = config.store == StoreBackend::DynamoDb || config.secrets == SecretsBackend::SecretsManager;
+        let needs_aws = config.store == StoreBackend::DynamoDb
+            || config.secrets == SecretsBackend::SecretsManager;
         let aws = match (aws, needs_aws) {
             (Some(c), _) => Some(c),
-            (None, true) => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
+            (None, true) => {
+                Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+            }
             (None, false) => None,
         };
         if let Some(dir) = &config.data_dir {
-            std::fs::create_dir_all(dir).map_err(|e| StartupError::DataDir(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StartupError::DataDir(format!("{}: {e}", dir.display())))?;
         }
         let backend: Arc<dyn hourbridge_store::Backend> = match (&config.store, &aws) {
             (StoreBackend::DynamoDb, Some(aws)) => Arc::new(DynamoBackend::new(
@@ -83,14 +90,20 @@ impl AppContext {
                 config.table_name.clone().unwrap_or_default(),
                 clock.clone(),
             )),
-            _ => Arc::new(SqliteBackend::open(&config.data_dir()?.join(DB_FILE), clock.clone())?),
+            _ => Arc::new(SqliteBackend::open(
+                &config.data_dir()?.join(DB_FILE),
+                clock.clone(),
+            )?),
         };
         let secrets: Arc<dyn SecretStore> = match (&config.secrets, &aws) {
             (SecretsBackend::SecretsManager, Some(aws)) => Arc::new(SecretsManagerStore::new(
                 aws_sdk_secretsmanager::Client::new(aws),
                 config.secrets_prefix.clone(),
             )),
-            _ => Arc::new(LocalSecretStore::open(config.data_dir()?, config.secrets_key.as_ref())?),
+            _ => Arc::new(LocalSecretStore::open(
+                config.data_dir()?,
+                config.secrets_key.as_ref(),
+            )?),
         };
         let auth = Arc::new(match config.auth {
             AuthMode::Gateway => Authenticator::Gateway,
@@ -133,7 +146,12 @@ fn load_or_create_secret_file(path: &Path) -> Result<SecretValue, StartupError> 
     let err = |e: std::io::Error| StartupError::DataDir(format!("{}: {e}", path.display()));
     match std::fs::read_to_string(path) {
         Ok(s) if !s.trim().is_empty() => return Ok(SecretValue::new(s.trim().to_owned())),
-        Ok(_) => return Err(StartupError::DataDir(format!("{} is empty", path.display()))),
+        Ok(_) => {
+            return Err(StartupError::DataDir(format!(
+                "{} is empty",
+                path.display()
+            )));
+        }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
         Err(_) => {}
     }
@@ -165,9 +183,15 @@ fn load_or_create_secret_file(path: &Path) -> Result<SecretValue, StartupError> 
 pub fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if json {
-        builder.json().flatten_event(true).with_current_span(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
     } else {
         builder.try_init()
     };

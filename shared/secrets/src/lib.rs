@@ -87,6 +87,9 @@ mod tests {
         assert!(check_name("ws-1/harvest").is_ok());
         assert!(check_name("a b").is_err());
         assert!(check_name("").is_err());
-        assert!(check_name("../../etc/passwd").is_ok(), "dots and slashes are only name text");
+        assert!(
+            check_name("../../etc/passwd").is_ok(),
+            "dots and slashes are only name text"
+        );
     }
 }

@@ -29,7 +29,9 @@ pub struct LocalSecretStore {
 
 impl std::fmt::Debug for LocalSecretStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalSecretStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("LocalSecretStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -48,7 +50,8 @@ impl LocalSecretStore {
         };
         Ok(Self {
             path: data_dir.join(SECRETS_FILE),
-            cipher: Aes256Gcm::new_from_slice(&key).map_err(|e| SecretError::Backend(e.to_string()))?,
+            cipher: Aes256Gcm::new_from_slice(&key)
+                .map_err(|e| SecretError::Backend(e.to_string()))?,
             lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -63,7 +66,8 @@ impl LocalSecretStore {
     }
 
     fn write_all(&self, all: &BTreeMap<String, String>) -> Result<(), SecretError> {
-        let bytes = serde_json::to_vec_pretty(all).map_err(|e| SecretError::Backend(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(all).map_err(|e| SecretError::Backend(e.to_string()))?;
         let tmp = self.path.with_extension("tmp");
         write_private(&tmp, &bytes)?;
         // Rename is atomic: a crash leaves the old file or the new one, never half of one.
@@ -75,7 +79,13 @@ impl LocalSecretStore {
         rand::rng().fill_bytes(&mut nonce);
         let ct = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain.as_bytes(), aad: name.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain.as_bytes(),
+                    aad: name.as_bytes(),
+                },
+            )
             .map_err(|_| SecretError::Backend("encryption failed".into()))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
@@ -91,9 +101,17 @@ impl LocalSecretStore {
         let (nonce, ct) = raw.split_at(NONCE_LEN);
         let plain = self
             .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: name.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: name.as_bytes(),
+                },
+            )
             .map_err(|_| bad())?;
-        String::from_utf8(plain).map(SecretValue::new).map_err(|_| bad())
+        String::from_utf8(plain)
+            .map(SecretValue::new)
+            .map_err(|_| bad())
     }
 }
 
@@ -102,7 +120,9 @@ fn decode_key(b64: &str) -> Result<Vec<u8>, SecretError> {
         .decode(b64.trim())
         .map_err(|_| SecretError::Backend("secrets key is not base64".into()))?;
     if key.len() != 32 {
-        return Err(SecretError::Backend("secrets key must be 32 bytes (base64)".into()));
+        return Err(SecretError::Backend(
+            "secrets key must be 32 bytes (base64)".into(),
+        ));
     }
     Ok(key)
 }

@@ -36,7 +36,9 @@ pub struct DynamoBackend {
 
 impl std::fmt::Debug for DynamoBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DynamoBackend").field("table", &self.table).finish()
+        f.debug_struct("DynamoBackend")
+            .field("table", &self.table)
+            .finish()
     }
 }
 
@@ -88,7 +90,9 @@ fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
 }
 
 fn get_n(item: &Item, k: &str) -> Option<i64> {
-    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 fn to_item(r: &Record) -> Item {
@@ -115,7 +119,9 @@ fn from_item(item: &Item) -> Result<Record, StoreError> {
         id: get_s(item, "sk").unwrap_or("?").to_owned(),
         reason: reason.to_owned(),
     };
-    let scope = get_s(item, "pk").ok_or_else(|| corrupt("no pk"))?.to_owned();
+    let scope = get_s(item, "pk")
+        .ok_or_else(|| corrupt("no pk"))?
+        .to_owned();
     let sk = get_s(item, "sk").ok_or_else(|| corrupt("no sk"))?;
     let (kind, id) = sk.split_once('#').ok_or_else(|| corrupt("bad sk"))?;
     let index = |pk: &str, sk: &str| -> Result<Option<IndexKey>, StoreError> {
@@ -123,8 +129,14 @@ fn from_item(item: &Item) -> Result<Record, StoreError> {
             (Some(p), Some(srt)) => {
                 let prefix = format!("{scope}#{kind}#");
                 Ok(Some(IndexKey {
-                    partition: p.strip_prefix(&prefix).ok_or_else(|| corrupt("bad index pk"))?.to_owned(),
-                    sort: srt.strip_prefix('s').ok_or_else(|| corrupt("bad index sk"))?.to_owned(),
+                    partition: p
+                        .strip_prefix(&prefix)
+                        .ok_or_else(|| corrupt("bad index pk"))?
+                        .to_owned(),
+                    sort: srt
+                        .strip_prefix('s')
+                        .ok_or_else(|| corrupt("bad index sk"))?
+                        .to_owned(),
                 }))
             }
             _ => Ok(None),
@@ -136,7 +148,9 @@ fn from_item(item: &Item) -> Result<Record, StoreError> {
         kind: kind.to_owned(),
         id: id.to_owned(),
         version: get_n(item, "v").ok_or_else(|| corrupt("no version"))? as u64,
-        data: get_s(item, "d").ok_or_else(|| corrupt("no data"))?.to_owned(),
+        data: get_s(item, "d")
+            .ok_or_else(|| corrupt("no data"))?
+            .to_owned(),
         expires_at: get_n(item, "exp"),
         scope,
     })
@@ -183,7 +197,11 @@ impl DynamoBackend {
                 .index_name(name)
                 .key_schema(key(pk, KeyType::Hash)?)
                 .key_schema(key(sk, KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
                 .map_err(|e| StoreError::Backend(e.to_string()))
         };
@@ -226,7 +244,11 @@ impl DynamoBackend {
 
     async fn conditional_put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         let now = self.now().timestamp();
-        let req = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
         let req = match condition {
             Condition::None => req,
             Condition::Absent => req
@@ -285,7 +307,9 @@ impl Backend for DynamoBackend {
                         other => return other,
                     }
                 }
-                return Err(StoreError::Unavailable("too much contention on one record".into()));
+                return Err(StoreError::Unavailable(
+                    "too much contention on one record".into(),
+                ));
             }
         }
         self.conditional_put(to_item(&record), condition).await?;
@@ -368,7 +392,9 @@ impl Backend for DynamoBackend {
                 .expression_attribute_values(":v", n(v))
                 .expression_attribute_values(":now", n(now)),
             Condition::Absent => {
-                return Err(StoreError::Backend("delete on absence is meaningless".into()));
+                return Err(StoreError::Backend(
+                    "delete on absence is meaningless".into(),
+                ));
             }
         };
         let out = req.send().await.map_err(classify)?;
@@ -431,7 +457,11 @@ impl Backend for DynamoBackend {
         let mut records: Vec<Record> = Vec::with_capacity(limit + 1);
         loop {
             let want = limit + 1 - records.len();
-            let page_limit = if q.filter.is_some() { want.max(200) } else { want };
+            let page_limit = if q.filter.is_some() {
+                want.max(200)
+            } else {
+                want
+            };
             let out = self
                 .client
                 .query()

@@ -10,7 +10,9 @@ async fn dynamodb(clock: Arc<ManualClock>) -> Option<Arc<dyn Backend>> {
     let config = hourbridge_testkit::moto_config("store conformance on DynamoDB").await?;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = hourbridge_testkit::unique_name("conformance");
-    DynamoBackend::create_table(&client, &table).await.expect("create table on moto");
+    DynamoBackend::create_table(&client, &table)
+        .await
+        .expect("create table on moto");
     Some(Arc::new(DynamoBackend::new(client, table, clock)))
 }
 

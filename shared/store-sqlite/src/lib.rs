@@ -85,9 +85,12 @@ impl SqliteBackend {
     }
 
     fn init(conn: Connection, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend_err)?;
         conn.execute_batch(SCHEMA).map_err(backend_err)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -103,7 +106,9 @@ impl SqliteBackend {
         let conn = self.conn.clone();
         let now = self.clock.now().timestamp_millis();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| StoreError::Backend("poisoned".into()))?;
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Backend("poisoned".into()))?;
             f(&mut guard, now)
         })
         .await
@@ -183,7 +188,10 @@ impl Backend for SqliteBackend {
             c.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM records WHERE scope = ? AND kind = ? AND id = ? AND {LIVE}"
             ))
-            .and_then(|mut st| st.query_row(params![scope, kind, id, now], row_to_record).optional())
+            .and_then(|mut st| {
+                st.query_row(params![scope, kind, id, now], row_to_record)
+                    .optional()
+            })
             .map_err(backend_err)
         })
         .await
@@ -239,10 +247,14 @@ impl Backend for SqliteBackend {
                 .map_err(backend_err)?;
             let current = live_version(&tx, &scope, &kind, &id, now)?;
             match (condition, current) {
-                (Condition::Version(want), Some(v)) if want != v => return Err(StoreError::Conflict),
+                (Condition::Version(want), Some(v)) if want != v => {
+                    return Err(StoreError::Conflict);
+                }
                 (Condition::Version(_), None) => return Err(StoreError::Conflict),
                 (Condition::Absent, _) => {
-                    return Err(StoreError::Backend("delete on absence is meaningless".into()));
+                    return Err(StoreError::Backend(
+                        "delete on absence is meaningless".into(),
+                    ));
                 }
                 _ => {}
             }
@@ -376,7 +388,12 @@ impl Backend for SqliteBackend {
             }
             tx.execute(
                 "INSERT OR REPLACE INTO leases (scope, name, owner, until_ms) VALUES (?, ?, ?, ?)",
-                params![lease.scope, lease.name, lease.owner, lease.expires_at.timestamp_millis()],
+                params![
+                    lease.scope,
+                    lease.name,
+                    lease.owner,
+                    lease.expires_at.timestamp_millis()
+                ],
             )
             .map_err(backend_err)?;
             tx.commit().map_err(backend_err)?;

@@ -11,7 +11,9 @@ async fn sqlite(clock: Arc<ManualClock>) -> Option<Arc<dyn Backend>> {
     let path = dir.path().join("store.db");
     // The directory must outlive the test; leak it (tests are short-lived processes).
     std::mem::forget(dir);
-    Some(Arc::new(SqliteBackend::open(&path, clock).expect("open sqlite")))
+    Some(Arc::new(
+        SqliteBackend::open(&path, clock).expect("open sqlite"),
+    ))
 }
 
 hourbridge_store::conformance_suite!(sqlite);

@@ -13,8 +13,8 @@ use hourbridge_domain::{
 };
 
 use crate::{
-    Backend, Condition, Cursor, GLOBAL_SCOPE, IndexSel, OAuthState, Store, StoreError, Upserted,
-    WebhookDedup,
+    Backend, Condition, Cursor, EntityFilter, GLOBAL_SCOPE, IndexSel, OAuthState, Store,
+    StoreError, Upserted, WebhookDedup,
 };
 
 /// Generates one test per conformance case for the backend built by `$make`, an async fn
@@ -57,7 +57,11 @@ macro_rules! conformance_suite {
 
 /// The instant every case starts at.
 pub fn start_clock() -> ManualClock {
-    ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).single().unwrap_or_default())
+    ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
+            .single()
+            .unwrap_or_default(),
+    )
 }
 
 /// What a case works with: a store over the backend, its clock, two fresh workspaces.
@@ -116,18 +120,44 @@ pub async fn crud_round_trip(h: &Harness) {
     let mut p = person("Ada", "ada@example.com");
     let v1 = h.store.insert(&h.ws, &p).await.unwrap();
     assert_eq!(v1, 1);
-    let (read, v) = h.store.get::<Person>(&h.ws, p.id.as_str()).await.unwrap().unwrap();
+    let (read, v) = h
+        .store
+        .get::<Person>(&h.ws, p.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((read, v), (p.clone(), 1));
 
     p.name = "Ada Lovelace".into();
     let v2 = h.store.update(&h.ws, &p, v1).await.unwrap();
     assert_eq!(v2, 2);
-    let (read, _) = h.store.get::<Person>(&h.ws, p.id.as_str()).await.unwrap().unwrap();
+    let (read, _) = h
+        .store
+        .get::<Person>(&h.ws, p.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read.name, "Ada Lovelace");
 
-    assert!(h.store.delete::<Person>(&h.ws, p.id.as_str()).await.unwrap());
-    assert!(h.store.get::<Person>(&h.ws, p.id.as_str()).await.unwrap().is_none());
-    assert!(!h.store.delete::<Person>(&h.ws, p.id.as_str()).await.unwrap());
+    assert!(
+        h.store
+            .delete::<Person>(&h.ws, p.id.as_str())
+            .await
+            .unwrap()
+    );
+    assert!(
+        h.store
+            .get::<Person>(&h.ws, p.id.as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !h.store
+            .delete::<Person>(&h.ws, p.id.as_str())
+            .await
+            .unwrap()
+    );
 }
 
 /// `insert` never overwrites a live record.
@@ -136,8 +166,16 @@ pub async fn insert_of_a_live_id_conflicts(h: &Harness) {
     h.store.insert(&h.ws, &p).await.unwrap();
     let mut again = p.clone();
     again.name = "Impostor".into();
-    assert!(matches!(h.store.insert(&h.ws, &again).await, Err(StoreError::Conflict)));
-    let (read, _) = h.store.get::<Person>(&h.ws, p.id.as_str()).await.unwrap().unwrap();
+    assert!(matches!(
+        h.store.insert(&h.ws, &again).await,
+        Err(StoreError::Conflict)
+    ));
+    let (read, _) = h
+        .store
+        .get::<Person>(&h.ws, p.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read.name, "Ada");
 }
 
@@ -148,11 +186,22 @@ pub async fn update_with_a_stale_version_conflicts(h: &Harness) {
     p.name = "First".into();
     h.store.update(&h.ws, &p, 1).await.unwrap();
     p.name = "Second".into();
-    assert!(matches!(h.store.update(&h.ws, &p, 1).await, Err(StoreError::Conflict)));
+    assert!(matches!(
+        h.store.update(&h.ws, &p, 1).await,
+        Err(StoreError::Conflict)
+    ));
     // Updating something that does not exist is a conflict too, never an insert.
     let ghost = person("Ghost", "g@example.com");
-    assert!(matches!(h.store.update(&h.ws, &ghost, 1).await, Err(StoreError::Conflict)));
-    let (read, v) = h.store.get::<Person>(&h.ws, p.id.as_str()).await.unwrap().unwrap();
+    assert!(matches!(
+        h.store.update(&h.ws, &ghost, 1).await,
+        Err(StoreError::Conflict)
+    ));
+    let (read, v) = h
+        .store
+        .get::<Person>(&h.ws, p.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((read.name.as_str(), v), ("First", 2));
 }
 
@@ -166,54 +215,123 @@ pub async fn delete_with_a_stale_version_conflicts(h: &Harness) {
         h.store.delete_at::<Person>(&h.ws, p.id.as_str(), 1).await,
         Err(StoreError::Conflict)
     ));
-    assert!(h.store.delete_at::<Person>(&h.ws, p.id.as_str(), 2).await.unwrap());
+    assert!(
+        h.store
+            .delete_at::<Person>(&h.ws, p.id.as_str(), 2)
+            .await
+            .unwrap()
+    );
 }
 
 /// One holder at a time.
 pub async fn lease_is_exclusive_until_released(h: &Harness) {
     let ttl = Duration::seconds(60);
-    let a = h.store.acquire_lease(&h.ws, "sync:harvest", "worker-a", ttl).await.unwrap();
+    let a = h
+        .store
+        .acquire_lease(&h.ws, "sync:harvest", "worker-a", ttl)
+        .await
+        .unwrap();
     let a = a.expect("a free lease is granted");
     assert_eq!(a.owner, "worker-a");
-    assert!(h.store.acquire_lease(&h.ws, "sync:harvest", "worker-b", ttl).await.unwrap().is_none());
+    assert!(
+        h.store
+            .acquire_lease(&h.ws, "sync:harvest", "worker-b", ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Other names are independent.
-    assert!(h.store.acquire_lease(&h.ws, "sync:hubstaff", "worker-b", ttl).await.unwrap().is_some());
+    assert!(
+        h.store
+            .acquire_lease(&h.ws, "sync:hubstaff", "worker-b", ttl)
+            .await
+            .unwrap()
+            .is_some()
+    );
     h.store.release_lease(&a).await.unwrap();
-    let b = h.store.acquire_lease(&h.ws, "sync:harvest", "worker-b", ttl).await.unwrap();
+    let b = h
+        .store
+        .acquire_lease(&h.ws, "sync:harvest", "worker-b", ttl)
+        .await
+        .unwrap();
     assert_eq!(b.map(|l| l.owner).as_deref(), Some("worker-b"));
 }
 
 /// A holder that dies stops blocking others once its lease lapses.
 pub async fn lease_expires_and_can_be_taken_over(h: &Harness) {
     let ttl = Duration::seconds(30);
-    h.store.acquire_lease(&h.ws, "refresh", "dead", ttl).await.unwrap().unwrap();
+    h.store
+        .acquire_lease(&h.ws, "refresh", "dead", ttl)
+        .await
+        .unwrap()
+        .unwrap();
     h.clock.advance(Duration::seconds(29));
-    assert!(h.store.acquire_lease(&h.ws, "refresh", "alive", ttl).await.unwrap().is_none());
+    assert!(
+        h.store
+            .acquire_lease(&h.ws, "refresh", "alive", ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
     h.clock.advance(Duration::seconds(2));
-    let l = h.store.acquire_lease(&h.ws, "refresh", "alive", ttl).await.unwrap();
+    let l = h
+        .store
+        .acquire_lease(&h.ws, "refresh", "alive", ttl)
+        .await
+        .unwrap();
     assert_eq!(l.map(|l| l.owner).as_deref(), Some("alive"));
 }
 
 /// Re-acquiring by the holder renews.
 pub async fn lease_renewal_by_holder_extends_it(h: &Harness) {
     let ttl = Duration::seconds(30);
-    h.store.acquire_lease(&h.ws, "job", "a", ttl).await.unwrap().unwrap();
+    h.store
+        .acquire_lease(&h.ws, "job", "a", ttl)
+        .await
+        .unwrap()
+        .unwrap();
     h.clock.advance(Duration::seconds(20));
-    let renewed = h.store.acquire_lease(&h.ws, "job", "a", ttl).await.unwrap().unwrap();
+    let renewed = h
+        .store
+        .acquire_lease(&h.ws, "job", "a", ttl)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(renewed.expires_at, h.clock_now() + ttl);
     h.clock.advance(Duration::seconds(20));
     // 40 s after the first grant: without renewal it would have lapsed.
-    assert!(h.store.acquire_lease(&h.ws, "job", "b", ttl).await.unwrap().is_none());
+    assert!(
+        h.store
+            .acquire_lease(&h.ws, "job", "b", ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// A holder whose lease lapsed and was taken over cannot release the new holder's lease.
 pub async fn release_by_a_former_holder_keeps_the_new_lease(h: &Harness) {
     let ttl = Duration::seconds(10);
-    let old = h.store.acquire_lease(&h.ws, "job", "old", ttl).await.unwrap().unwrap();
+    let old = h
+        .store
+        .acquire_lease(&h.ws, "job", "old", ttl)
+        .await
+        .unwrap()
+        .unwrap();
     h.clock.advance(Duration::seconds(11));
-    h.store.acquire_lease(&h.ws, "job", "new", ttl).await.unwrap().unwrap();
+    h.store
+        .acquire_lease(&h.ws, "job", "new", ttl)
+        .await
+        .unwrap()
+        .unwrap();
     h.store.release_lease(&old).await.unwrap();
-    assert!(h.store.acquire_lease(&h.ws, "job", "third", ttl).await.unwrap().is_none());
+    assert!(
+        h.store
+            .acquire_lease(&h.ws, "job", "third", ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// TTL: once expired, a record is gone for every read and for `insert`, even if the backend
@@ -225,13 +343,35 @@ pub async fn expired_records_are_absent_to_get_list_and_insert(h: &Harness) {
         expires_at: now + Duration::seconds(60),
     };
     h.store.insert(&h.ws, &d).await.unwrap();
-    assert!(matches!(h.store.insert(&h.ws, &d).await, Err(StoreError::Conflict)));
-    assert!(h.store.get::<WebhookDedup>(&h.ws, "delivery-1").await.unwrap().is_some());
+    assert!(matches!(
+        h.store.insert(&h.ws, &d).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        h.store
+            .get::<WebhookDedup>(&h.ws, "delivery-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     h.clock.advance(Duration::seconds(61));
-    assert!(h.store.get::<WebhookDedup>(&h.ws, "delivery-1").await.unwrap().is_none());
+    assert!(
+        h.store
+            .get::<WebhookDedup>(&h.ws, "delivery-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let q = h.store.query::<WebhookDedup>(&h.ws, IndexSel::Primary, 10);
-    assert!(h.store.list::<WebhookDedup>(q, None).await.unwrap().items.is_empty());
+    assert!(
+        h.store
+            .list::<WebhookDedup>(q, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     // An expired id is free again.
     let again = WebhookDedup {
         key: "delivery-1".into(),
@@ -265,7 +405,13 @@ pub async fn take_is_single_use(h: &Harness) {
     };
     h.store.insert(GLOBAL_SCOPE, &late).await.unwrap();
     h.clock.advance(Duration::minutes(11));
-    assert!(h.store.take::<OAuthState>(GLOBAL_SCOPE, &late.state).await.unwrap().is_none());
+    assert!(
+        h.store
+            .take::<OAuthState>(GLOBAL_SCOPE, &late.state)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// Batches larger than 25 are written whole, and paging returns every record exactly once
@@ -294,7 +440,10 @@ pub async fn paging_walks_2600_items_exactly_once(h: &Harness) {
                 None => break,
             }
         }
-        assert_eq!(seen, expected, "limit {limit}: every record once, in id order");
+        assert_eq!(
+            seen, expected,
+            "limit {limit}: every record once, in id order"
+        );
         assert!(pages >= 2600 / limit, "limit {limit}: {pages} pages");
     }
 }
@@ -327,15 +476,20 @@ pub async fn index_range_query_with_filter_pages_exactly(h: &Harness) {
     };
     assert!(want.len() > 20);
 
-    let mut q = h.store.query::<WorkLog>(&h.ws, IndexSel::Index1(project.to_string()), 7);
+    let mut q = h
+        .store
+        .query::<WorkLog>(&h.ws, IndexSel::Index1(project.to_string()), 7);
     q.from = Some(day(10).to_string());
     q.to = Some(day(39).to_string());
     let only_ada = ada.clone();
-    let filter: Arc<dyn Fn(&WorkLog) -> bool + Send + Sync> =
-        Arc::new(move |l: &WorkLog| l.person_id == only_ada);
+    let filter: EntityFilter<WorkLog> = Arc::new(move |l: &WorkLog| l.person_id == only_ada);
     let mut got = Vec::new();
     loop {
-        let page = h.store.list::<WorkLog>(q.clone(), Some(filter.clone())).await.unwrap();
+        let page = h
+            .store
+            .list::<WorkLog>(q.clone(), Some(filter.clone()))
+            .await
+            .unwrap();
         if page.next.is_some() {
             assert_eq!(page.items.len(), 7, "pages before the last are full");
         }
@@ -348,7 +502,10 @@ pub async fn index_range_query_with_filter_pages_exactly(h: &Harness) {
     let mut got_sorted = got.clone();
     got_sorted.sort_by(|a, b| (a.date, &a.id).cmp(&(b.date, &b.id)));
     let dates: Vec<_> = got.iter().map(|l| l.date).collect();
-    assert!(dates.windows(2).all(|w| w[0] <= w[1]), "ordered by the index's sort value");
+    assert!(
+        dates.windows(2).all(|w| w[0] <= w[1]),
+        "ordered by the index's sort value"
+    );
     let mut got_ids: Vec<String> = got.iter().map(|l| l.id.to_string()).collect();
     got_ids.sort();
     let mut want_sorted = want.clone();
@@ -365,12 +522,20 @@ pub async fn changed_index_keys_move_the_record(h: &Harness) {
     h.store.update(&h.ws, &l, 1).await.unwrap();
     let in_p1 = h
         .store
-        .list::<WorkLog>(h.store.query::<WorkLog>(&h.ws, IndexSel::Index1(p1.to_string()), 10), None)
+        .list::<WorkLog>(
+            h.store
+                .query::<WorkLog>(&h.ws, IndexSel::Index1(p1.to_string()), 10),
+            None,
+        )
         .await
         .unwrap();
     let in_p2 = h
         .store
-        .list::<WorkLog>(h.store.query::<WorkLog>(&h.ws, IndexSel::Index1(p2.to_string()), 10), None)
+        .list::<WorkLog>(
+            h.store
+                .query::<WorkLog>(&h.ws, IndexSel::Index1(p2.to_string()), 10),
+            None,
+        )
         .await
         .unwrap();
     assert!(in_p1.items.is_empty());
@@ -381,17 +546,58 @@ pub async fn changed_index_keys_move_the_record(h: &Harness) {
 pub async fn workspaces_are_isolated(h: &Harness) {
     let p = person("Ada", "ada@example.com");
     h.store.insert(&h.ws, &p).await.unwrap();
-    assert!(h.store.get::<Person>(&h.other_ws, p.id.as_str()).await.unwrap().is_none());
+    assert!(
+        h.store
+            .get::<Person>(&h.other_ws, p.id.as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
     let q = h.store.query::<Person>(&h.other_ws, IndexSel::Primary, 100);
-    assert!(h.store.list::<Person>(q, None).await.unwrap().items.is_empty());
-    let q = h.store.query::<Person>(&h.other_ws, IndexSel::Index1("ada@example.com".into()), 100);
-    assert!(h.store.list::<Person>(q, None).await.unwrap().items.is_empty());
-    assert!(!h.store.delete::<Person>(&h.other_ws, p.id.as_str()).await.unwrap());
-    assert!(matches!(h.store.update(&h.other_ws, &p, 1).await, Err(StoreError::Conflict)));
+    assert!(
+        h.store
+            .list::<Person>(q, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let q = h
+        .store
+        .query::<Person>(&h.other_ws, IndexSel::Index1("ada@example.com".into()), 100);
+    assert!(
+        h.store
+            .list::<Person>(q, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        !h.store
+            .delete::<Person>(&h.other_ws, p.id.as_str())
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        h.store.update(&h.other_ws, &p, 1).await,
+        Err(StoreError::Conflict)
+    ));
     // The same id may exist in both workspaces independently.
     h.store.insert(&h.other_ws, &p).await.unwrap();
-    assert!(h.store.delete::<Person>(&h.other_ws, p.id.as_str()).await.unwrap());
-    assert!(h.store.get::<Person>(&h.ws, p.id.as_str()).await.unwrap().is_some());
+    assert!(
+        h.store
+            .delete::<Person>(&h.other_ws, p.id.as_str())
+            .await
+            .unwrap()
+    );
+    assert!(
+        h.store
+            .get::<Person>(&h.ws, p.id.as_str())
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// Text survives byte for byte, including non-BMP characters and 10 KB notes.
@@ -404,13 +610,23 @@ pub async fn unicode_and_10kb_notes_round_trip(h: &Harness) {
         remote_id: "ünïcødé-42".into(),
     });
     h.store.insert(&h.ws, &l).await.unwrap();
-    let (read, _) = h.store.get::<WorkLog>(&h.ws, l.id.as_str()).await.unwrap().unwrap();
+    let (read, _) = h
+        .store
+        .get::<WorkLog>(&h.ws, l.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read, l);
     let p = person("Åse Ørnulf-Ñandú 李", "ÅSE@Example.no");
     h.store.insert(&h.ws, &p).await.unwrap();
-    let q = h.store.query::<Person>(&h.ws, IndexSel::Index1("åse@example.no".into()), 10);
+    let q = h
+        .store
+        .query::<Person>(&h.ws, IndexSel::Index1("åse@example.no".into()), 10);
     let found = h.store.list::<Person>(q, None).await.unwrap();
-    assert_eq!(found.items.first().map(|(p, _)| p.name.as_str()), Some("Åse Ørnulf-Ñandú 李"));
+    assert_eq!(
+        found.items.first().map(|(p, _)| p.name.as_str()),
+        Some("Åse Ørnulf-Ñandú 李")
+    );
 }
 
 /// Repeating an upsert with the same content writes nothing (the version stays).
@@ -418,18 +634,45 @@ pub async fn upsert_is_idempotent_and_writes_only_changes(h: &Harness) {
     let mut l = log(&new_id(), &new_id(), day(5), "same");
     assert_eq!(h.store.upsert(&h.ws, &l).await.unwrap(), Upserted::Created);
     for _ in 0..3 {
-        assert_eq!(h.store.upsert(&h.ws, &l).await.unwrap(), Upserted::Unchanged);
+        assert_eq!(
+            h.store.upsert(&h.ws, &l).await.unwrap(),
+            Upserted::Unchanged
+        );
     }
-    assert_eq!(h.store.get::<WorkLog>(&h.ws, l.id.as_str()).await.unwrap().unwrap().1, 1);
+    assert_eq!(
+        h.store
+            .get::<WorkLog>(&h.ws, l.id.as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .1,
+        1
+    );
     l.minutes = 45;
     assert_eq!(h.store.upsert(&h.ws, &l).await.unwrap(), Upserted::Updated);
-    assert_eq!(h.store.get::<WorkLog>(&h.ws, l.id.as_str()).await.unwrap().unwrap().1, 2);
+    assert_eq!(
+        h.store
+            .get::<WorkLog>(&h.ws, l.id.as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .1,
+        2
+    );
     // Concurrent identical upserts still leave exactly one record.
     let fresh = log(&new_id(), &new_id(), day(6), "race");
     let (a, b) = tokio::join!(h.store.upsert(&h.ws, &fresh), h.store.upsert(&h.ws, &fresh));
     let outcomes = [a.unwrap(), b.unwrap()];
     assert!(outcomes.contains(&Upserted::Created));
-    assert_eq!(h.store.get::<WorkLog>(&h.ws, fresh.id.as_str()).await.unwrap().unwrap().1, 1);
+    assert_eq!(
+        h.store
+            .get::<WorkLog>(&h.ws, fresh.id.as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .1,
+        1
+    );
 }
 
 /// A cursor that the store did not issue is refused, not misread.
@@ -442,7 +685,15 @@ pub async fn invalid_cursor_is_rejected(h: &Harness) {
     ));
     // A raw write with Condition::Absent on an unknown id succeeds (sanity for the above).
     let r = Store::to_record(&h.ws, &person("X", "x@example.com")).unwrap();
-    assert_eq!(h.store.backend().put(r, Condition::Absent).await.unwrap().version, 1);
+    assert_eq!(
+        h.store
+            .backend()
+            .put(r, Condition::Absent)
+            .await
+            .unwrap()
+            .version,
+        1
+    );
 }
 
 impl Harness {

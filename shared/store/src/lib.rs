@@ -24,9 +24,9 @@ mod typed;
 pub mod conformance;
 
 pub use backend::{
-    Backend, Condition, Cursor, GLOBAL_SCOPE, IndexKey, IndexSel, Lease, Query, RawPage, Record,
-    RecordFilter, MAX_BATCH_WRITE,
+    Backend, Condition, Cursor, GLOBAL_SCOPE, IndexKey, IndexSel, Lease, MAX_BATCH_WRITE, Query,
+    RawPage, Record, RecordFilter,
 };
 pub use entities::{Entity, EntityKind, OAuthState, WebhookDedup};
 pub use error::StoreError;
-pub use typed::{Page, Store, Upserted};
+pub use typed::{EntityFilter, Page, Store, Upserted};

@@ -12,6 +12,9 @@ pub struct Store {
     clock: Arc<dyn Clock>,
 }
 
+/// A predicate over typed records, applied while paging (see [`Store::list`]).
+pub type EntityFilter<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
+
 /// A page of typed records.
 #[derive(Debug, Clone)]
 pub struct Page<E> {
@@ -78,7 +81,11 @@ impl Store {
     }
 
     /// Reads a record and its version.
-    pub async fn get<E: Entity>(&self, scope: &str, id: &str) -> Result<Option<(E, u64)>, StoreError> {
+    pub async fn get<E: Entity>(
+        &self,
+        scope: &str,
+        id: &str,
+    ) -> Result<Option<(E, u64)>, StoreError> {
         match self.backend.get(scope, E::KIND.0, id).await? {
             Some(r) => Ok(Some((Self::decode(&r)?, r.version))),
             None => Ok(None),
@@ -164,7 +171,9 @@ impl Store {
 
     /// Deletes a record; returns whether it existed.
     pub async fn delete<E: Entity>(&self, scope: &str, id: &str) -> Result<bool, StoreError> {
-        self.backend.delete(scope, E::KIND.0, id, Condition::None).await
+        self.backend
+            .delete(scope, E::KIND.0, id, Condition::None)
+            .await
     }
 
     /// Deletes a record only if it is still at `version`.
@@ -207,7 +216,7 @@ impl Store {
     pub async fn list<E: Entity>(
         &self,
         mut query: Query,
-        filter: Option<Arc<dyn Fn(&E) -> bool + Send + Sync>>,
+        filter: Option<EntityFilter<E>>,
     ) -> Result<Page<E>, StoreError> {
         E::KIND.0.clone_into(&mut query.kind);
         if let Some(f) = filter {

@@ -54,9 +54,13 @@ async fn list_customers(
     QueryParams(q): QueryParams<PageParams>,
 ) -> ApiResult<Json<List<Customer>>> {
     let (limit, cursor) = paging(q.limit.as_deref(), q.cursor.as_deref())?;
-    let mut query = s.store.query::<Customer>(c.scope(), IndexSel::Primary, limit);
+    let mut query = s
+        .store
+        .query::<Customer>(c.scope(), IndexSel::Primary, limit);
     query.cursor = cursor;
-    Ok(Json(List::from_page(s.store.list::<Customer>(query, None).await?)))
+    Ok(Json(List::from_page(
+        s.store.list::<Customer>(query, None).await?,
+    )))
 }
 
 /// Adds a customer (manager).
@@ -81,8 +85,16 @@ async fn create_customer(
 /// One customer.
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
     responses((status = 200, body = Customer), (status = 404, body = ErrorBody)))]
-async fn get_customer(State(s): State<AppState>, Member(c): Member, IdPath(id): IdPath) -> ApiResult<Json<Customer>> {
-    let (x, _) = s.store.get::<Customer>(c.scope(), id.as_str()).await?.ok_or_else(|| ApiError::not_found("customer"))?;
+async fn get_customer(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<Customer>> {
+    let (x, _) = s
+        .store
+        .get::<Customer>(c.scope(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer"))?;
     Ok(Json(x))
 }
 
@@ -97,8 +109,11 @@ async fn patch_customer(
     Body(patch): Body<CustomerPatch>,
 ) -> ApiResult<Json<Customer>> {
     c.require(Role::Manager)?;
-    let (mut x, version) =
-        s.store.get::<Customer>(c.scope(), id.as_str()).await?.ok_or_else(|| ApiError::not_found("customer"))?;
+    let (mut x, version) = s
+        .store
+        .get::<Customer>(c.scope(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer"))?;
     check_editable(&x)?;
     if let Some(name) = patch.name {
         x.name = validate::text("name", &name, validate::MAX_NAME_CHARS)?;
@@ -113,19 +128,35 @@ async fn patch_customer(
 /// Removes a customer (manager); refused while projects refer to it.
 #[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn delete_customer(State(s): State<AppState>, Member(c): Member, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+async fn delete_customer(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+) -> ApiResult<StatusCode> {
     c.require(Role::Manager)?;
-    let (x, version) =
-        s.store.get::<Customer>(c.scope(), id.as_str()).await?.ok_or_else(|| ApiError::not_found("customer"))?;
+    let (x, version) = s
+        .store
+        .get::<Customer>(c.scope(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer"))?;
     check_editable(&x)?;
-    let q = s.store.query::<Project>(c.scope(), IndexSel::Index2(id.to_string()), 1);
+    let q = s
+        .store
+        .query::<Project>(c.scope(), IndexSel::Index2(id.to_string()), 1);
     if !s.store.list::<Project>(q, None).await?.items.is_empty() {
-        return Err(ApiError::new(StatusCode::CONFLICT, "customer_in_use", "projects still refer to this customer"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "customer_in_use",
+            "projects still refer to this customer",
+        ));
     }
-    s.store.delete_at::<Customer>(c.scope(), id.as_str(), version).await?;
+    s.store
+        .delete_at::<Customer>(c.scope(), id.as_str(), version)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    r.routes(routes!(list_customers, create_customer)).routes(routes!(get_customer, patch_customer, delete_customer))
+    r.routes(routes!(list_customers, create_customer))
+        .routes(routes!(get_customer, patch_customer, delete_customer))
 }

@@ -2,8 +2,8 @@ pub(crate) mod customers;
 pub(crate) mod health;
 pub(crate) mod people;
 pub(crate) mod projects;
-pub(crate) mod workspaces;
 pub(crate) mod worklogs;
+pub(crate) mod workspaces;
 
 use serde::Deserialize;
 use utoipa::IntoParams;

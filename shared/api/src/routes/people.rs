@@ -1,4 +1,3 @@
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -43,12 +42,24 @@ pub(crate) struct PeopleQuery {
 
 /// The person using `email` (normalised), if any.
 pub(crate) async fn by_email(s: &AppState, scope: &str, email: &str) -> ApiResult<Option<Person>> {
-    let q = s.store.query::<Person>(scope, IndexSel::Index1(validate::normalize_email(email)), 1);
-    Ok(s.store.list::<Person>(q, None).await?.items.into_iter().next().map(|(p, _)| p))
+    let q = s
+        .store
+        .query::<Person>(scope, IndexSel::Index1(validate::normalize_email(email)), 1);
+    Ok(s.store
+        .list::<Person>(q, None)
+        .await?
+        .items
+        .into_iter()
+        .next()
+        .map(|(p, _)| p))
 }
 
 fn email_taken() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "email_taken", "another person already uses this e-mail")
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "email_taken",
+        "another person already uses this e-mail",
+    )
 }
 
 /// People of the workspace, by id.
@@ -66,7 +77,9 @@ async fn list_people(
     };
     let mut query = s.store.query::<Person>(c.scope(), index, limit);
     query.cursor = cursor;
-    Ok(Json(List::from_page(s.store.list::<Person>(query, None).await?)))
+    Ok(Json(List::from_page(
+        s.store.list::<Person>(query, None).await?,
+    )))
 }
 
 /// Adds a person (admin). Nobody may grant a role above their own.
@@ -80,7 +93,9 @@ async fn create_person(
 ) -> ApiResult<(StatusCode, Json<Person>)> {
     c.require(Role::Admin)?;
     if input.role > c.role {
-        return Err(ApiError::forbidden("you cannot grant a role above your own"));
+        return Err(ApiError::forbidden(
+            "you cannot grant a role above your own",
+        ));
     }
     let person = Person {
         id: new_id(),
@@ -98,8 +113,16 @@ async fn create_person(
 /// One person.
 #[utoipa::path(get, path = "/v1/people/{id}", tag = "people", params(("id" = String, Path)),
     responses((status = 200, body = Person), (status = 404, body = ErrorBody)))]
-async fn get_person(State(s): State<AppState>, Member(c): Member, IdPath(id): IdPath) -> ApiResult<Json<Person>> {
-    let (p, _) = s.store.get::<Person>(c.scope(), id.as_str()).await?.ok_or_else(|| ApiError::not_found("person"))?;
+async fn get_person(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<Person>> {
+    let (p, _) = s
+        .store
+        .get::<Person>(c.scope(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("person"))?;
     Ok(Json(p))
 }
 
@@ -114,22 +137,37 @@ async fn patch_person(
     IdPath(id): IdPath,
     Body(patch): Body<PersonPatch>,
 ) -> ApiResult<Json<Person>> {
-    let (mut p, version) =
-        s.store.get::<Person>(c.scope(), id.as_str()).await?.ok_or_else(|| ApiError::not_found("person"))?;
+    let (mut p, version) = s
+        .store
+        .get::<Person>(c.scope(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("person"))?;
     let is_self = p.id == c.person_id;
     if !is_self || patch.role.is_some() {
         c.require(Role::Admin)?;
         if p.role > c.role {
-            return Err(ApiError::forbidden("you cannot change a person whose role is above yours"));
+            return Err(ApiError::forbidden(
+                "you cannot change a person whose role is above yours",
+            ));
         }
     }
     if let Some(role) = patch.role {
         if role > c.role {
-            return Err(ApiError::forbidden("you cannot grant a role above your own"));
+            return Err(ApiError::forbidden(
+                "you cannot grant a role above your own",
+            ));
         }
-        let owner_id = s.store.get::<Workspace>(c.scope(), c.scope()).await?.map(|(w, _)| w.owner_id);
+        let owner_id = s
+            .store
+            .get::<Workspace>(c.scope(), c.scope())
+            .await?
+            .map(|(w, _)| w.owner_id);
         if owner_id.as_ref() == Some(&p.id) && role != Role::Owner {
-            return Err(ApiError::new(StatusCode::CONFLICT, "owner_role_fixed", "the workspace owner stays owner"));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "owner_role_fixed",
+                "the workspace owner stays owner",
+            ));
         }
         p.role = role;
     }
@@ -153,31 +191,67 @@ async fn patch_person(
 /// assignments, which would otherwise point nowhere.
 #[utoipa::path(delete, path = "/v1/people/{id}", tag = "people", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn delete_person(State(s): State<AppState>, Member(c): Member, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+async fn delete_person(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+) -> ApiResult<StatusCode> {
     c.require(Role::Admin)?;
-    let (p, version) =
-        s.store.get::<Person>(c.scope(), id.as_str()).await?.ok_or_else(|| ApiError::not_found("person"))?;
+    let (p, version) = s
+        .store
+        .get::<Person>(c.scope(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("person"))?;
     if p.role > c.role {
-        return Err(ApiError::forbidden("you cannot remove a person whose role is above yours"));
+        return Err(ApiError::forbidden(
+            "you cannot remove a person whose role is above yours",
+        ));
     }
-    let owner_id = s.store.get::<Workspace>(c.scope(), c.scope()).await?.map(|(w, _)| w.owner_id);
+    let owner_id = s
+        .store
+        .get::<Workspace>(c.scope(), c.scope())
+        .await?
+        .map(|(w, _)| w.owner_id);
     if owner_id.as_ref() == Some(&p.id) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "owner_cannot_be_deleted", "the workspace owner cannot be removed"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "owner_cannot_be_deleted",
+            "the workspace owner cannot be removed",
+        ));
     }
     let in_use = |what: &str| {
-        ApiError::new(StatusCode::CONFLICT, "person_in_use", format!("this person still has {what}; remove them first"))
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "person_in_use",
+            format!("this person still has {what}; remove them first"),
+        )
     };
     let idx = IndexSel::Index2(p.id.to_string());
-    if !s.store.list::<WorkLog>(s.store.query::<WorkLog>(c.scope(), idx.clone(), 1), None).await?.items.is_empty() {
+    if !s
+        .store
+        .list::<WorkLog>(s.store.query::<WorkLog>(c.scope(), idx.clone(), 1), None)
+        .await?
+        .items
+        .is_empty()
+    {
         return Err(in_use("work logs"));
     }
-    if !s.store.list::<Assignment>(s.store.query::<Assignment>(c.scope(), idx, 1), None).await?.items.is_empty() {
+    if !s
+        .store
+        .list::<Assignment>(s.store.query::<Assignment>(c.scope(), idx, 1), None)
+        .await?
+        .items
+        .is_empty()
+    {
         return Err(in_use("assignments"));
     }
-    s.store.delete_at::<Person>(c.scope(), id.as_str(), version).await?;
+    s.store
+        .delete_at::<Person>(c.scope(), id.as_str(), version)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    r.routes(routes!(list_people, create_person)).routes(routes!(get_person, patch_person, delete_person))
+    r.routes(routes!(list_people, create_person))
+        .routes(routes!(get_person, patch_person, delete_person))
 }

@@ -2,7 +2,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hourbridge_domain::{
-    Assignment, Customer, ManagedBy, Person, Project, RecordId, Role, Task, WorkLog, check_period, new_id, validate,
+    Assignment, Customer, ManagedBy, Person, Project, RecordId, Role, Task, WorkLog, check_period,
+    new_id, validate,
 };
 use hourbridge_store::IndexSel;
 use serde::Deserialize;
@@ -13,7 +14,9 @@ use utoipa_axum::routes;
 use super::PageParams;
 use crate::extract::double_option;
 use crate::paging::paging;
-use crate::{ApiError, ApiResult, AppState, Body, Day, ErrorBody, IdPath, List, Member, QueryParams};
+use crate::{
+    ApiError, ApiResult, AppState, Body, Day, ErrorBody, IdPath, List, Member, QueryParams,
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -75,11 +78,16 @@ fn check_editable(p: &Project) -> ApiResult<()> {
 }
 
 pub(crate) async fn load(s: &AppState, scope: &str, id: &RecordId) -> ApiResult<(Project, u64)> {
-    s.store.get::<Project>(scope, id.as_str()).await?.ok_or_else(|| ApiError::not_found("project"))
+    s.store
+        .get::<Project>(scope, id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))
 }
 
 async fn has_children(s: &AppState, scope: &str, id: &RecordId) -> ApiResult<bool> {
-    let q = s.store.query::<Project>(scope, IndexSel::Index1(id.to_string()), 1);
+    let q = s
+        .store
+        .query::<Project>(scope, IndexSel::Index1(id.to_string()), 1);
     Ok(!s.store.list::<Project>(q, None).await?.items.is_empty())
 }
 
@@ -88,24 +96,41 @@ async fn has_children(s: &AppState, scope: &str, id: &RecordId) -> ApiResult<boo
 async fn check_links(s: &AppState, scope: &str, p: &Project) -> ApiResult<()> {
     if let Some(parent) = &p.parent_id {
         if parent == &p.id {
-            return Err(ApiError::unprocessable("invalid_parent", "a project cannot be its own parent"));
+            return Err(ApiError::unprocessable(
+                "invalid_parent",
+                "a project cannot be its own parent",
+            ));
         }
         let (pp, _) = s
             .store
             .get::<Project>(scope, parent.as_str())
             .await?
-            .ok_or_else(|| ApiError::unprocessable("unknown_parent", "parent_id names no project"))?;
+            .ok_or_else(|| {
+                ApiError::unprocessable("unknown_parent", "parent_id names no project")
+            })?;
         if pp.parent_id.is_some() {
-            return Err(ApiError::unprocessable("too_deep", "projects have two levels: the parent is itself a child"));
+            return Err(ApiError::unprocessable(
+                "too_deep",
+                "projects have two levels: the parent is itself a child",
+            ));
         }
         if has_children(s, scope, &p.id).await? {
-            return Err(ApiError::unprocessable("too_deep", "a project with children cannot get a parent"));
+            return Err(ApiError::unprocessable(
+                "too_deep",
+                "a project with children cannot get a parent",
+            ));
         }
     }
     if let Some(customer) = &p.customer_id
-        && s.store.get::<Customer>(scope, customer.as_str()).await?.is_none()
+        && s.store
+            .get::<Customer>(scope, customer.as_str())
+            .await?
+            .is_none()
     {
-        return Err(ApiError::unprocessable("unknown_customer", "customer_id names no customer"));
+        return Err(ApiError::unprocessable(
+            "unknown_customer",
+            "customer_id names no customer",
+        ));
     }
     check_period(p.start_date, p.end_date)?;
     Ok(())
@@ -120,9 +145,13 @@ async fn list_projects(
     QueryParams(q): QueryParams<PageParams>,
 ) -> ApiResult<Json<List<Project>>> {
     let (limit, cursor) = paging(q.limit.as_deref(), q.cursor.as_deref())?;
-    let mut query = s.store.query::<Project>(c.scope(), IndexSel::Primary, limit);
+    let mut query = s
+        .store
+        .query::<Project>(c.scope(), IndexSel::Primary, limit);
     query.cursor = cursor;
-    Ok(Json(List::from_page(s.store.list::<Project>(query, None).await?)))
+    Ok(Json(List::from_page(
+        s.store.list::<Project>(query, None).await?,
+    )))
 }
 
 /// Adds a project (manager).
@@ -151,7 +180,11 @@ async fn create_project(
 /// One project.
 #[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path)),
     responses((status = 200, body = Project), (status = 404, body = ErrorBody)))]
-async fn get_project(State(s): State<AppState>, Member(c): Member, IdPath(id): IdPath) -> ApiResult<Json<Project>> {
+async fn get_project(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<Project>> {
     Ok(Json(load(&s, c.scope(), &id).await?.0))
 }
 
@@ -192,7 +225,11 @@ async fn patch_project(
 /// logs.
 #[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn delete_project(State(s): State<AppState>, Member(c): Member, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+async fn delete_project(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+) -> ApiResult<StatusCode> {
     c.require(Role::Manager)?;
     let scope = c.scope();
     let (p, version) = load(&s, scope, &id).await?;
@@ -202,23 +239,46 @@ async fn delete_project(State(s): State<AppState>, Member(c): Member, IdPath(id)
     if has_children(&s, scope, &id).await? {
         uses.push("sub-projects");
     }
-    if !s.store.list::<Task>(s.store.query::<Task>(scope, idx(), 1), None).await?.items.is_empty() {
+    if !s
+        .store
+        .list::<Task>(s.store.query::<Task>(scope, idx(), 1), None)
+        .await?
+        .items
+        .is_empty()
+    {
         uses.push("tasks");
     }
-    if !s.store.list::<Assignment>(s.store.query::<Assignment>(scope, idx(), 1), None).await?.items.is_empty() {
+    if !s
+        .store
+        .list::<Assignment>(s.store.query::<Assignment>(scope, idx(), 1), None)
+        .await?
+        .items
+        .is_empty()
+    {
         uses.push("assignments");
     }
-    if !s.store.list::<WorkLog>(s.store.query::<WorkLog>(scope, idx(), 1), None).await?.items.is_empty() {
+    if !s
+        .store
+        .list::<WorkLog>(s.store.query::<WorkLog>(scope, idx(), 1), None)
+        .await?
+        .items
+        .is_empty()
+    {
         uses.push("work logs");
     }
     if !uses.is_empty() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "project_in_use",
-            format!("the project still has {}; remove them first", uses.join(", ")),
+            format!(
+                "the project still has {}; remove them first",
+                uses.join(", ")
+            ),
         ));
     }
-    s.store.delete_at::<Project>(scope, id.as_str(), version).await?;
+    s.store
+        .delete_at::<Project>(scope, id.as_str(), version)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -233,9 +293,13 @@ async fn list_tasks(
 ) -> ApiResult<Json<List<Task>>> {
     let (limit, cursor) = paging(q.limit.as_deref(), q.cursor.as_deref())?;
     load(&s, c.scope(), &id).await?;
-    let mut query = s.store.query::<Task>(c.scope(), IndexSel::Index1(id.to_string()), limit);
+    let mut query = s
+        .store
+        .query::<Task>(c.scope(), IndexSel::Index1(id.to_string()), limit);
     query.cursor = cursor;
-    Ok(Json(List::from_page(s.store.list::<Task>(query, None).await?)))
+    Ok(Json(List::from_page(
+        s.store.list::<Task>(query, None).await?,
+    )))
 }
 
 /// Adds a task to a local project (manager).
@@ -272,9 +336,13 @@ async fn list_assignments(
 ) -> ApiResult<Json<List<Assignment>>> {
     let (limit, cursor) = paging(q.limit.as_deref(), q.cursor.as_deref())?;
     load(&s, c.scope(), &id).await?;
-    let mut query = s.store.query::<Assignment>(c.scope(), IndexSel::Index1(id.to_string()), limit);
+    let mut query = s
+        .store
+        .query::<Assignment>(c.scope(), IndexSel::Index1(id.to_string()), limit);
     query.cursor = cursor;
-    Ok(Json(List::from_page(s.store.list::<Assignment>(query, None).await?)))
+    Ok(Json(List::from_page(
+        s.store.list::<Assignment>(query, None).await?,
+    )))
 }
 
 /// Assigns a person to a project for a period (manager).
@@ -288,8 +356,15 @@ async fn create_assignment(
 ) -> ApiResult<(StatusCode, Json<Assignment>)> {
     c.require(Role::Manager)?;
     let (p, _) = load(&s, c.scope(), &id).await?;
-    if s.store.get::<Person>(c.scope(), input.person_id.as_str()).await?.is_none() {
-        return Err(ApiError::unprocessable("unknown_person", "person_id names no person"));
+    if s.store
+        .get::<Person>(c.scope(), input.person_id.as_str())
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::unprocessable(
+            "unknown_person",
+            "person_id names no person",
+        ));
     }
     let a = Assignment {
         id: new_id(),

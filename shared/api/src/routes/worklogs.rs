@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hourbridge_domain::{Person, RecordId, Role, Task, WorkLog, new_id, validate};
-use hourbridge_store::IndexSel;
+use hourbridge_store::{EntityFilter, IndexSel};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -13,7 +13,9 @@ use utoipa_axum::routes;
 use super::projects::load as load_project;
 use crate::extract::double_option;
 use crate::paging::paging;
-use crate::{ApiError, ApiResult, AppState, Body, Caller, Day, ErrorBody, IdPath, List, Member, QueryParams};
+use crate::{
+    ApiError, ApiResult, AppState, Body, Caller, Day, ErrorBody, IdPath, List, Member, QueryParams,
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -71,7 +73,10 @@ fn minutes(m: i64) -> ApiResult<u32> {
     if m < 1 || m > i64::from(validate::MAX_MINUTES_PER_LOG) {
         return Err(ApiError::unprocessable(
             "invalid_minutes",
-            format!("minutes must be from 1 to {} (one day)", validate::MAX_MINUTES_PER_LOG),
+            format!(
+                "minutes must be from 1 to {} (one day)",
+                validate::MAX_MINUTES_PER_LOG
+            ),
         ));
     }
     Ok(m as u32)
@@ -82,7 +87,10 @@ fn may_edit(c: &Caller, log: &WorkLog) -> ApiResult<()> {
         c.require(Role::Manager)?;
     }
     if let Some(src) = &log.source {
-        return Err(ApiError::managed_by_provider("work log", src.provider.as_str()));
+        return Err(ApiError::managed_by_provider(
+            "work log",
+            src.provider.as_str(),
+        ));
     }
     Ok(())
 }
@@ -95,16 +103,29 @@ async fn check_refs(s: &AppState, scope: &str, log: &WorkLog) -> ApiResult<()> {
     if let Some(task) = &log.task_id {
         match s.store.get::<Task>(scope, task.as_str()).await? {
             Some((t, _)) if t.project_id == log.project_id => {}
-            Some(_) => return Err(ApiError::unprocessable("task_not_in_project", "the task belongs to another project")),
-            None => return Err(ApiError::unprocessable("unknown_task", "task_id names no task")),
+            Some(_) => {
+                return Err(ApiError::unprocessable(
+                    "task_not_in_project",
+                    "the task belongs to another project",
+                ));
+            }
+            None => {
+                return Err(ApiError::unprocessable(
+                    "unknown_task",
+                    "task_id names no task",
+                ));
+            }
         }
     }
     Ok(())
 }
 
 fn day_param(name: &str, v: Option<&str>) -> ApiResult<Option<Day>> {
-    v.map(|s| Day::parse(s).ok_or_else(|| ApiError::bad_query(format!("{name} must be a date in YYYY-MM-DD form"))))
-        .transpose()
+    v.map(|s| {
+        Day::parse(s)
+            .ok_or_else(|| ApiError::bad_query(format!("{name} must be a date in YYYY-MM-DD form")))
+    })
+    .transpose()
 }
 
 fn id_param(v: Option<&str>) -> Option<String> {
@@ -126,9 +147,16 @@ async fn list_worklogs(
     if let (Some(f), Some(t)) = (from, to)
         && t < f
     {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_range", "to must not be before from"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+            "to must not be before from",
+        ));
     }
-    let (project, person) = (id_param(q.project_id.as_deref()), id_param(q.person_id.as_deref()));
+    let (project, person) = (
+        id_param(q.project_id.as_deref()),
+        id_param(q.person_id.as_deref()),
+    );
     let (index, residual_person, residual_dates) = match (&project, &person) {
         (Some(p), _) => (IndexSel::Index1(p.clone()), person.clone(), false),
         (None, Some(p)) => (IndexSel::Index2(p.clone()), None, false),
@@ -140,16 +168,20 @@ async fn list_worklogs(
         query.from = from.map(|d| d.0.to_string());
         query.to = to.map(|d| d.0.to_string());
     }
-    let filter: Option<Arc<dyn Fn(&WorkLog) -> bool + Send + Sync>> = if residual_person.is_some() || residual_dates {
+    let filter: Option<EntityFilter<WorkLog>> = if residual_person.is_some() || residual_dates {
         Some(Arc::new(move |l: &WorkLog| {
-            residual_person.as_deref().is_none_or(|p| l.person_id.as_str() == p)
+            residual_person
+                .as_deref()
+                .is_none_or(|p| l.person_id.as_str() == p)
                 && (!residual_dates
                     || (from.is_none_or(|f| l.date >= f.0) && to.is_none_or(|t| l.date <= t.0)))
         }))
     } else {
         None
     };
-    Ok(Json(List::from_page(s.store.list::<WorkLog>(query, filter).await?)))
+    Ok(Json(List::from_page(
+        s.store.list::<WorkLog>(query, filter).await?,
+    )))
 }
 
 /// Logs time. Members log their own; managers may log for anyone.
@@ -164,8 +196,15 @@ async fn create_worklog(
     if person_id != c.person_id {
         c.require(Role::Manager)?;
     }
-    if s.store.get::<Person>(c.scope(), person_id.as_str()).await?.is_none() {
-        return Err(ApiError::unprocessable("unknown_person", "person_id names no person"));
+    if s.store
+        .get::<Person>(c.scope(), person_id.as_str())
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::unprocessable(
+            "unknown_person",
+            "person_id names no person",
+        ));
     }
     let log = WorkLog {
         id: new_id(),
@@ -174,7 +213,11 @@ async fn create_worklog(
         task_id: input.task_id,
         date: input.date.0,
         minutes: minutes(input.minutes)?,
-        note: validate::optional_text("note", input.note.as_deref().unwrap_or(""), validate::MAX_NOTE_CHARS)?,
+        note: validate::optional_text(
+            "note",
+            input.note.as_deref().unwrap_or(""),
+            validate::MAX_NOTE_CHARS,
+        )?,
         source: None,
     };
     check_refs(&s, c.scope(), &log).await?;
@@ -185,8 +228,16 @@ async fn create_worklog(
 /// One work log.
 #[utoipa::path(get, path = "/v1/worklogs/{id}", tag = "worklogs", params(("id" = String, Path)),
     responses((status = 200, body = WorkLog), (status = 404, body = ErrorBody)))]
-async fn get_worklog(State(s): State<AppState>, Member(c): Member, IdPath(id): IdPath) -> ApiResult<Json<WorkLog>> {
-    let (l, _) = s.store.get::<WorkLog>(c.scope(), id.as_str()).await?.ok_or_else(|| ApiError::not_found("work log"))?;
+async fn get_worklog(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<WorkLog>> {
+    let (l, _) = s
+        .store
+        .get::<WorkLog>(c.scope(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("work log"))?;
     Ok(Json(l))
 }
 
@@ -200,8 +251,11 @@ async fn patch_worklog(
     IdPath(id): IdPath,
     Body(patch): Body<WorkLogPatch>,
 ) -> ApiResult<Json<WorkLog>> {
-    let (mut l, version) =
-        s.store.get::<WorkLog>(c.scope(), id.as_str()).await?.ok_or_else(|| ApiError::not_found("work log"))?;
+    let (mut l, version) = s
+        .store
+        .get::<WorkLog>(c.scope(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("work log"))?;
     may_edit(&c, &l)?;
     if let Some(p) = patch.project_id {
         if p != l.project_id && patch.task_id.is_none() {
@@ -229,14 +283,24 @@ async fn patch_worklog(
 /// Deletes a work log; synced logs answer 409 `managed_by_provider`.
 #[utoipa::path(delete, path = "/v1/worklogs/{id}", tag = "worklogs", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn delete_worklog(State(s): State<AppState>, Member(c): Member, IdPath(id): IdPath) -> ApiResult<StatusCode> {
-    let (l, version) =
-        s.store.get::<WorkLog>(c.scope(), id.as_str()).await?.ok_or_else(|| ApiError::not_found("work log"))?;
+async fn delete_worklog(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+) -> ApiResult<StatusCode> {
+    let (l, version) = s
+        .store
+        .get::<WorkLog>(c.scope(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("work log"))?;
     may_edit(&c, &l)?;
-    s.store.delete_at::<WorkLog>(c.scope(), id.as_str(), version).await?;
+    s.store
+        .delete_at::<WorkLog>(c.scope(), id.as_str(), version)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    r.routes(routes!(list_worklogs, create_worklog)).routes(routes!(get_worklog, patch_worklog, delete_worklog))
+    r.routes(routes!(list_worklogs, create_worklog))
+        .routes(routes!(get_worklog, patch_worklog, delete_worklog))
 }

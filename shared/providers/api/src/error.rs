@@ -37,7 +37,11 @@ pub struct ProviderError {
 
 impl ProviderError {
     /// Builds an error.
-    pub fn new(provider: &'static str, kind: ProviderErrorKind, message: impl Into<String>) -> Self {
+    pub fn new(
+        provider: &'static str,
+        kind: ProviderErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             provider,
             kind,
@@ -48,7 +52,10 @@ impl ProviderError {
 
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, ProviderErrorKind::RateLimited | ProviderErrorKind::Transient)
+        matches!(
+            self.kind,
+            ProviderErrorKind::RateLimited | ProviderErrorKind::Transient
+        )
     }
 
     /// Whether an admin must authorize the connection again.

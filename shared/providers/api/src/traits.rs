@@ -14,7 +14,10 @@ pub trait Provider: Send + Sync {
     fn descriptor(&self) -> &ProviderDescriptor;
 
     /// Checks the connection's credentials and says which account they reach.
-    async fn check_credentials(&self, session: &ProviderSession) -> Result<AccountInfo, ProviderError>;
+    async fn check_credentials(
+        &self,
+        session: &ProviderSession,
+    ) -> Result<AccountInfo, ProviderError>;
 
     /// Work logs in (capability `work_logs_in`).
     fn work_logs(&self) -> Option<&dyn WorkLogSource> {
@@ -90,7 +93,8 @@ pub trait TimeSink: Send + Sync {
         time: &OutboundTime,
     ) -> Result<(), ProviderError>;
     /// Deletes an entry; a missing entry is not an error.
-    async fn delete(&self, session: &ProviderSession, remote_id: &str) -> Result<(), ProviderError>;
+    async fn delete(&self, session: &ProviderSession, remote_id: &str)
+    -> Result<(), ProviderError>;
 }
 
 /// Reads time changes since a provider cursor (two-way providers).
@@ -159,10 +163,22 @@ pub fn check_provider(p: &dyn Provider) -> Result<(), String> {
             ));
         }
     };
-    expect(c.work_logs_in.is_some(), p.work_logs().is_some(), "work_logs_in");
-    expect(c.time_out || c.time_two_way, p.time_sink().is_some(), "time_out/time_two_way");
+    expect(
+        c.work_logs_in.is_some(),
+        p.work_logs().is_some(),
+        "work_logs_in",
+    );
+    expect(
+        c.time_out || c.time_two_way,
+        p.time_sink().is_some(),
+        "time_out/time_two_way",
+    );
     expect(c.time_two_way, p.time_changes().is_some(), "time_two_way");
-    expect(c.master_data_in.is_some(), p.master_data().is_some(), "master_data_in");
+    expect(
+        c.master_data_in.is_some(),
+        p.master_data().is_some(),
+        "master_data_in",
+    );
     expect(c.tasks_out, p.task_sink().is_some(), "tasks_out");
     expect(c.webhooks.is_some(), p.webhooks().is_some(), "webhooks");
     if hourbridge_domain::ProviderId::parse(d.id).is_err() {

@@ -105,14 +105,20 @@ mod tests {
             _: Option<&str>,
             _: Option<String>,
         ) -> Result<RemotePage<RemoteProject>, ProviderError> {
-            Ok(RemotePage { items: vec![], next: None })
+            Ok(RemotePage {
+                items: vec![],
+                next: None,
+            })
         }
         async fn list_people(
             &self,
             _: &ProviderSession,
             _: Option<String>,
         ) -> Result<RemotePage<RemotePerson>, ProviderError> {
-            Ok(RemotePage { items: vec![], next: None })
+            Ok(RemotePage {
+                items: vec![],
+                next: None,
+            })
         }
         async fn list_work_logs(
             &self,
@@ -121,7 +127,10 @@ mod tests {
             _: DateWindow,
             _: Option<String>,
         ) -> Result<RemotePage<RemoteWorkLog>, ProviderError> {
-            Ok(RemotePage { items: vec![], next: None })
+            Ok(RemotePage {
+                items: vec![],
+                next: None,
+            })
         }
     }
 
@@ -130,8 +139,15 @@ mod tests {
         fn descriptor(&self) -> &ProviderDescriptor {
             &self.d
         }
-        async fn check_credentials(&self, _: &ProviderSession) -> Result<AccountInfo, ProviderError> {
-            Err(ProviderError::new(self.d.id, ProviderErrorKind::Unsupported, "fake"))
+        async fn check_credentials(
+            &self,
+            _: &ProviderSession,
+        ) -> Result<AccountInfo, ProviderError> {
+            Err(ProviderError::new(
+                self.d.id,
+                ProviderErrorKind::Unsupported,
+                "fake",
+            ))
         }
         fn work_logs(&self) -> Option<&dyn WorkLogSource> {
             self.offers_work_logs.then_some(self as &dyn WorkLogSource)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Sets up and runs Hourbridge's whole test suite on a fresh machine: installs the Python tools
+# it needs into .venv, checks formatting and lints, starts moto_server on a free loopback port,
+# runs every test with nextest (the DynamoDB and Secrets Manager tests against moto), and stops
+# moto again. Nothing else needs to be installed by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${HOURBRIDGE_VENV:-.venv}"
+REQ=tests/requirements.txt
+if [ ! -x "$VENV/bin/moto_server" ] || ! cmp -s "$REQ" "$VENV/.requirements"; then
+  echo "==> installing test tools into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQ"
+  cp "$REQ" "$VENV/.requirements"
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "==> installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+mkdir -p target
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+echo "==> starting moto_server on 127.0.0.1:$PORT"
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >target/moto.log 2>&1 &
+MOTO_PID=$!
+trap 'kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true' EXIT
+python3 - "$PORT" <<'PY'
+import sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/moto-api/"
+for _ in range(300):
+    try:
+        urllib.request.urlopen(url, timeout=1)
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit("moto_server did not start; see target/moto.log")
+PY
+
+export TEST_AWS_ENDPOINT="http://127.0.0.1:$PORT"
+export HOURBRIDGE_REQUIRE_MOTO=1
+export AWS_EC2_METADATA_DISABLED=true
+echo "==> cargo nextest run"
+cargo nextest run --workspace --locked --profile ci
