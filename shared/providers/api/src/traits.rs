@@ -19,6 +19,12 @@ pub trait Provider: Send + Sync {
         session: &ProviderSession,
     ) -> Result<AccountInfo, ProviderError>;
 
+    /// The OAuth endpoints actually in use (`authorize`, `token`): the descriptor's, or the
+    /// configured overrides that point at a sandbox. `None` for providers without OAuth.
+    fn oauth_urls(&self) -> Option<(String, String)> {
+        None
+    }
+
     /// Work logs in (capability `work_logs_in`).
     fn work_logs(&self) -> Option<&dyn WorkLogSource> {
         None
@@ -188,5 +194,27 @@ pub fn check_provider(p: &dyn Provider) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{}: {}", d.id, problems.join("; ")))
+    }
+}
+
+/// A request budget shared by everything that uses the same provider token, account or
+/// application, across processes. The sync engine implements it over the store; adapters call
+/// [`RateBudget::acquire`] before every request.
+#[async_trait]
+pub trait RateBudget: Send + Sync {
+    /// Waits until one more request under `key` fits `limit`. Fails with
+    /// [`ProviderErrorKind::RateLimited`](crate::ProviderErrorKind::RateLimited) and a
+    /// `retry_after` when the wait would be longer than the caller should block.
+    async fn acquire(&self, key: &str, limit: &crate::RateLimit) -> Result<(), ProviderError>;
+}
+
+/// A budget that never waits, for tests and tools that talk to sandboxes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unlimited;
+
+#[async_trait]
+impl RateBudget for Unlimited {
+    async fn acquire(&self, _: &str, _: &crate::RateLimit) -> Result<(), ProviderError> {
+        Ok(())
     }
 }

@@ -1,0 +1,197 @@
+//! The OAuth 2.0 authorization-code flow, driven by a provider's [`OAuth2Spec`], on top of the
+//! `oauth2` crate. Endpoint URLs are passed in (not read from the spec) so configuration can
+//! point them at sandboxes.
+
+use chrono::{DateTime, Utc};
+use hourbridge_domain::SecretValue;
+use hourbridge_provider_api::{ClientAuth, OAuth2Spec, ProviderError, ProviderErrorKind};
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
+};
+
+/// Where a provider's OAuth endpoints are, and where it sends the browser back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Authorization endpoint.
+    pub authorize_url: String,
+    /// Token endpoint.
+    pub token_url: String,
+    /// Our callback (`HOURBRIDGE_PUBLIC_URL/oauth/{provider}/callback`).
+    pub redirect_url: String,
+}
+
+/// The OAuth client the customer registered (or ours).
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    /// Client id.
+    pub id: String,
+    /// Client secret.
+    pub secret: SecretValue,
+}
+
+/// Tokens from the token endpoint.
+#[derive(Debug, Clone)]
+pub struct TokenSet {
+    /// Bearer token.
+    pub access_token: SecretValue,
+    /// Refresh token, when the provider issued one.
+    pub refresh_token: Option<SecretValue>,
+    /// When the access token expires, when the provider said.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The start of an authorization: the URL to send the admin to, and the PKCE verifier to keep
+/// (with the state) until the callback.
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    /// Where the admin's browser goes.
+    pub url: String,
+    /// PKCE verifier, when the provider uses PKCE.
+    pub pkce_verifier: Option<SecretValue>,
+}
+
+type Client = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    oauth2::basic::BasicTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+fn config_error(provider: &'static str, what: &str) -> ProviderError {
+    ProviderError::new(provider, ProviderErrorKind::Rejected, format!("invalid OAuth configuration: {what}"))
+}
+
+fn client(provider: &'static str, spec: &OAuth2Spec, ep: &Endpoints, creds: &ClientCredentials) -> Result<Client, ProviderError> {
+    Ok(BasicClient::new(ClientId::new(creds.id.clone()))
+        .set_client_secret(ClientSecret::new(creds.secret.expose().to_owned()))
+        .set_auth_uri(AuthUrl::new(ep.authorize_url.clone()).map_err(|_| config_error(provider, "authorize URL"))?)
+        .set_token_uri(TokenUrl::new(ep.token_url.clone()).map_err(|_| config_error(provider, "token URL"))?)
+        .set_redirect_uri(RedirectUrl::new(ep.redirect_url.clone()).map_err(|_| config_error(provider, "redirect URL"))?)
+        .set_auth_type(match spec.client_auth {
+            ClientAuth::BasicHeader => AuthType::BasicAuth,
+            ClientAuth::RequestBody => AuthType::RequestBody,
+        }))
+}
+
+/// Builds the authorization URL for `state`.
+pub fn authorize(
+    provider: &'static str,
+    spec: &OAuth2Spec,
+    ep: &Endpoints,
+    creds: &ClientCredentials,
+    state: &str,
+) -> Result<Authorization, ProviderError> {
+    let c = client(provider, spec, ep, creds)?;
+    let state = state.to_owned();
+    let mut req = c.authorize_url(move || CsrfToken::new(state));
+    if !spec.scopes.is_empty() {
+        req = req.add_scope(Scope::new(spec.scopes.join(spec.scope_separator)));
+    }
+    for (k, v) in spec.extra_authorize_params {
+        req = req.add_extra_param(*k, *v);
+    }
+    if spec.scopes.contains(&"openid") {
+        // OpenID Connect providers (Hubstaff) expect a nonce.
+        req = req.add_extra_param("nonce", CsrfToken::new_random().secret().clone());
+    }
+    let mut verifier = None;
+    if spec.pkce {
+        let (challenge, v) = PkceCodeChallenge::new_random_sha256();
+        req = req.set_pkce_challenge(challenge);
+        verifier = Some(SecretValue::new(v.secret().clone()));
+    }
+    let (url, _) = req.url();
+    Ok(Authorization { url: url.to_string(), pkce_verifier: verifier })
+}
+
+fn map_token_error<RE: std::error::Error + 'static>(
+    provider: &'static str,
+    e: RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
+) -> ProviderError {
+    match e {
+        RequestTokenError::ServerResponse(r) => {
+            let kind = match r.error() {
+                BasicErrorResponseType::InvalidGrant | BasicErrorResponseType::InvalidClient
+                | BasicErrorResponseType::UnauthorizedClient => ProviderErrorKind::ReauthRequired,
+                _ => ProviderErrorKind::Rejected,
+            };
+            ProviderError::new(provider, kind, format!("token endpoint refused: {}", r.error()))
+        }
+        RequestTokenError::Request(e) => ProviderError::new(provider, ProviderErrorKind::Transient, format!("token endpoint: {e}")),
+        RequestTokenError::Parse(e, body) => ProviderError::new(
+            provider,
+            // A 5xx page or a proxy error is not JSON; only a 2xx we cannot read is a bad response.
+            if body.is_empty() { ProviderErrorKind::Transient } else { ProviderErrorKind::InvalidResponse },
+            format!("token endpoint answer unreadable: {e}"),
+        ),
+        RequestTokenError::Other(m) => ProviderError::new(provider, ProviderErrorKind::InvalidResponse, m),
+    }
+}
+
+fn token_set(t: &oauth2::basic::BasicTokenResponse, now: DateTime<Utc>) -> TokenSet {
+    TokenSet {
+        access_token: SecretValue::new(t.access_token().secret().clone()),
+        refresh_token: t.refresh_token().map(|r| SecretValue::new(r.secret().clone())),
+        expires_at: t
+            .expires_in()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .map(|d| now + d),
+    }
+}
+
+/// Exchanges an authorization code for tokens.
+pub async fn exchange_code(
+    http: &reqwest::Client,
+    provider: &'static str,
+    spec: &OAuth2Spec,
+    ep: &Endpoints,
+    creds: &ClientCredentials,
+    code: &str,
+    pkce_verifier: Option<&SecretValue>,
+    now: DateTime<Utc>,
+) -> Result<TokenSet, ProviderError> {
+    let c = client(provider, spec, ep, creds)?;
+    let mut req = c.exchange_code(AuthorizationCode::new(code.to_owned()));
+    if let Some(v) = pkce_verifier {
+        req = req.set_pkce_verifier(PkceCodeVerifier::new(v.expose().to_owned()));
+    }
+    let t = req.request_async(http).await.map_err(|e| map_token_error(provider, e))?;
+    Ok(token_set(&t, now))
+}
+
+/// Uses a refresh token. When the provider rotates refresh tokens, the answer carries the new
+/// one, which the caller must store before using the access token.
+pub async fn refresh(
+    http: &reqwest::Client,
+    provider: &'static str,
+    spec: &OAuth2Spec,
+    ep: &Endpoints,
+    creds: &ClientCredentials,
+    refresh_token: &SecretValue,
+    now: DateTime<Utc>,
+) -> Result<TokenSet, ProviderError> {
+    let c = client(provider, spec, ep, creds)?;
+    let rt = RefreshToken::new(refresh_token.expose().to_owned());
+    let t = c.exchange_refresh_token(&rt).request_async(http).await.map_err(|e| map_token_error(provider, e))?;
+    let mut set = token_set(&t, now);
+    if set.refresh_token.is_none() && !spec.refresh_token_rotates {
+        // Non-rotating providers may omit it: the old one stays valid.
+        set.refresh_token = Some(refresh_token.clone());
+    }
+    if set.refresh_token.is_none() {
+        return Err(ProviderError::new(
+            provider,
+            ProviderErrorKind::InvalidResponse,
+            "refresh answer lacks the rotated refresh token",
+        ));
+    }
+    Ok(set)
+}
