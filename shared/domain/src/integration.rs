@@ -66,6 +66,20 @@ pub struct ProjectLink {
     pub trim_assignments: bool,
     /// The most recent run for this link.
     pub last_run_id: Option<RecordId>,
+    /// Provider users whose logs could not be matched to a host person by e-mail.
+    #[serde(default)]
+    pub missing_people: Vec<MissingPerson>,
+}
+
+/// A provider user with work logs but no host person of the same e-mail: "add them as
+/// Manager or Employee with this email" and their logs sync on the next run.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MissingPerson {
+    /// Name in the provider.
+    pub name: String,
+    /// E-mail in the provider; `null` when the provider has none for this user.
+    pub email: Option<String>,
 }
 
 /// A host person linked to a user of one provider (set by hand or suggested by e-mail).

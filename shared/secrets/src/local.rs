@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand::RngCore as _;
 
-use crate::{SecretError, SecretStore, SecretValue, check_name};
+use hourbridge_domain::{SecretError, SecretStore, SecretValue, check_secret_name as check_name};
 
 /// File holding the encrypted secrets, in the data directory.
 pub const SECRETS_FILE: &str = "secrets.enc.json";

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
-use crate::{SecretError, SecretStore, SecretValue, check_name};
+use hourbridge_domain::{SecretError, SecretStore, SecretValue, check_secret_name as check_name};
 
 /// AWS Secrets Manager: one secret per connection, named `{prefix}{name}`. IAM limits the
 /// functions to that prefix (see `infra/template.yaml`).

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, PutRequest, ReturnValue, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest, ReturnValue, ScalarAttributeType,
     TimeToLiveSpecification, WriteRequest,
 };
 use chrono::{DateTime, Utc};
@@ -238,6 +238,33 @@ impl DynamoBackend {
         Ok(())
     }
 
+    /// Sends one `BatchWriteItem` (at most 25 requests), retrying unprocessed items with
+    /// exponential backoff.
+    async fn write_batch(&self, mut pending: Vec<WriteRequest>) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            if attempt == BATCH_ATTEMPTS {
+                return Err(StoreError::Unavailable(format!(
+                    "{} items still unprocessed after {BATCH_ATTEMPTS} attempts",
+                    pending.len()
+                )));
+            }
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(25 * 2u64.pow(attempt.min(6)))).await;
+            }
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, std::mem::take(&mut pending))
+                .send()
+                .await
+                .map_err(classify)?;
+            pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+            attempt += 1;
+        }
+        Ok(())
+    }
+
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
@@ -329,7 +356,7 @@ impl Backend for DynamoBackend {
             .map(|(_, r)| r)
             .collect();
         for chunk in unique.chunks(MAX_BATCH_WRITE) {
-            let mut pending: Vec<WriteRequest> = chunk
+            let pending: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|r| {
                     PutRequest::builder()
@@ -339,31 +366,78 @@ impl Backend for DynamoBackend {
                         .map_err(|e| StoreError::Backend(e.to_string()))
                 })
                 .collect::<Result<_, _>>()?;
+            self.write_batch(pending).await?;
+        }
+        Ok(())
+    }
+
+    async fn get_many(&self, scope: &str, kind: &str, ids: &[String]) -> Result<Vec<Record>, StoreError> {
+        let now = self.now();
+        let mut unique: Vec<&String> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let mut out = Vec::with_capacity(unique.len());
+        // BatchGetItem takes at most 100 keys per request.
+        for chunk in unique.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| Item::from([("pk".into(), s(scope)), ("sk".into(), s(sort_key(kind, id)))]))
+                .collect();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Backend(e.to_string()))?,
+            );
             let mut attempt = 0;
-            while !pending.is_empty() {
-                if attempt > 0 {
-                    let backoff = Duration::from_millis(25 * 2u64.pow(attempt.min(6)));
-                    tokio::time::sleep(backoff).await;
-                }
+            while let Some(request) = pending.take() {
                 if attempt == BATCH_ATTEMPTS {
-                    return Err(StoreError::Unavailable(format!(
-                        "{} items still unprocessed after {BATCH_ATTEMPTS} attempts",
-                        pending.len()
-                    )));
+                    return Err(StoreError::Unavailable("unprocessed keys after retries".into()));
                 }
-                let out = self
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(25 * 2u64.pow(attempt.min(6)))).await;
+                }
+                let res = self
                     .client
-                    .batch_write_item()
-                    .request_items(&self.table, std::mem::take(&mut pending))
+                    .batch_get_item()
+                    .request_items(&self.table, request)
                     .send()
                     .await
                     .map_err(classify)?;
-                pending = out
-                    .unprocessed_items
+                for item in res.responses.and_then(|mut m| m.remove(&self.table)).unwrap_or_default() {
+                    let r = from_item(&item)?;
+                    if !r.is_expired(now) {
+                        out.push(r);
+                    }
+                }
+                pending = res
+                    .unprocessed_keys
                     .and_then(|mut m| m.remove(&self.table))
-                    .unwrap_or_default();
+                    .filter(|k| !k.keys().is_empty());
                 attempt += 1;
             }
+        }
+        Ok(out)
+    }
+
+    async fn delete_batch(&self, scope: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+        let mut unique: Vec<&String> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(MAX_BATCH_WRITE) {
+            let requests = chunk
+                .iter()
+                .map(|id| {
+                    DeleteRequest::builder()
+                        .key("pk", s(scope))
+                        .key("sk", s(sort_key(kind, id)))
+                        .build()
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                        .map_err(|e| StoreError::Backend(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.write_batch(requests).await?;
         }
         Ok(())
     }

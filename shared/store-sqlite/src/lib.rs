@@ -233,6 +233,41 @@ impl Backend for SqliteBackend {
         .await
     }
 
+    async fn get_many(&self, scope: &str, kind: &str, ids: &[String]) -> Result<Vec<Record>, StoreError> {
+        let (scope, kind, ids) = (scope.to_owned(), kind.to_owned(), ids.to_vec());
+        self.with(move |c, now| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM records WHERE scope = ? AND kind = ? AND id = ? AND {LIVE}"
+                ))
+                .map_err(backend_err)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(r) = st.query_row(params![scope, kind, id, now], row_to_record).optional().map_err(backend_err)? {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_batch(&self, scope: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+        let (scope, kind, ids) = (scope.to_owned(), kind.to_owned(), ids.to_vec());
+        self.with(move |c, _| {
+            for chunk in ids.chunks(MAX_BATCH_WRITE) {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend_err)?;
+                for id in chunk {
+                    tx.execute("DELETE FROM records WHERE scope = ? AND kind = ? AND id = ?", params![scope, kind, id])
+                        .map_err(backend_err)?;
+                }
+                tx.commit().map_err(backend_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn delete(
         &self,
         scope: &str,

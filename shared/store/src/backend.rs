@@ -202,6 +202,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// [`MAX_BATCH_WRITE`]; whatever the backend does not take at first is retried.
     async fn put_batch(&self, records: Vec<Record>) -> Result<(), StoreError>;
 
+    /// Reads many live records of one kind at once (missing ids are simply absent from the
+    /// answer). Order is not significant.
+    async fn get_many(&self, scope: &str, kind: &str, ids: &[String]) -> Result<Vec<Record>, StoreError>;
+
+    /// Deletes many records of one kind unconditionally, in chunks of at most
+    /// [`MAX_BATCH_WRITE`]; deleting a missing record is not an error.
+    async fn delete_batch(&self, scope: &str, kind: &str, ids: &[String]) -> Result<(), StoreError>;
+
     /// Deletes a record if `condition` holds; returns whether a live record was deleted.
     async fn delete(
         &self,

@@ -39,7 +39,8 @@ macro_rules! conformance_suite {
             workspaces_are_isolated,
             unicode_and_10kb_notes_round_trip,
             upsert_is_idempotent_and_writes_only_changes,
-            invalid_cursor_is_rejected
+            invalid_cursor_is_rejected,
+            get_many_and_delete_batch_cover_hundreds_of_ids
         );
     };
     (@cases $make:path; $($case:ident),*) => {
@@ -694,6 +695,27 @@ pub async fn invalid_cursor_is_rejected(h: &Harness) {
             .version,
         1
     );
+}
+
+/// Bulk reads return exactly the live records asked for; bulk deletes remove exactly those.
+pub async fn get_many_and_delete_batch_cover_hundreds_of_ids(h: &Harness) {
+    let (project, who) = (new_id(), new_id());
+    let items: Vec<(WorkLog, u64)> = (0..260).map(|i| (log(&project, &who, day(i % 30), "bulk"), 1)).collect();
+    h.store.put_batch(&h.ws, &items).await.unwrap();
+    let mut ids: Vec<String> = items.iter().step_by(2).map(|(l, _)| l.id.to_string()).collect();
+    ids.push("missing-id".into());
+    let found = h.store.get_many::<WorkLog>(&h.ws, &ids).await.unwrap();
+    assert_eq!(found.len(), 130);
+    assert!(!found.contains_key("missing-id"));
+    assert_eq!(found[&items[0].0.id.to_string()].0, items[0].0);
+    // Another workspace sees none of them.
+    assert!(h.store.get_many::<WorkLog>(&h.other_ws, &ids).await.unwrap().is_empty());
+
+    h.store.delete_batch::<WorkLog>(&h.ws, &ids).await.unwrap();
+    let all: Vec<String> = items.iter().map(|(l, _)| l.id.to_string()).collect();
+    let left = h.store.get_many::<WorkLog>(&h.ws, &all).await.unwrap();
+    assert_eq!(left.len(), 130);
+    assert!(left.keys().all(|k| !ids.contains(k)));
 }
 
 impl Harness {

@@ -92,6 +92,24 @@ impl Store {
         }
     }
 
+    /// Reads many records of one kind by id; the answer maps id to record and version.
+    pub async fn get_many<E: Entity>(
+        &self,
+        scope: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, (E, u64)>, StoreError> {
+        let records = self.backend.get_many(scope, E::KIND.0, ids).await?;
+        records
+            .iter()
+            .map(|r| Ok((r.id.clone(), (Self::decode::<E>(r)?, r.version))))
+            .collect()
+    }
+
+    /// Deletes many records of one kind (unconditionally).
+    pub async fn delete_batch<E: Entity>(&self, scope: &str, ids: &[String]) -> Result<(), StoreError> {
+        self.backend.delete_batch(scope, E::KIND.0, ids).await
+    }
+
     /// Creates a record; [`StoreError::Conflict`] when one with the same id is live.
     pub async fn insert<E: Entity>(&self, scope: &str, entity: &E) -> Result<u64, StoreError> {
         let r = self

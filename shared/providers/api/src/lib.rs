@@ -29,9 +29,11 @@
 mod capabilities;
 mod error;
 mod model;
+mod oauth;
 mod traits;
 
 pub use capabilities::*;
 pub use error::{ProviderError, ProviderErrorKind};
 pub use model::*;
+pub use oauth::*;
 pub use traits::*;

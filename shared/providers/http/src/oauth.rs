@@ -4,53 +4,16 @@
 
 use chrono::{DateTime, Utc};
 use hourbridge_domain::SecretValue;
-use hourbridge_provider_api::{ClientAuth, OAuth2Spec, ProviderError, ProviderErrorKind};
+use async_trait::async_trait;
+use hourbridge_provider_api::{
+    Authorization, ClientAuth, ClientCredentials, Endpoints, OAuth2Spec, OAuthFlow, ProviderError, ProviderErrorKind,
+    TokenSet,
+};
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, PkceCodeVerifier,
     RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
-
-/// Where a provider's OAuth endpoints are, and where it sends the browser back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoints {
-    /// Authorization endpoint.
-    pub authorize_url: String,
-    /// Token endpoint.
-    pub token_url: String,
-    /// Our callback (`HOURBRIDGE_PUBLIC_URL/oauth/{provider}/callback`).
-    pub redirect_url: String,
-}
-
-/// The OAuth client the customer registered (or ours).
-#[derive(Debug, Clone)]
-pub struct ClientCredentials {
-    /// Client id.
-    pub id: String,
-    /// Client secret.
-    pub secret: SecretValue,
-}
-
-/// Tokens from the token endpoint.
-#[derive(Debug, Clone)]
-pub struct TokenSet {
-    /// Bearer token.
-    pub access_token: SecretValue,
-    /// Refresh token, when the provider issued one.
-    pub refresh_token: Option<SecretValue>,
-    /// When the access token expires, when the provider said.
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// The start of an authorization: the URL to send the admin to, and the PKCE verifier to keep
-/// (with the state) until the callback.
-#[derive(Debug, Clone)]
-pub struct Authorization {
-    /// Where the admin's browser goes.
-    pub url: String,
-    /// PKCE verifier, when the provider uses PKCE.
-    pub pkce_verifier: Option<SecretValue>,
-}
 
 type Client = oauth2::Client<
     oauth2::basic::BasicErrorResponse,
@@ -82,7 +45,7 @@ fn client(provider: &'static str, spec: &OAuth2Spec, ep: &Endpoints, creds: &Cli
 }
 
 /// Builds the authorization URL for `state`.
-pub fn authorize(
+fn authorize(
     provider: &'static str,
     spec: &OAuth2Spec,
     ep: &Endpoints,
@@ -147,8 +110,8 @@ fn token_set(t: &oauth2::basic::BasicTokenResponse, now: DateTime<Utc>) -> Token
     }
 }
 
-/// Exchanges an authorization code for tokens.
-pub async fn exchange_code(
+#[allow(clippy::too_many_arguments)]
+async fn exchange_code(
     http: &reqwest::Client,
     provider: &'static str,
     spec: &OAuth2Spec,
@@ -167,9 +130,7 @@ pub async fn exchange_code(
     Ok(token_set(&t, now))
 }
 
-/// Uses a refresh token. When the provider rotates refresh tokens, the answer carries the new
-/// one, which the caller must store before using the access token.
-pub async fn refresh(
+async fn refresh(
     http: &reqwest::Client,
     provider: &'static str,
     spec: &OAuth2Spec,
@@ -194,4 +155,62 @@ pub async fn refresh(
         ));
     }
     Ok(set)
+}
+
+/// [`OAuthFlow`] over HTTP with the `oauth2` crate. Redirects are not followed.
+#[derive(Debug, Clone)]
+pub struct HttpOAuth {
+    client: reqwest::Client,
+}
+
+impl HttpOAuth {
+    /// A flow with its own HTTP client.
+    pub fn new(user_agent: &str) -> Result<Self, ProviderError> {
+        let client = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .timeout(std::time::Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ProviderError::new("oauth", ProviderErrorKind::Rejected, e.to_string()))?;
+        Ok(Self { client })
+    }
+}
+
+#[async_trait]
+impl OAuthFlow for HttpOAuth {
+    fn authorize(
+        &self,
+        provider: &'static str,
+        spec: &OAuth2Spec,
+        endpoints: &Endpoints,
+        client: &ClientCredentials,
+        state: &str,
+    ) -> Result<Authorization, ProviderError> {
+        authorize(provider, spec, endpoints, client, state)
+    }
+
+    async fn exchange_code(
+        &self,
+        provider: &'static str,
+        spec: &OAuth2Spec,
+        endpoints: &Endpoints,
+        client: &ClientCredentials,
+        code: &str,
+        pkce_verifier: Option<&SecretValue>,
+        now: DateTime<Utc>,
+    ) -> Result<TokenSet, ProviderError> {
+        exchange_code(&self.client, provider, spec, endpoints, client, code, pkce_verifier, now).await
+    }
+
+    async fn refresh(
+        &self,
+        provider: &'static str,
+        spec: &OAuth2Spec,
+        endpoints: &Endpoints,
+        client: &ClientCredentials,
+        refresh_token: &SecretValue,
+        now: DateTime<Utc>,
+    ) -> Result<TokenSet, ProviderError> {
+        refresh(&self.client, provider, spec, endpoints, client, refresh_token, now).await
+    }
 }

@@ -1,0 +1,68 @@
+use hourbridge_domain::{FailureReason, SecretError};
+use hourbridge_provider_api::{ProviderError, ProviderErrorKind};
+use hourbridge_store::StoreError;
+
+/// What the engine can fail with, by what a caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// No provider with this id.
+    #[error("unknown provider {0:?}")]
+    UnknownProvider(String),
+    /// The workspace has no connection to this provider.
+    #[error("{0} is not connected")]
+    NotConnected(String),
+    /// The connection is not in a state that allows this (e.g. syncing before authorization).
+    #[error("{0}")]
+    InvalidState(String),
+    /// Input was wrong (unknown project, bad OAuth state, ...).
+    #[error("{0}")]
+    Invalid(String),
+    /// Another run holds the connection; try later.
+    #[error("another sync of this connection is running")]
+    Busy,
+    /// The provider failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The secret store failed.
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
+    /// The job queue failed.
+    #[error("job queue: {0}")]
+    Queue(String),
+}
+
+impl SyncError {
+    /// Whether a later attempt may succeed without anyone acting.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Busy => true,
+            Self::Provider(p) => p.is_retryable(),
+            Self::Store(s) => s.is_retryable(),
+            Self::Secrets(s) => s.is_retryable(),
+            Self::Queue(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The reason recorded on a failed run.
+    pub fn reason(&self) -> FailureReason {
+        match self {
+            Self::Provider(p) => match p.kind {
+                ProviderErrorKind::ReauthRequired => FailureReason::ReauthRequired,
+                ProviderErrorKind::Forbidden => FailureReason::Forbidden,
+                ProviderErrorKind::RateLimited | ProviderErrorKind::Transient => FailureReason::ProviderUnavailable,
+                ProviderErrorKind::InvalidResponse => FailureReason::InvalidResponse,
+                ProviderErrorKind::NotFound | ProviderErrorKind::Rejected | ProviderErrorKind::Unsupported => {
+                    FailureReason::Configuration
+                }
+            },
+            Self::NotConnected(_) | Self::InvalidState(_) | Self::Invalid(_) | Self::UnknownProvider(_) => {
+                FailureReason::Configuration
+            }
+            _ => FailureReason::Internal,
+        }
+    }
+}

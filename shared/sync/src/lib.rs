@@ -1,0 +1,80 @@
+//! The sync engine of Hourbridge.
+//!
+//! It talks only to ports — the [`Store`](hourbridge_store::Store), the
+//! [`SecretStore`](hourbridge_domain::SecretStore), provider traits from the registry, the
+//! [`OAuthFlow`](hourbridge_provider_api::OAuthFlow), a [`JobQueue`] and the clock — so the same
+//! code runs inside Lambda functions and inside `hourbridge serve`, and tests drive it against
+//! SQLite and sandbox providers.
+//!
+//! - [`connections`]: install a provider (client credentials, OAuth authorize and callback,
+//!   account choice), status, disconnect, and access tokens refreshed single-flight.
+//! - [`budget`]: request budgets shared across processes through the store.
+//! - [`worklogs`]: the work-log pull for one project link (resumable, idempotent).
+//! - [`runs`]: sync runs, jobs, the worker loop with leases, checkpoints and deadlines.
+//! - [`schedule`]: when connections are due and the tick that fans them out.
+
+pub mod budget;
+pub mod connections;
+mod error;
+pub mod runs;
+pub mod schedule;
+pub mod worklogs;
+
+use std::sync::Arc;
+
+use hourbridge_domain::{Clock, SecretStore};
+use hourbridge_provider_api::OAuthFlow;
+use hourbridge_provider_registry::Registry;
+use hourbridge_store::Store;
+
+pub use error::SyncError;
+pub use runs::{JobQueue, RunScope, SyncJob};
+
+/// Settings of the engine, from configuration.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Public base URL; OAuth redirect URLs are `{public_url}/oauth/{provider}/callback`.
+    pub public_url: String,
+    /// Where the OAuth callback sends the browser afterwards (`None`: answer 200).
+    pub app_url: Option<String>,
+    /// How long a worker holds a connection's lease before it must renew it.
+    pub lease_ttl: chrono::Duration,
+    /// Stop this long before the deadline, checkpoint and re-queue.
+    pub deadline_margin: chrono::Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            app_url: None,
+            lease_ttl: chrono::Duration::minutes(2),
+            deadline_margin: chrono::Duration::seconds(20),
+        }
+    }
+}
+
+/// Everything the engine needs, built once per process.
+#[derive(Clone)]
+pub struct Engine {
+    /// The store.
+    pub store: Store,
+    /// Credentials and tokens.
+    pub secrets: Arc<dyn SecretStore>,
+    /// Providers.
+    pub providers: Arc<Registry>,
+    /// OAuth flows.
+    pub oauth: Arc<dyn OAuthFlow>,
+    /// Where jobs go.
+    pub queue: Arc<dyn JobQueue>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Settings.
+    pub settings: SyncSettings,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("providers", &self.providers).field("settings", &self.settings).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,313 @@
+//! Sync runs: created by the API or the scheduler, executed by a worker.
+//!
+//! A run is a record (`queued` → `running` → `succeeded`/`failed`) plus a job message that
+//! names it. The worker holds the connection's lease while it works, so one connection never
+//! has two runs at once; it checkpoints into the run record and stops before its deadline,
+//! asking to be re-queued; a duplicate or late delivery of a finished run's job is a no-op.
+//! Runs that are not finished are also listed in the global scope (`open_run`), so a local
+//! server that was killed finds and resumes them on start.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use hourbridge_domain::{
+    Connection, ConnectionState, FailureReason, ProjectLink, ProviderId, RecordId, RunCounts, RunState, SyncRun, new_id,
+};
+use hourbridge_store::{Entity, EntityKind, GLOBAL_SCOPE, IndexSel, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::worklogs::{LinkOutcome, LinkProgress};
+use crate::{Engine, SyncError};
+
+/// The message that asks a worker to (continue to) execute a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncJob {
+    /// Workspace.
+    pub workspace_id: String,
+    /// Provider (the connection).
+    pub provider: String,
+    /// The run.
+    pub run_id: String,
+}
+
+/// Where jobs go: EventBridge in AWS, an in-process channel locally.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Queues `job`, to be delivered after `delay`.
+    async fn enqueue(&self, job: &SyncJob, delay: std::time::Duration) -> Result<(), SyncError>;
+}
+
+/// What a run covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunScope {
+    /// Every project link of the connection.
+    Connection,
+    /// One project link.
+    Project(RecordId),
+}
+
+/// How a run treats data already synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// Re-read and diff: accurate created/updated/deleted counts.
+    Refetch,
+    /// Delete what was synced, then read everything again.
+    Wipe,
+}
+
+/// The engine's private state of a run, kept in `SyncRun::checkpoint`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RunPlan {
+    pub mode: RunMode,
+    /// Project links still to do (host project ids), in order.
+    pub links: Option<Vec<String>>,
+    /// Index into `links` of the one in progress.
+    pub link_idx: usize,
+    /// Progress within that link.
+    pub progress: LinkProgress,
+    /// Retryable failures so far (the run fails after too many).
+    pub attempts: u32,
+}
+
+const MAX_ATTEMPTS: u32 = 8;
+const MAX_PROBLEMS: usize = 500;
+
+/// Global pointer to a run that has not finished.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OpenRun {
+    pub job: SyncJob,
+}
+
+impl Entity for OpenRun {
+    const KIND: EntityKind = EntityKind("open_run");
+    fn id(&self) -> String {
+        format!("{}.{}", self.job.workspace_id, self.job.run_id)
+    }
+}
+
+/// What a worker's pass over a run ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The run is finished (now or before).
+    Finished(RunState),
+    /// The deadline came; the run checkpointed and must be re-queued now.
+    Paused,
+    /// Another run holds the connection, or the provider asked us to wait: re-queue after.
+    RetryAfter(std::time::Duration),
+}
+
+impl Engine {
+    /// Creates a queued run and queues its job.
+    pub async fn start_run(&self, ws: &str, provider: &str, scope: RunScope, mode: RunMode) -> Result<SyncRun, SyncError> {
+        let (conn, _) = self.connection(ws, provider).await?.ok_or_else(|| SyncError::NotConnected(provider.into()))?;
+        if conn.state != ConnectionState::Active {
+            return Err(SyncError::InvalidState(format!("{provider} is not active ({:?}); authorize it first", conn.state)));
+        }
+        let project_id = match &scope {
+            RunScope::Project(p) => Some(p.clone()),
+            RunScope::Connection => None,
+        };
+        let plan = RunPlan { mode, links: None, link_idx: 0, progress: LinkProgress::default(), attempts: 0 };
+        let run = SyncRun {
+            id: new_id(),
+            provider: ProviderId::parse(provider).map_err(|e| SyncError::Invalid(e.to_string()))?,
+            project_id,
+            state: RunState::Queued,
+            counts: RunCounts::default(),
+            problems: Vec::new(),
+            failure: None,
+            failure_message: None,
+            created_at: self.clock.now(),
+            started_at: None,
+            finished_at: None,
+            checkpoint: serde_json::to_value(&plan).ok(),
+        };
+        self.store.insert(ws, &run).await?;
+        let job = SyncJob { workspace_id: ws.into(), provider: provider.into(), run_id: run.id.to_string() };
+        self.store.put(GLOBAL_SCOPE, &OpenRun { job: job.clone() }).await?;
+        self.set_last_run(ws, provider, &run).await?;
+        self.queue.enqueue(&job, std::time::Duration::ZERO).await?;
+        Ok(run)
+    }
+
+    async fn set_last_run(&self, ws: &str, provider: &str, run: &SyncRun) -> Result<(), SyncError> {
+        if let Some(project) = &run.project_id {
+            let id = format!("{project}.{provider}");
+            if let Some((mut link, v)) = self.store.get::<ProjectLink>(ws, &id).await? {
+                link.last_run_id = Some(run.id.clone());
+                let _ = self.store.update(ws, &link, v).await;
+            }
+        }
+        if let Some((mut conn, v)) = self.connection(ws, provider).await? {
+            conn.last_run_id = Some(run.id.clone());
+            let _ = self.store.update(ws, &conn, v).await;
+        }
+        Ok(())
+    }
+
+    /// Jobs of every run that has not finished, for a worker starting up.
+    pub async fn open_jobs(&self) -> Result<Vec<SyncJob>, SyncError> {
+        let q = self.store.query::<OpenRun>(GLOBAL_SCOPE, IndexSel::Primary, 1000);
+        Ok(self.store.list_all::<OpenRun>(q).await?.into_iter().map(|o| o.job).collect())
+    }
+
+    /// Executes (a slice of) a run. `deadline` is when the process must stop (the Lambda's);
+    /// the worker stops `deadline_margin` before it.
+    pub async fn execute(&self, job: &SyncJob, deadline: Option<DateTime<Utc>>) -> Result<Outcome, SyncError> {
+        let ws = job.workspace_id.as_str();
+        let Some((mut run, mut version)) = self.store.get::<SyncRun>(ws, &job.run_id).await? else {
+            self.store.delete::<OpenRun>(GLOBAL_SCOPE, &format!("{ws}.{}", job.run_id)).await?;
+            return Ok(Outcome::Finished(RunState::Failed));
+        };
+        if matches!(run.state, RunState::Succeeded | RunState::Failed) {
+            return Ok(Outcome::Finished(run.state));
+        }
+        let owner = format!("{}:{}", run.id, new_id());
+        let lease_name = format!("sync:{}", job.provider);
+        let Some(mut lease) = self.store.acquire_lease(ws, &lease_name, &owner, self.settings.lease_ttl).await? else {
+            return Ok(Outcome::RetryAfter(std::time::Duration::from_secs(2)));
+        };
+        let mut plan: RunPlan = run
+            .checkpoint
+            .clone()
+            .and_then(|c| serde_json::from_value(c).ok())
+            .ok_or_else(|| SyncError::InvalidState("run has no plan".into()))?;
+        if run.state == RunState::Queued {
+            run.state = RunState::Running;
+            run.started_at = Some(self.clock.now());
+            version = self.store.update(ws, &run, version).await?;
+        }
+        let stop_at = deadline.map(|d| d - self.settings.deadline_margin);
+        let result = self.drive(job, &mut run, &mut version, &mut plan, stop_at, &mut lease).await;
+        let outcome = match result {
+            Ok(true) => {
+                self.finish(ws, &mut run, version, &plan, None).await?;
+                Outcome::Finished(RunState::Succeeded)
+            }
+            Ok(false) => Outcome::Paused,
+            Err(e) if e.is_retryable() && plan.attempts + 1 < MAX_ATTEMPTS => {
+                plan.attempts += 1;
+                let wait = match &e {
+                    SyncError::Provider(p) => p.retry_after,
+                    _ => None,
+                }
+                .unwrap_or(std::time::Duration::from_secs(2u64.pow(plan.attempts.min(6))));
+                tracing::warn!(run = %run.id, error = %e, attempt = plan.attempts, ?wait, "run will retry");
+                run.checkpoint = serde_json::to_value(&plan).ok();
+                self.store.update(ws, &run, version).await?;
+                Outcome::RetryAfter(wait)
+            }
+            Err(e) => {
+                tracing::warn!(run = %run.id, error = %e, "run failed");
+                self.finish(ws, &mut run, version, &plan, Some(&e)).await?;
+                Outcome::Finished(RunState::Failed)
+            }
+        };
+        self.store.release_lease(&lease).await?;
+        Ok(outcome)
+    }
+
+    /// Works through the plan; `Ok(true)` when done, `Ok(false)` when paused for the deadline.
+    async fn drive(
+        &self,
+        job: &SyncJob,
+        run: &mut SyncRun,
+        version: &mut u64,
+        plan: &mut RunPlan,
+        stop_at: Option<DateTime<Utc>>,
+        lease: &mut hourbridge_store::Lease,
+    ) -> Result<bool, SyncError> {
+        let ws = job.workspace_id.as_str();
+        if plan.links.is_none() {
+            plan.links = Some(match &run.project_id {
+                Some(p) => vec![p.to_string()],
+                None => {
+                    let q = self.store.query::<ProjectLink>(ws, IndexSel::Index1(job.provider.clone()), 1000);
+                    self.store.list_all::<ProjectLink>(q).await?.into_iter().map(|l| l.project_id.to_string()).collect()
+                }
+            });
+        }
+        let links = plan.links.clone().unwrap_or_default();
+        while plan.link_idx < links.len() {
+            let project = &links[plan.link_idx];
+            let outcome = crate::worklogs::sync_link(
+                self,
+                crate::worklogs::LinkRun { ws, provider: &job.provider, project, run, version, plan, stop_at, lease, dry_run: false },
+            )
+            .await?;
+            match outcome {
+                LinkOutcome::Done => {
+                    plan.link_idx += 1;
+                    plan.progress = LinkProgress::default();
+                }
+                LinkOutcome::Paused => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    async fn finish(
+        &self,
+        ws: &str,
+        run: &mut SyncRun,
+        version: u64,
+        plan: &RunPlan,
+        error: Option<&SyncError>,
+    ) -> Result<(), SyncError> {
+        run.finished_at = Some(self.clock.now());
+        run.state = if error.is_some() { RunState::Failed } else { RunState::Succeeded };
+        run.failure = error.map(SyncError::reason);
+        run.failure_message = error.map(|e| e.to_string());
+        run.problems.truncate(MAX_PROBLEMS);
+        run.checkpoint = serde_json::to_value(RunPlan { links: None, progress: LinkProgress::default(), ..plan.clone() }).ok();
+        match self.store.update(ws, run, version).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict) => return Err(SyncError::Busy),
+            Err(e) => return Err(e.into()),
+        }
+        crate::worklogs::drop_seen(self, ws, &run.id).await?;
+        self.store.delete::<OpenRun>(GLOBAL_SCOPE, &format!("{ws}.{}", run.id)).await?;
+        if matches!(error.map(SyncError::reason), Some(FailureReason::ReauthRequired))
+            && let Some((mut c, v)) = self.store.get::<Connection>(ws, run.provider.as_str()).await?
+        {
+            c.state = ConnectionState::ReauthRequired;
+            let _ = self.store.update(ws, &c, v).await;
+        }
+        Ok(())
+    }
+
+    /// Saves the run's counts and plan (a checkpoint) and renews the lease.
+    pub(crate) async fn checkpoint(
+        &self,
+        ws: &str,
+        run: &mut SyncRun,
+        version: &mut u64,
+        plan: &RunPlan,
+        lease: &mut hourbridge_store::Lease,
+    ) -> Result<(), SyncError> {
+        run.checkpoint = serde_json::to_value(plan).ok();
+        run.problems.truncate(MAX_PROBLEMS);
+        *version = self.store.update(ws, run, *version).await?;
+        *lease = self
+            .store
+            .acquire_lease(ws, &lease.name, &lease.owner, self.settings.lease_ttl)
+            .await?
+            .ok_or(SyncError::Busy)?;
+        Ok(())
+    }
+
+    /// A run of this workspace.
+    pub async fn run(&self, ws: &str, run_id: &str) -> Result<Option<SyncRun>, SyncError> {
+        Ok(self.store.get::<SyncRun>(ws, run_id).await?.map(|(r, _)| r))
+    }
+}
+
+/// Whether `now` is past `stop_at`.
+pub(crate) fn past(stop_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    stop_at.is_some_and(|s| now >= s)
+}
+
+/// Lease TTL helper for tests and callers that need a duration in seconds.
+pub fn seconds(s: i64) -> Duration {
+    Duration::seconds(s)
+}
