@@ -120,6 +120,84 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<hourbridge_sync::SyncError> for ApiError {
+    fn from(e: hourbridge_sync::SyncError) -> Self {
+        use hourbridge_provider_api::ProviderErrorKind as K;
+        use hourbridge_sync::SyncError as S;
+        match e {
+            S::UnknownProvider(p) => Self::new(
+                StatusCode::NOT_FOUND,
+                "unknown_provider",
+                format!("no provider called {p:?}"),
+            ),
+            S::NotConnected(p) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_connected",
+                format!("{p} is not connected in this workspace"),
+            ),
+            S::InvalidState(m) => Self::new(StatusCode::CONFLICT, "invalid_state", m),
+            S::Invalid(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_request", m),
+            S::Busy => Self::new(
+                StatusCode::CONFLICT,
+                "busy",
+                "another sync of this connection is running; retry shortly",
+            ),
+            S::Provider(p) => match p.kind {
+                K::ReauthRequired => Self::new(
+                    StatusCode::CONFLICT,
+                    "reauth_required",
+                    format!("{} rejected our credentials; authorize again", p.provider),
+                ),
+                K::Forbidden => Self::new(StatusCode::CONFLICT, "provider_forbidden", p.message),
+                K::NotFound => Self::new(StatusCode::NOT_FOUND, "provider_not_found", p.message),
+                K::RateLimited | K::Transient => Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider_unavailable",
+                    format!(
+                        "{} is unavailable or limiting us; retry shortly",
+                        p.provider
+                    ),
+                ),
+                K::InvalidResponse => Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_invalid_response",
+                    format!("{} answered something unreadable", p.provider),
+                ),
+                K::Rejected | K::Unsupported => Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "provider_rejected",
+                    p.message,
+                ),
+            },
+            S::Store(s) => s.into(),
+            S::Secrets(s) => {
+                tracing::error!(error = %s, "secret store failure");
+                if s.is_retryable() {
+                    Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "credential storage is temporarily unavailable",
+                    )
+                } else {
+                    Self::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "internal error",
+                    )
+                }
+            }
+            S::Queue(m) => {
+                tracing::error!(error = %m, "job queue failure");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "could not queue the job; retry shortly",
+                )
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (

@@ -32,6 +32,8 @@ pub struct AppState {
     pub store: Store,
     /// How callers are authenticated.
     pub auth: Arc<Authenticator>,
+    /// The sync engine (connections, runs).
+    pub engine: hourbridge_sync::Engine,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -72,6 +74,7 @@ fn parts() -> (Router<AppState>, OpenApi) {
     let r = routes::customers::routes(r);
     let r = routes::projects::routes(r);
     let r = routes::worklogs::routes(r);
+    let r = routes::integrations::routes(r);
     r.split_for_parts()
 }
 

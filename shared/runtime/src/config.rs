@@ -65,6 +65,10 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Host app URL.
     pub app_url: Option<String>,
+    /// EventBridge bus for sync jobs (`None`: in-process queue).
+    pub jobs_bus: Option<String>,
+    /// `User-Agent` for provider calls.
+    pub user_agent: String,
 }
 
 /// Every configuration problem found, reported together.
@@ -134,6 +138,12 @@ impl Config {
                 env::DATA_DIR
             ));
         }
+        if mode == Mode::Lambda && get(env::JOBS_BUS).is_none() {
+            problems.push(format!(
+                "{} is required in Lambda (sync jobs travel on it)",
+                env::JOBS_BUS
+            ));
+        }
         if store == StoreBackend::DynamoDb && table_name.is_none() {
             problems.push(format!(
                 "{} is required with {}=dynamodb",
@@ -171,6 +181,9 @@ impl Config {
             log_json: log_format == "json",
             public_url: get(env::PUBLIC_URL),
             app_url: get(env::APP_URL),
+            jobs_bus: get(env::JOBS_BUS),
+            user_agent: get(env::USER_AGENT)
+                .unwrap_or_else(|| "Hourbridge (https://hourbridge.example/contact)".into()),
         })
     }
 
@@ -202,7 +215,8 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains(env::TABLE_NAME), "{text}");
         assert!(text.contains(env::SECRETS_PREFIX), "{text}");
-        assert_eq!(err.problems.len(), 2, "{text}");
+        assert!(text.contains(env::JOBS_BUS), "{text}");
+        assert_eq!(err.problems.len(), 3, "{text}");
     }
 
     #[test]
@@ -212,6 +226,7 @@ mod tests {
             lookup(&[
                 (env::TABLE_NAME, "t"),
                 (env::SECRETS_PREFIX, "hourbridge/prod/"),
+                (env::JOBS_BUS, "jobs"),
             ]),
         )
         .unwrap();

@@ -24,6 +24,11 @@ pub const PUBLIC_URL: &str = "HOURBRIDGE_PUBLIC_URL";
 /// URL of the host product's app (where the OAuth callback sends the browser back).
 pub const APP_URL: &str = "HOURBRIDGE_APP_URL";
 
+/// Name of the EventBridge bus that carries sync jobs (Lambda).
+pub const JOBS_BUS: &str = "HOURBRIDGE_JOBS_BUS";
+/// `User-Agent` sent to providers (Harvest requires one with a contact).
+pub const USER_AGENT: &str = "HOURBRIDGE_USER_AGENT";
+
 /// All of the above.
 pub const ALL: &[&str] = &[
     STORE,
@@ -37,4 +42,6 @@ pub const ALL: &[&str] = &[
     LOG_FORMAT,
     PUBLIC_URL,
     APP_URL,
+    JOBS_BUS,
+    USER_AGENT,
 ];

@@ -6,6 +6,8 @@
 mod config;
 pub mod env;
 mod lambda;
+pub mod local;
+pub mod queue;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +19,8 @@ use hourbridge_secrets::{LocalSecretStore, SecretStore, SecretsManagerStore};
 use hourbridge_store::Store;
 use hourbridge_store_dynamodb::DynamoBackend;
 use hourbridge_store_sqlite::SqliteBackend;
+use hourbridge_sync::{Engine, JobQueue, SyncJob, SyncSettings};
+use tokio::sync::mpsc;
 
 pub use config::{AuthMode, Config, ConfigError, Mode, SecretsBackend, StoreBackend};
 pub use lambda::gateway_claims;
@@ -61,6 +65,10 @@ pub struct AppContext {
     pub auth: Arc<Authenticator>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// The sync engine.
+    pub engine: Engine,
+    /// The in-process job channel, when jobs are not on EventBridge (taken by the local worker).
+    pub local_jobs: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<SyncJob>>>>,
 }
 
 impl AppContext {
@@ -109,12 +117,69 @@ impl AppContext {
             AuthMode::Gateway => Authenticator::Gateway,
             AuthMode::Hs256 => Authenticator::hs256(&jwt_secret(&config)?),
         });
+        let store = Store::new(backend, clock.clone());
+        let http = hourbridge_provider_http::HttpConfig {
+            user_agent: config.user_agent.clone(),
+            ..Default::default()
+        };
+        let provider_env = hourbridge_provider_http::ProviderEnv {
+            lookup: Arc::new(|k| std::env::var(k).ok().filter(|v| !v.is_empty())),
+            http: http.clone(),
+            budget: Arc::new(hourbridge_sync::budget::StoreRateBudget::new(
+                store.clone(),
+                http.max_retry_wait,
+            )),
+        };
+        let providers = Arc::new(hourbridge_provider_registry::builtin(&provider_env)?);
+        let (queue, local_jobs): (Arc<dyn JobQueue>, _) = match (&config.jobs_bus, &aws) {
+            (Some(bus), Some(aws)) => (
+                Arc::new(queue::EventBridgeQueue::new(
+                    aws_sdk_eventbridge::Client::new(aws),
+                    bus,
+                )),
+                None,
+            ),
+            (Some(bus), None) => {
+                let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                (
+                    Arc::new(queue::EventBridgeQueue::new(
+                        aws_sdk_eventbridge::Client::new(&aws),
+                        bus,
+                    )),
+                    None,
+                )
+            }
+            (None, _) => {
+                let (q, rx) = queue::LocalQueue::new();
+                (Arc::new(q), Some(rx))
+            }
+        };
+        let oauth = hourbridge_provider_http::oauth::HttpOAuth::new(&config.user_agent)
+            .map_err(|e| StartupError::DataDir(format!("http client: {e}")))?;
+        let engine = Engine {
+            store: store.clone(),
+            secrets: secrets.clone(),
+            providers: providers.clone(),
+            oauth: Arc::new(oauth),
+            queue,
+            clock: clock.clone(),
+            settings: SyncSettings {
+                public_url: config
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+                app_url: config.app_url.clone(),
+                ..SyncSettings::default()
+            },
+        };
         Ok(Self {
-            store: Store::new(backend, clock.clone()),
+            store,
             secrets,
-            providers: Arc::new(hourbridge_provider_registry::builtin()?),
+            providers,
             auth,
             clock,
+            engine,
+            local_jobs: Arc::new(std::sync::Mutex::new(local_jobs)),
             config,
         })
     }
@@ -124,7 +189,20 @@ impl AppContext {
         AppState {
             store: self.store.clone(),
             auth: self.auth.clone(),
+            engine: self.engine.clone(),
         }
+    }
+
+    /// Starts the in-process worker and scheduler (local server only). Returns `None` when jobs
+    /// travel on EventBridge or the worker was already started.
+    pub fn start_local_workers(
+        &self,
+    ) -> Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)> {
+        let rx = self.local_jobs.lock().ok()?.take()?;
+        Some((
+            local::spawn_worker(self.engine.clone(), rx),
+            local::spawn_scheduler(self.engine.clone(), std::time::Duration::from_secs(60)),
+        ))
     }
 }
 

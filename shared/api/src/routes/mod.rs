@@ -1,5 +1,6 @@
 pub(crate) mod customers;
 pub(crate) mod health;
+pub(crate) mod integrations;
 pub(crate) mod people;
 pub(crate) mod projects;
 pub(crate) mod worklogs;

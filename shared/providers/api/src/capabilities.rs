@@ -78,11 +78,12 @@ pub enum AuthKind {
 /// What a rate limit is counted against; work sharing the key shares one budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateLimitScope {
-    /// Per access token (Harvest: per token, any account).
+    /// Per access token.
     Token,
     /// Per OAuth application, across all its connections (Hubstaff).
     Application,
-    /// Per remote account.
+    /// Per remote account (Harvest; its docs do not say whether per token or per account, so
+    /// we budget the stricter shared one).
     Account,
 }
 

@@ -15,12 +15,15 @@ use hourbridge_provider_api::{ProviderError, ProviderErrorKind, RateBudget, Rate
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
+/// Reads a configuration variable (`None` when unset or empty).
+pub type Lookup = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// What an adapter's constructor gets: configuration lookup (environment in production), HTTP
 /// settings and the shared rate budget.
 #[derive(Clone)]
 pub struct ProviderEnv {
     /// Reads a configuration variable (`None` when unset or empty).
-    pub lookup: std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub lookup: Lookup,
     /// HTTP settings.
     pub http: HttpConfig,
     /// The budget every request is counted against.
@@ -29,7 +32,9 @@ pub struct ProviderEnv {
 
 impl std::fmt::Debug for ProviderEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderEnv").field("http", &self.http).finish_non_exhaustive()
+        f.debug_struct("ProviderEnv")
+            .field("http", &self.http)
+            .finish_non_exhaustive()
     }
 }
 
@@ -37,16 +42,24 @@ impl ProviderEnv {
     /// Reads `var`, or `default` when unset; trailing slashes are removed so paths can be
     /// appended.
     pub fn url(&self, var: &str, default: &str) -> String {
-        (self.lookup)(var).unwrap_or_else(|| default.to_owned()).trim_end_matches('/').to_owned()
+        (self.lookup)(var)
+            .unwrap_or_else(|| default.to_owned())
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// An environment for tests: no variables, default HTTP settings, no budget.
     pub fn for_tests(vars: &[(&str, &str)]) -> Self {
-        let vars: std::collections::HashMap<String, String> =
-            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let vars: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Self {
             lookup: std::sync::Arc::new(move |k| vars.get(k).cloned()),
-            http: HttpConfig { base_backoff: Duration::from_millis(5), ..HttpConfig::default() },
+            http: HttpConfig {
+                base_backoff: Duration::from_millis(5),
+                ..HttpConfig::default()
+            },
             budget: std::sync::Arc::new(hourbridge_provider_api::Unlimited),
         }
     }
@@ -143,7 +156,12 @@ impl<'a> Call<'a> {
     }
 
     /// Counts every attempt against `budget` under `key`.
-    pub fn budget(mut self, budget: &'a dyn RateBudget, key: impl Into<String>, limit: RateLimit) -> Self {
+    pub fn budget(
+        mut self,
+        budget: &'a dyn RateBudget,
+        key: impl Into<String>,
+        limit: RateLimit,
+    ) -> Self {
         self.budget = Some((budget, key.into(), limit));
         self
     }
@@ -156,7 +174,10 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 /// Maps a non-success status to an error kind.
@@ -189,8 +210,14 @@ impl ProviderHttp {
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| ProviderError::new(provider, ProviderErrorKind::Rejected, e.to_string()))?;
-        Ok(Self { provider, client, config })
+            .map_err(|e| {
+                ProviderError::new(provider, ProviderErrorKind::Rejected, e.to_string())
+            })?;
+        Ok(Self {
+            provider,
+            client,
+            config,
+        })
     }
 
     /// The provider id this client reports errors for.
@@ -226,7 +253,10 @@ impl ProviderHttp {
             if let Some((budget, key, limit)) = &call.budget {
                 budget.acquire(key, limit).await?;
             }
-            let mut req = self.client.request(call.method.clone(), &call.url).query(&call.query);
+            let mut req = self
+                .client
+                .request(call.method.clone(), &call.url)
+                .query(&call.query);
             for (name, value) in &call.headers {
                 req = req.header(*name, value);
             }
@@ -250,12 +280,20 @@ impl ProviderHttp {
                     }
                     let mut e = self.err(
                         classify_status(status),
-                        format!("{} {} answered {status}: {}", call.method, call.url, snippet(&text)),
+                        format!(
+                            "{} {} answered {status}: {}",
+                            call.method,
+                            call.url,
+                            snippet(&text)
+                        ),
                     );
                     e.retry_after = retry_after;
                     e
                 }
-                Err(e) => self.err(ProviderErrorKind::Transient, format!("{} {}: {e}", call.method, call.url)),
+                Err(e) => self.err(
+                    ProviderErrorKind::Transient,
+                    format!("{} {}: {e}", call.method, call.url),
+                ),
             };
             if !outcome.is_retryable() || attempt >= self.config.max_attempts {
                 return Err(outcome);
@@ -269,7 +307,10 @@ impl ProviderHttp {
                 }
             };
             if wait > self.config.max_retry_wait {
-                return Err(ProviderError { retry_after: Some(wait), ..outcome });
+                return Err(ProviderError {
+                    retry_after: Some(wait),
+                    ..outcome
+                });
             }
             tracing::debug!(provider = self.provider, attempt, ?wait, kind = ?outcome.kind, "retrying");
             tokio::time::sleep(wait).await;
@@ -319,9 +360,15 @@ mod tests {
             .await;
         let token = SecretValue::new("tok");
         let started = std::time::Instant::now();
-        let v: serde_json::Value = http().json(Call::get(format!("{}/x", server.uri())).bearer(&token)).await.unwrap();
+        let v: serde_json::Value = http()
+            .json(Call::get(format!("{}/x", server.uri())).bearer(&token))
+            .await
+            .unwrap();
         assert_eq!(v["ok"], true);
-        assert!(started.elapsed() >= Duration::from_millis(900), "waited for Retry-After");
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "waited for Retry-After"
+        );
     }
 
     #[tokio::test]
@@ -339,7 +386,11 @@ mod tests {
     #[tokio::test]
     async fn server_errors_are_retried_then_reported_as_transient() {
         let server = MockServer::start().await;
-        Mock::given(method("GET")).respond_with(ResponseTemplate::new(503)).expect(4).mount(&server).await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(503))
+            .expect(4)
+            .mount(&server)
+            .await;
         let e = http().send(Call::get(server.uri())).await.unwrap_err();
         assert_eq!(e.kind, ProviderErrorKind::Transient);
         assert!(e.is_retryable());
@@ -354,7 +405,11 @@ mod tests {
             (422, ProviderErrorKind::Rejected),
         ] {
             let server = MockServer::start().await;
-            Mock::given(method("GET")).respond_with(ResponseTemplate::new(status)).expect(1).mount(&server).await;
+            Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(status))
+                .expect(1)
+                .mount(&server)
+                .await;
             let e = http().send(Call::get(server.uri())).await.unwrap_err();
             assert_eq!(e.kind, kind, "status {status}");
         }
@@ -363,8 +418,14 @@ mod tests {
     #[tokio::test]
     async fn malformed_json_is_an_invalid_response() {
         let server = MockServer::start().await;
-        Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_string("{\"time_entries\": [")).mount(&server).await;
-        let e = http().json::<serde_json::Value>(Call::get(server.uri())).await.unwrap_err();
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("{\"time_entries\": ["))
+            .mount(&server)
+            .await;
+        let e = http()
+            .json::<serde_json::Value>(Call::get(server.uri()))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, ProviderErrorKind::InvalidResponse);
     }
 
@@ -382,18 +443,35 @@ mod tests {
     #[tokio::test]
     async fn every_attempt_takes_a_slot_of_the_shared_budget() {
         let server = MockServer::start().await;
-        Mock::given(method("GET")).respond_with(ResponseTemplate::new(500)).up_to_n_times(2).mount(&server).await;
-        Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_string("{}")).mount(&server).await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(500))
+            .up_to_n_times(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
+            .mount(&server)
+            .await;
         let budget = Arc::new(Counting(AtomicU32::new(0)));
-        let limit = RateLimit { scope: RateLimitScope::Token, requests: 100, per: Duration::from_secs(15) };
-        http().send(Call::get(server.uri()).budget(budget.as_ref(), "harvest:token-1", limit)).await.unwrap();
+        let limit = RateLimit {
+            scope: RateLimitScope::Token,
+            requests: 100,
+            per: Duration::from_secs(15),
+        };
+        http()
+            .send(Call::get(server.uri()).budget(budget.as_ref(), "harvest:token-1", limit))
+            .await
+            .unwrap();
         assert_eq!(budget.0.load(Ordering::SeqCst), 3);
     }
 
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
         assert_eq!(parse_retry_after(" 15 "), Some(Duration::from_secs(15)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

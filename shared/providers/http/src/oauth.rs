@@ -2,17 +2,17 @@
 //! `oauth2` crate. Endpoint URLs are passed in (not read from the spec) so configuration can
 //! point them at sandboxes.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hourbridge_domain::SecretValue;
-use async_trait::async_trait;
 use hourbridge_provider_api::{
-    Authorization, ClientAuth, ClientCredentials, Endpoints, OAuth2Spec, OAuthFlow, ProviderError, ProviderErrorKind,
-    TokenSet,
+    Authorization, ClientAuth, ClientCredentials, Endpoints, OAuth2Spec, OAuthFlow, ProviderError,
+    ProviderErrorKind, TokenSet,
 };
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
 
 type Client = oauth2::Client<
@@ -29,15 +29,32 @@ type Client = oauth2::Client<
 >;
 
 fn config_error(provider: &'static str, what: &str) -> ProviderError {
-    ProviderError::new(provider, ProviderErrorKind::Rejected, format!("invalid OAuth configuration: {what}"))
+    ProviderError::new(
+        provider,
+        ProviderErrorKind::Rejected,
+        format!("invalid OAuth configuration: {what}"),
+    )
 }
 
-fn client(provider: &'static str, spec: &OAuth2Spec, ep: &Endpoints, creds: &ClientCredentials) -> Result<Client, ProviderError> {
+fn client(
+    provider: &'static str,
+    spec: &OAuth2Spec,
+    ep: &Endpoints,
+    creds: &ClientCredentials,
+) -> Result<Client, ProviderError> {
     Ok(BasicClient::new(ClientId::new(creds.id.clone()))
         .set_client_secret(ClientSecret::new(creds.secret.expose().to_owned()))
-        .set_auth_uri(AuthUrl::new(ep.authorize_url.clone()).map_err(|_| config_error(provider, "authorize URL"))?)
-        .set_token_uri(TokenUrl::new(ep.token_url.clone()).map_err(|_| config_error(provider, "token URL"))?)
-        .set_redirect_uri(RedirectUrl::new(ep.redirect_url.clone()).map_err(|_| config_error(provider, "redirect URL"))?)
+        .set_auth_uri(
+            AuthUrl::new(ep.authorize_url.clone())
+                .map_err(|_| config_error(provider, "authorize URL"))?,
+        )
+        .set_token_uri(
+            TokenUrl::new(ep.token_url.clone()).map_err(|_| config_error(provider, "token URL"))?,
+        )
+        .set_redirect_uri(
+            RedirectUrl::new(ep.redirect_url.clone())
+                .map_err(|_| config_error(provider, "redirect URL"))?,
+        )
         .set_auth_type(match spec.client_auth {
             ClientAuth::BasicHeader => AuthType::BasicAuth,
             ClientAuth::RequestBody => AuthType::RequestBody,
@@ -72,7 +89,10 @@ fn authorize(
         verifier = Some(SecretValue::new(v.secret().clone()));
     }
     let (url, _) = req.url();
-    Ok(Authorization { url: url.to_string(), pkce_verifier: verifier })
+    Ok(Authorization {
+        url: url.to_string(),
+        pkce_verifier: verifier,
+    })
 }
 
 fn map_token_error<RE: std::error::Error + 'static>(
@@ -82,27 +102,44 @@ fn map_token_error<RE: std::error::Error + 'static>(
     match e {
         RequestTokenError::ServerResponse(r) => {
             let kind = match r.error() {
-                BasicErrorResponseType::InvalidGrant | BasicErrorResponseType::InvalidClient
+                BasicErrorResponseType::InvalidGrant
+                | BasicErrorResponseType::InvalidClient
                 | BasicErrorResponseType::UnauthorizedClient => ProviderErrorKind::ReauthRequired,
                 _ => ProviderErrorKind::Rejected,
             };
-            ProviderError::new(provider, kind, format!("token endpoint refused: {}", r.error()))
+            ProviderError::new(
+                provider,
+                kind,
+                format!("token endpoint refused: {}", r.error()),
+            )
         }
-        RequestTokenError::Request(e) => ProviderError::new(provider, ProviderErrorKind::Transient, format!("token endpoint: {e}")),
+        RequestTokenError::Request(e) => ProviderError::new(
+            provider,
+            ProviderErrorKind::Transient,
+            format!("token endpoint: {e}"),
+        ),
         RequestTokenError::Parse(e, body) => ProviderError::new(
             provider,
             // A 5xx page or a proxy error is not JSON; only a 2xx we cannot read is a bad response.
-            if body.is_empty() { ProviderErrorKind::Transient } else { ProviderErrorKind::InvalidResponse },
+            if body.is_empty() {
+                ProviderErrorKind::Transient
+            } else {
+                ProviderErrorKind::InvalidResponse
+            },
             format!("token endpoint answer unreadable: {e}"),
         ),
-        RequestTokenError::Other(m) => ProviderError::new(provider, ProviderErrorKind::InvalidResponse, m),
+        RequestTokenError::Other(m) => {
+            ProviderError::new(provider, ProviderErrorKind::InvalidResponse, m)
+        }
     }
 }
 
 fn token_set(t: &oauth2::basic::BasicTokenResponse, now: DateTime<Utc>) -> TokenSet {
     TokenSet {
         access_token: SecretValue::new(t.access_token().secret().clone()),
-        refresh_token: t.refresh_token().map(|r| SecretValue::new(r.secret().clone())),
+        refresh_token: t
+            .refresh_token()
+            .map(|r| SecretValue::new(r.secret().clone())),
         expires_at: t
             .expires_in()
             .and_then(|d| chrono::Duration::from_std(d).ok())
@@ -126,7 +163,10 @@ async fn exchange_code(
     if let Some(v) = pkce_verifier {
         req = req.set_pkce_verifier(PkceCodeVerifier::new(v.expose().to_owned()));
     }
-    let t = req.request_async(http).await.map_err(|e| map_token_error(provider, e))?;
+    let t = req
+        .request_async(http)
+        .await
+        .map_err(|e| map_token_error(provider, e))?;
     Ok(token_set(&t, now))
 }
 
@@ -141,7 +181,11 @@ async fn refresh(
 ) -> Result<TokenSet, ProviderError> {
     let c = client(provider, spec, ep, creds)?;
     let rt = RefreshToken::new(refresh_token.expose().to_owned());
-    let t = c.exchange_refresh_token(&rt).request_async(http).await.map_err(|e| map_token_error(provider, e))?;
+    let t = c
+        .exchange_refresh_token(&rt)
+        .request_async(http)
+        .await
+        .map_err(|e| map_token_error(provider, e))?;
     let mut set = token_set(&t, now);
     if set.refresh_token.is_none() && !spec.refresh_token_rotates {
         // Non-rotating providers may omit it: the old one stays valid.
@@ -199,7 +243,17 @@ impl OAuthFlow for HttpOAuth {
         pkce_verifier: Option<&SecretValue>,
         now: DateTime<Utc>,
     ) -> Result<TokenSet, ProviderError> {
-        exchange_code(&self.client, provider, spec, endpoints, client, code, pkce_verifier, now).await
+        exchange_code(
+            &self.client,
+            provider,
+            spec,
+            endpoints,
+            client,
+            code,
+            pkce_verifier,
+            now,
+        )
+        .await
     }
 
     async fn refresh(
@@ -211,6 +265,15 @@ impl OAuthFlow for HttpOAuth {
         refresh_token: &SecretValue,
         now: DateTime<Utc>,
     ) -> Result<TokenSet, ProviderError> {
-        refresh(&self.client, provider, spec, endpoints, client, refresh_token, now).await
+        refresh(
+            &self.client,
+            provider,
+            spec,
+            endpoints,
+            client,
+            refresh_token,
+            now,
+        )
+        .await
     }
 }

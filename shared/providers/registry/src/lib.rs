@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hourbridge_provider_api::{Provider, ProviderDescriptor, check_provider};
+pub use hourbridge_provider_http::ProviderEnv;
 
 /// Providers by id.
 #[derive(Clone, Default)]
@@ -73,12 +74,25 @@ impl Registry {
     }
 }
 
-/// The providers Hourbridge ships. One line per provider goes here, e.g.
-/// `r.register(Arc::new(hourbridge_provider_harvest::Harvest::new(urls)))?;`.
-/// Adapters land with their issues; the foundation ships the port only.
-pub fn builtin() -> Result<Registry, RegistryError> {
-    #[allow(unused_mut)]
+/// Every configuration variable the providers read.
+pub fn env_vars() -> Vec<&'static str> {
+    [
+        hourbridge_provider_harvest::ENV_VARS,
+        hourbridge_provider_hubstaff::ENV_VARS,
+    ]
+    .concat()
+}
+
+/// The providers Hourbridge ships: one line per provider.
+pub fn builtin(env: &ProviderEnv) -> Result<Registry, RegistryError> {
     let mut r = Registry::new();
+    let adapter_error = |e: hourbridge_provider_api::ProviderError| RegistryError(e.to_string());
+    r.register(Arc::new(
+        hourbridge_provider_harvest::Harvest::from_env(env).map_err(adapter_error)?,
+    ))?;
+    r.register(Arc::new(
+        hourbridge_provider_hubstaff::Hubstaff::from_env(env).map_err(adapter_error)?,
+    ))?;
     Ok(r)
 }
 
@@ -182,7 +196,11 @@ mod tests {
 
     #[test]
     fn builtin_providers_declare_exactly_what_they_implement() {
-        let r = builtin().expect("builtin providers are coherent");
+        let r = builtin(&ProviderEnv::for_tests(&[])).expect("builtin providers are coherent");
+        assert_eq!(
+            r.descriptors().map(|d| d.id).collect::<Vec<_>>(),
+            ["harvest", "hubstaff"]
+        );
         for d in r.descriptors() {
             assert!(check_provider(r.get(d.id).unwrap().as_ref()).is_ok());
         }

@@ -1,0 +1,689 @@
+//! Connections to providers, the OAuth callback, project integration settings, runs.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use hourbridge_domain::{
+    Connection, ConnectionState, FailureReason, MissingPerson, ProjectLink, ProviderId, RecordId,
+    RecordProblem, Role, RunCounts, RunState, SecretValue, SyncRun,
+};
+use hourbridge_sync::RunScope;
+use hourbridge_sync::runs::RunMode;
+use hourbridge_sync::worklogs::Preview;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::projects::load as load_project;
+use crate::{
+    ApiError, ApiResult, AppState, Body, Caller, Day, ErrorBody, IdPath, List, Member, QueryParams,
+};
+
+const MAX_LINKED_PROJECTS: usize = 50;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InstallBody {
+    /// OAuth client id of the app the admin registered in the provider.
+    client_id: String,
+    /// Its client secret (stored encrypted, never returned).
+    client_secret: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AccountBody {
+    account_id: String,
+}
+
+/// Last-run status, as users see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunStatus {
+    /// `never_synced`, `in_progress`, `succeeded` or `failed`.
+    kind: &'static str,
+    /// When it succeeded or failed.
+    at: Option<DateTime<Utc>>,
+    /// Typed reason of a failure.
+    reason: Option<FailureReason>,
+    /// Message of a failure, fit for end users.
+    message: Option<String>,
+    /// The run it describes.
+    run_id: Option<RecordId>,
+    /// Its counts.
+    counts: Option<RunCounts>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConnectionView {
+    provider: ProviderId,
+    state: ConnectionState,
+    /// What the admin pastes into the provider's app settings.
+    redirect_url: String,
+    account: Option<serde_json::Value>,
+    accounts: Vec<serde_json::Value>,
+    status: RunStatus,
+    next_run_at: Option<DateTime<Utc>>,
+    connected_by: RecordId,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuthorizeView {
+    authorize_url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunStarted {
+    run_id: RecordId,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RemoteProjectView {
+    id: String,
+    name: String,
+    customer_name: Option<String>,
+    archived: bool,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RemoteProjectQuery {
+    /// Case-insensitive name filter.
+    q: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinkBody {
+    remote_project_ids: Vec<String>,
+    #[schema(value_type = String, format = Date)]
+    sync_from: Day,
+    #[serde(default)]
+    prevent_new_assignments: bool,
+    #[serde(default)]
+    trim_assignments: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LinkView {
+    project_id: RecordId,
+    provider: ProviderId,
+    remote_project_ids: Vec<String>,
+    #[schema(value_type = Option<String>, format = Date)]
+    sync_from: Option<chrono::NaiveDate>,
+    prevent_new_assignments: bool,
+    trim_assignments: bool,
+    status: RunStatus,
+    /// People with logs in the provider but no host person of that e-mail: add them as Manager
+    /// or Employee with this e-mail and their logs sync on the next run.
+    missing_people: Vec<MissingPerson>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResetBody {
+    /// `refetch` (re-read and diff) or `wipe` (delete synced logs, then read again).
+    mode: ResetMode,
+    /// Only report what would change.
+    #[serde(default)]
+    preview: bool,
+}
+
+/// How a reset treats what was synced before.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ResetMode {
+    /// Re-read and diff: accurate created/updated/deleted counts.
+    Refetch,
+    /// Delete synced logs, then read everything again.
+    Wipe,
+}
+
+impl From<ResetMode> for RunMode {
+    fn from(m: ResetMode) -> Self {
+        match m {
+            ResetMode::Refetch => RunMode::Refetch,
+            ResetMode::Wipe => RunMode::Wipe,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PreviewView {
+    created: u64,
+    updated: u64,
+    deleted: u64,
+    unchanged: u64,
+    skipped: u64,
+    missing_people: Vec<MissingPerson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Cleared {
+    deleted: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunView {
+    id: RecordId,
+    provider: ProviderId,
+    project_id: Option<RecordId>,
+    state: RunState,
+    counts: RunCounts,
+    problems: Vec<RecordProblem>,
+    failure: Option<FailureReason>,
+    failure_message: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<SyncRun> for RunView {
+    fn from(r: SyncRun) -> Self {
+        Self {
+            id: r.id,
+            provider: r.provider,
+            project_id: r.project_id,
+            state: r.state,
+            counts: r.counts,
+            problems: r.problems,
+            failure: r.failure,
+            failure_message: r.failure_message,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+async fn run_status(s: &AppState, ws: &str, run_id: Option<&RecordId>) -> ApiResult<RunStatus> {
+    let run = match run_id {
+        Some(id) => s.engine.run(ws, id.as_str()).await?,
+        None => None,
+    };
+    Ok(match run {
+        None => RunStatus {
+            kind: "never_synced",
+            at: None,
+            reason: None,
+            message: None,
+            run_id: None,
+            counts: None,
+        },
+        Some(r) => RunStatus {
+            kind: match r.state {
+                RunState::Queued | RunState::Running => "in_progress",
+                RunState::Succeeded => "succeeded",
+                RunState::Failed => "failed",
+            },
+            at: r.finished_at,
+            reason: r.failure,
+            message: r.failure_message,
+            run_id: Some(r.id),
+            counts: Some(r.counts),
+        },
+    })
+}
+
+async fn view(s: &AppState, ws: &str, c: Connection) -> ApiResult<ConnectionView> {
+    let account = c.settings.get("account_id").map(|id| {
+        serde_json::json!({"id": id, "name": c.settings.get("account_name").cloned().unwrap_or_default()})
+    });
+    let accounts = c
+        .settings
+        .get("accounts")
+        .and_then(|a| a.as_array().cloned())
+        .unwrap_or_default();
+    Ok(ConnectionView {
+        redirect_url: s.engine.redirect_url(c.provider.as_str()),
+        status: run_status(s, ws, c.last_run_id.as_ref()).await?,
+        provider: c.provider,
+        state: c.state,
+        account,
+        accounts,
+        next_run_at: c.next_run_at,
+        connected_by: c.connected_by,
+        updated_at: c.updated_at,
+    })
+}
+
+fn require_install_role(c: &Caller, s: &AppState, provider: &str) -> ApiResult<()> {
+    let role = s.engine.provider(provider)?.descriptor().install_role;
+    c.require(role)
+}
+
+/// Saves the OAuth client the admin registered in the provider; answers the redirect URL to
+/// paste there.
+#[utoipa::path(put, path = "/v1/connections/{provider}", tag = "connections", params(("provider" = String, Path)),
+    request_body = InstallBody,
+    responses((status = 200, body = ConnectionView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn install(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path(provider): Path<String>,
+    Body(b): Body<InstallBody>,
+) -> ApiResult<Json<ConnectionView>> {
+    require_install_role(&c, &s, &provider)?;
+    let client_id = hourbridge_domain::validate::text("client_id", &b.client_id, 500)?;
+    let secret = hourbridge_domain::validate::text("client_secret", &b.client_secret, 2000)?;
+    let conn = s
+        .engine
+        .install(
+            c.scope(),
+            &c.person_id,
+            &provider,
+            &client_id,
+            SecretValue::new(secret),
+        )
+        .await?;
+    Ok(Json(view(&s, c.scope(), conn).await?))
+}
+
+/// The URL to send the admin's browser to; valid for 10 minutes, once.
+#[utoipa::path(post, path = "/v1/connections/{provider}/authorize", tag = "connections", params(("provider" = String, Path)),
+    responses((status = 200, body = AuthorizeView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn authorize(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path(provider): Path<String>,
+) -> ApiResult<Json<AuthorizeView>> {
+    require_install_role(&c, &s, &provider)?;
+    let url = s
+        .engine
+        .authorize(c.scope(), &c.person_id, &provider)
+        .await?;
+    Ok(Json(AuthorizeView { authorize_url: url }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+    #[allow(dead_code)]
+    scope: Option<String>,
+}
+
+/// The provider's redirect after consent (no bearer: the single-use state identifies the flow).
+#[utoipa::path(get, path = "/oauth/{provider}/callback", tag = "connections", security(()), params(("provider" = String, Path), CallbackQuery),
+    responses((status = 303, description = "back to the app"), (status = 200, description = "connected"), (status = 400, body = ErrorBody)))]
+async fn callback(
+    State(s): State<AppState>,
+    Path(provider): Path<String>,
+    QueryParams(q): QueryParams<CallbackQuery>,
+) -> ApiResult<Response> {
+    if let Some(err) = q.error {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "authorization_denied",
+            format!(
+                "{provider} did not authorize: {err} {}",
+                q.error_description.unwrap_or_default()
+            ),
+        ));
+    }
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        return Err(ApiError::bad_query("code and state are required"));
+    };
+    let done = s
+        .engine
+        .complete_authorization(&provider, &code, &state)
+        .await?;
+    match &s.engine.settings.app_url {
+        Some(app) => Ok(Redirect::to(&format!(
+            "{}?connected={provider}",
+            app.trim_end_matches('/')
+        ))
+        .into_response()),
+        None => Ok(Json(serde_json::json!({
+            "provider": provider,
+            "state": done.connection.state,
+            "account": done.connection.settings.get("account_name"),
+        }))
+        .into_response()),
+    }
+}
+
+/// Chooses which account of the login the connection syncs (when it reaches several).
+#[utoipa::path(post, path = "/v1/connections/{provider}/account", tag = "connections", params(("provider" = String, Path)), request_body = AccountBody,
+    responses((status = 200, body = ConnectionView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn select_account(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path(provider): Path<String>,
+    Body(b): Body<AccountBody>,
+) -> ApiResult<Json<ConnectionView>> {
+    require_install_role(&c, &s, &provider)?;
+    let conn = s
+        .engine
+        .select_account(c.scope(), &provider, &b.account_id)
+        .await?;
+    Ok(Json(view(&s, c.scope(), conn).await?))
+}
+
+/// Every connection of the workspace.
+#[utoipa::path(get, path = "/v1/connections", tag = "connections", responses((status = 200, body = List<ConnectionView>)))]
+async fn list_connections(
+    State(s): State<AppState>,
+    Member(c): Member,
+) -> ApiResult<Json<List<ConnectionView>>> {
+    let q = s
+        .engine
+        .store
+        .query::<Connection>(c.scope(), hourbridge_store::IndexSel::Primary, 100);
+    let mut items = Vec::new();
+    for conn in s.engine.store.list_all::<Connection>(q).await? {
+        items.push(view(&s, c.scope(), conn).await?);
+    }
+    Ok(Json(List {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// One connection's state and status.
+#[utoipa::path(get, path = "/v1/connections/{provider}", tag = "connections", params(("provider" = String, Path)),
+    responses((status = 200, body = ConnectionView), (status = 404, body = ErrorBody)))]
+async fn get_connection(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path(provider): Path<String>,
+) -> ApiResult<Json<ConnectionView>> {
+    s.engine.provider(&provider)?;
+    let (conn, _) = s
+        .engine
+        .connection(c.scope(), &provider)
+        .await?
+        .ok_or_else(|| ApiError::not_found("connection"))?;
+    Ok(Json(view(&s, c.scope(), conn).await?))
+}
+
+/// Disconnects: deletes credentials, schedule and project links; synced work logs stay.
+#[utoipa::path(delete, path = "/v1/connections/{provider}", tag = "connections", params(("provider" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn disconnect(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path(provider): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_install_role(&c, &s, &provider)?;
+    if s.engine.disconnect(c.scope(), &provider).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("connection"))
+    }
+}
+
+/// Remote projects to link, searchable by name.
+#[utoipa::path(get, path = "/v1/connections/{provider}/remote-projects", tag = "connections", params(("provider" = String, Path), RemoteProjectQuery),
+    responses((status = 200, body = List<RemoteProjectView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn remote_projects(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path(provider): Path<String>,
+    QueryParams(q): QueryParams<RemoteProjectQuery>,
+) -> ApiResult<Json<List<RemoteProjectView>>> {
+    c.require(Role::Manager)?;
+    let p = s.engine.provider(&provider)?.clone();
+    if p.work_logs().is_none() {
+        return Err(ApiError::unprocessable(
+            "unsupported",
+            format!("{provider} does not offer projects to link"),
+        ));
+    }
+    let (query, cursor) = (q.q.clone(), q.cursor.clone());
+    let page = s
+        .engine
+        .call(c.scope(), &provider, move |session| {
+            let p = p.clone();
+            let (query, cursor) = (query.clone(), cursor.clone());
+            async move {
+                match p.work_logs() {
+                    Some(src) => src.list_projects(&session, query.as_deref(), cursor).await,
+                    None => unreachable_source(p.descriptor().id),
+                }
+            }
+        })
+        .await?;
+    Ok(Json(List {
+        items: page
+            .items
+            .into_iter()
+            .map(|r| RemoteProjectView {
+                id: r.id,
+                name: r.name,
+                customer_name: r.customer_name,
+                archived: r.archived,
+            })
+            .collect(),
+        next_cursor: page.next,
+    }))
+}
+
+fn unreachable_source<T>(
+    provider: &'static str,
+) -> Result<T, hourbridge_provider_api::ProviderError> {
+    Err(hourbridge_provider_api::ProviderError::new(
+        provider,
+        hourbridge_provider_api::ProviderErrorKind::Unsupported,
+        "no work-log source",
+    ))
+}
+
+/// Syncs every linked project of the connection now.
+#[utoipa::path(post, path = "/v1/connections/{provider}/sync", tag = "connections", params(("provider" = String, Path)),
+    responses((status = 202, body = RunStarted), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn sync_now(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path(provider): Path<String>,
+) -> ApiResult<(StatusCode, Json<RunStarted>)> {
+    c.require(Role::Admin)?;
+    let run = s
+        .engine
+        .start_run(c.scope(), &provider, RunScope::Connection, RunMode::Refetch)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id: run.id })))
+}
+
+async fn link_view(s: &AppState, ws: &str, l: ProjectLink) -> ApiResult<LinkView> {
+    Ok(LinkView {
+        status: run_status(s, ws, l.last_run_id.as_ref()).await?,
+        project_id: l.project_id,
+        provider: l.provider,
+        remote_project_ids: l.remote_project_ids,
+        sync_from: l.sync_from,
+        prevent_new_assignments: l.prevent_new_assignments,
+        trim_assignments: l.trim_assignments,
+        missing_people: l.missing_people,
+    })
+}
+
+async fn load_link(
+    s: &AppState,
+    c: &Caller,
+    project: &RecordId,
+    provider: &str,
+) -> ApiResult<ProjectLink> {
+    s.engine.provider(provider)?;
+    load_project(s, c.scope(), project).await?;
+    s.engine
+        .store
+        .get::<ProjectLink>(c.scope(), &format!("{project}.{provider}"))
+        .await?
+        .map(|(l, _)| l)
+        .ok_or_else(|| ApiError::not_found("project integration"))
+}
+
+/// Links a host project to remote projects (one or many) and sets the sync options.
+#[utoipa::path(put, path = "/v1/projects/{id}/integrations/{provider}", tag = "integrations",
+    params(("id" = String, Path), ("provider" = String, Path)), request_body = LinkBody,
+    responses((status = 200, body = LinkView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_link(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path((id, provider)): Path<(String, String)>,
+    Body(b): Body<LinkBody>,
+) -> ApiResult<Json<LinkView>> {
+    c.require(Role::Manager)?;
+    let project = RecordId::parse(id).map_err(|_| ApiError::not_found("project"))?;
+    let p = s.engine.provider(&provider)?;
+    if p.descriptor().capabilities.work_logs_in.is_none() {
+        return Err(ApiError::unprocessable(
+            "unsupported",
+            format!("{provider} does not sync work logs into projects"),
+        ));
+    }
+    load_project(&s, c.scope(), &project).await?;
+    if s.engine.connection(c.scope(), &provider).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_connected",
+            format!("install {provider} first"),
+        ));
+    }
+    let mut ids: Vec<String> = b
+        .remote_project_ids
+        .iter()
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() || ids.len() > MAX_LINKED_PROJECTS || ids.iter().any(|r| r.len() > 100) {
+        return Err(ApiError::unprocessable(
+            "invalid_remote_projects",
+            format!("give 1 to {MAX_LINKED_PROJECTS} remote project ids (strings)"),
+        ));
+    }
+    let existing = s
+        .engine
+        .store
+        .get::<ProjectLink>(c.scope(), &format!("{project}.{provider}"))
+        .await?
+        .map(|(l, _)| l);
+    let link = ProjectLink {
+        project_id: project,
+        provider: ProviderId::parse(provider.clone()).map_err(ApiError::from)?,
+        remote_project_ids: ids,
+        sync_from: Some(b.sync_from.0),
+        prevent_new_assignments: b.prevent_new_assignments,
+        trim_assignments: b.trim_assignments,
+        last_run_id: existing.as_ref().and_then(|l| l.last_run_id.clone()),
+        missing_people: existing.map(|l| l.missing_people).unwrap_or_default(),
+    };
+    s.engine.store.put(c.scope(), &link).await?;
+    Ok(Json(link_view(&s, c.scope(), link).await?))
+}
+
+/// A project's integration settings, status and missing people.
+#[utoipa::path(get, path = "/v1/projects/{id}/integrations/{provider}", tag = "integrations",
+    params(("id" = String, Path), ("provider" = String, Path)),
+    responses((status = 200, body = LinkView), (status = 404, body = ErrorBody)))]
+async fn get_link(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path((id, provider)): Path<(String, String)>,
+) -> ApiResult<Json<LinkView>> {
+    let project = RecordId::parse(id).map_err(|_| ApiError::not_found("project"))?;
+    let link = load_link(&s, &c, &project, &provider).await?;
+    Ok(Json(link_view(&s, c.scope(), link).await?))
+}
+
+/// "Reset and sync all work logs": a preview (200) or a queued run (202).
+#[utoipa::path(post, path = "/v1/projects/{id}/integrations/{provider}/reset-and-sync", tag = "integrations",
+    params(("id" = String, Path), ("provider" = String, Path)), request_body = ResetBody,
+    responses((status = 202, body = RunStarted), (status = 200, body = PreviewView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn reset_and_sync(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path((id, provider)): Path<(String, String)>,
+    Body(b): Body<ResetBody>,
+) -> ApiResult<Response> {
+    c.require(Role::Manager)?;
+    let project = RecordId::parse(id).map_err(|_| ApiError::not_found("project"))?;
+    load_link(&s, &c, &project, &provider).await?;
+    if b.preview {
+        let p: Preview = s
+            .engine
+            .preview(c.scope(), &provider, project.as_str(), b.mode.into())
+            .await?;
+        return Ok(Json(PreviewView {
+            created: p.created,
+            updated: p.updated,
+            deleted: p.deleted,
+            unchanged: p.unchanged,
+            skipped: p.skipped,
+            missing_people: p.missing_people,
+        })
+        .into_response());
+    }
+    let run = s
+        .engine
+        .start_run(
+            c.scope(),
+            &provider,
+            RunScope::Project(project),
+            b.mode.into(),
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id: run.id })).into_response())
+}
+
+/// "Clear data": deletes every work log synced from the provider on the project.
+#[utoipa::path(post, path = "/v1/projects/{id}/integrations/{provider}/clear", tag = "integrations",
+    params(("id" = String, Path), ("provider" = String, Path)),
+    responses((status = 200, body = Cleared), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn clear(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path((id, provider)): Path<(String, String)>,
+) -> ApiResult<Json<Cleared>> {
+    c.require(Role::Manager)?;
+    let project = RecordId::parse(id).map_err(|_| ApiError::not_found("project"))?;
+    s.engine.provider(&provider)?;
+    load_project(&s, c.scope(), &project).await?;
+    let deleted = s
+        .engine
+        .clear(c.scope(), &provider, project.as_str())
+        .await?;
+    Ok(Json(Cleared { deleted }))
+}
+
+/// A run: state, counts and per-record problems.
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, body = RunView), (status = 404, body = ErrorBody)))]
+async fn get_run(
+    State(s): State<AppState>,
+    Member(c): Member,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<RunView>> {
+    let run = s
+        .engine
+        .run(c.scope(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("run"))?;
+    Ok(Json(run.into()))
+}
+
+pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(list_connections))
+        .routes(routes!(install, get_connection, disconnect))
+        .routes(routes!(authorize))
+        .routes(routes!(select_account))
+        .routes(routes!(remote_projects))
+        .routes(routes!(sync_now))
+        .routes(routes!(callback))
+        .routes(routes!(put_link, get_link))
+        .routes(routes!(reset_and_sync))
+        .routes(routes!(clear))
+        .routes(routes!(get_run))
+}
