@@ -15,20 +15,42 @@ pub struct Server {
     http: reqwest::Client,
 }
 
-pub fn config(dir: &Path) -> Config {
+pub fn config(dir: &Path, vars: &[(&str, String)]) -> Config {
     let d = dir.display().to_string();
-    Config::from_lookup(Mode::Local, |k| (k == env::DATA_DIR).then(|| d.clone()))
-        .expect("local config")
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    Config::from_lookup(Mode::Local, |k| {
+        if k == env::DATA_DIR {
+            return Some(d.clone());
+        }
+        vars.iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("local config")
 }
 
 impl Server {
     /// Starts a server on a free loopback port, built by the same constructor as `main`.
     pub async fn start(dir: &Path) -> Self {
-        let ctx = AppContext::build(config(dir), None).await.expect("context");
+        Self::start_with(dir, &[]).await
+    }
+
+    /// Starts a server with extra configuration (provider URLs), its in-process worker and
+    /// scheduler included, and `HOURBRIDGE_PUBLIC_URL` set to its own address.
+    pub async fn start_with(dir: &Path, vars: &[(&str, String)]) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut vars = vars.to_vec();
+        vars.push((env::PUBLIC_URL, base.clone()));
+        let ctx = AppContext::build(config(dir, &vars), None)
+            .await
+            .expect("context");
+        let _ = ctx.start_local_workers();
         let (tx, rx) = oneshot::channel::<()>();
         let serve_ctx = ctx.clone();
         let task = tokio::spawn(async move {

@@ -3,3 +3,4 @@
 
 mod harness;
 mod host_api;
+mod worklog_sync;

@@ -1,10 +1,10 @@
-//! The `workspace-api` Lambda: the host-data routes of the API behind API Gateway (HTTP API,
-//! JWT authorizer). The authorizer has verified the token; [`app`] hands its claims to the API.
+//! The `workspace-api` Lambda: the host-data routes (people, customers, projects, tasks,
+//! assignments, work logs) behind API Gateway's JWT authorizer.
 
 use axum::Router;
-use hourbridge_runtime::{AppContext, gateway_claims};
+use hourbridge_runtime::AppContext;
 
 /// The handler: the API router with the authorizer-claims layer.
 pub fn app(ctx: &AppContext) -> Router {
-    hourbridge_api::router(ctx.api_state()).layer(axum::middleware::from_fn(gateway_claims))
+    hourbridge_runtime::http_app(ctx)
 }

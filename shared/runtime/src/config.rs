@@ -69,6 +69,8 @@ pub struct Config {
     pub jobs_bus: Option<String>,
     /// `User-Agent` for provider calls.
     pub user_agent: String,
+    /// Provider settings (base URLs), by variable name, as the adapters read them.
+    pub provider_vars: std::collections::BTreeMap<String, String>,
 }
 
 /// Every configuration problem found, reported together.
@@ -159,7 +161,10 @@ impl Config {
                 env::SECRETS_BACKEND
             ));
         }
-        for var in [env::PUBLIC_URL, env::APP_URL] {
+        for var in [env::PUBLIC_URL, env::APP_URL]
+            .into_iter()
+            .chain(hourbridge_provider_registry::env_vars())
+        {
             if let Some(u) = get(var)
                 && !(u.starts_with("https://") || u.starts_with("http://"))
             {
@@ -184,6 +189,10 @@ impl Config {
             jobs_bus: get(env::JOBS_BUS),
             user_agent: get(env::USER_AGENT)
                 .unwrap_or_else(|| "Hourbridge (https://hourbridge.example/contact)".into()),
+            provider_vars: hourbridge_provider_registry::env_vars()
+                .into_iter()
+                .filter_map(|k| get(k).map(|v| (k.to_owned(), v)))
+                .collect(),
         })
     }
 

@@ -25,6 +25,20 @@ use tokio::sync::mpsc;
 pub use config::{AuthMode, Config, ConfigError, Mode, SecretsBackend, StoreBackend};
 pub use lambda::gateway_claims;
 
+/// The HTTP API as a Lambda serves it: the router plus the layer that turns the API Gateway JWT
+/// authorizer's claims into the caller's identity.
+pub fn http_app(ctx: &AppContext) -> axum::Router {
+    hourbridge_api::router(ctx.api_state()).layer(axum::middleware::from_fn(gateway_claims))
+}
+
+/// What every Lambda's `main` does first: read configuration (all problems at once), start JSON
+/// logs and build the context.
+pub async fn lambda_context() -> Result<AppContext, StartupError> {
+    let config = Config::from_env(Mode::Lambda)?;
+    init_tracing(config.log_json);
+    AppContext::build(config, None).await
+}
+
 /// File name of the SQLite database in the data directory.
 pub const DB_FILE: &str = "hourbridge.db";
 /// File name of the generated JWT secret in the data directory.
@@ -123,7 +137,10 @@ impl AppContext {
             ..Default::default()
         };
         let provider_env = hourbridge_provider_http::ProviderEnv {
-            lookup: Arc::new(|k| std::env::var(k).ok().filter(|v| !v.is_empty())),
+            lookup: {
+                let vars = config.provider_vars.clone();
+                Arc::new(move |k| vars.get(k).cloned())
+            },
             http: http.clone(),
             budget: Arc::new(hourbridge_sync::budget::StoreRateBudget::new(
                 store.clone(),

@@ -11,7 +11,9 @@ pub struct ProviderSession {
     pub workspace_id: String,
     /// Credentials or tokens, by field name (`access_token`, `password`, ...).
     pub secrets: BTreeMap<String, SecretValue>,
-    /// Non-secret settings (account id, domain, ...).
+    /// Non-secret settings. The engine always sets `account_id` (the remote account or
+    /// organisation the connection syncs, as chosen after authorization) and `client_id` (the
+    /// OAuth client, for per-application budgets); adapters read those names.
     pub settings: serde_json::Value,
 }
 

@@ -9,7 +9,7 @@
 //!
 //! Session conventions, filled in by the sync engine:
 //! - `secrets["access_token"]`: the OAuth bearer token;
-//! - `settings["organization_id"]`: the chosen organisation (string or number);
+//! - `settings["account_id"]`: the chosen organisation (the engine stores every provider's chosen account under `account_id`) (string or number);
 //! - `settings["client_id"]`: the customer's OAuth client id. Hubstaff counts its
 //!   1000 requests/hour per application, so every connection made with the same client shares
 //!   one budget, keyed `hubstaff:app:{client_id}`.
@@ -196,15 +196,15 @@ fn client_id(session: &ProviderSession) -> Result<String, ProviderError> {
 /// The configured organisation, `None` when not chosen yet. A value that is not an id is
 /// rejected rather than pasted into a URL path.
 fn configured_organization(session: &ProviderSession) -> Result<Option<u64>, ProviderError> {
-    match session.settings.get("organization_id") {
+    match session.settings.get("account_id") {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(_) => setting_text(session, "organization_id")
+        Some(_) => setting_text(session, "account_id")
             .and_then(|s| s.parse::<u64>().ok())
             .map(Some)
             .ok_or_else(|| {
                 err(
                     ProviderErrorKind::Rejected,
-                    "the organization_id setting is not a Hubstaff organisation id",
+                    "the account_id setting is not a Hubstaff organisation id",
                 )
             }),
     }
@@ -214,7 +214,7 @@ fn organization_id(session: &ProviderSession) -> Result<u64, ProviderError> {
     configured_organization(session)?.ok_or_else(|| {
         err(
             ProviderErrorKind::Rejected,
-            "no Hubstaff organisation is chosen for this connection (organization_id setting \
+            "no Hubstaff organisation is chosen for this connection (account_id setting \
              missing)",
         )
     })

@@ -42,7 +42,7 @@ fn session_with(settings: Value) -> ProviderSession {
 }
 
 fn session() -> ProviderSession {
-    session_with(json!({ "organization_id": ORG, "client_id": "client-abc" }))
+    session_with(json!({ "account_id": ORG, "client_id": "client-abc" }))
 }
 
 fn fixture(name: &str) -> String {
@@ -623,7 +623,7 @@ async fn data_calls_without_an_organisation_are_rejected_before_any_request() {
     ];
     for e in errors {
         assert_eq!(e.kind, ProviderErrorKind::Rejected);
-        assert!(e.message.contains("organization_id"), "{}", e.message);
+        assert!(e.message.contains("account_id"), "{}", e.message);
     }
     assert!(server.received_requests().await.unwrap().is_empty());
 }
@@ -667,7 +667,7 @@ async fn check_credentials_reads_every_page_and_picks_the_configured_organisatio
     two_pages_of_organizations(&server).await;
     let info = hubstaff(&server)
         .check_credentials(&session_with(
-            json!({ "organization_id": 123, "client_id": "client-abc" }),
+            json!({ "account_id": 123, "client_id": "client-abc" }),
         ))
         .await
         .unwrap();
@@ -695,7 +695,7 @@ async fn check_credentials_falls_back_to_the_first_organisation() {
     assert_eq!(unset.account_id, "11");
     let unknown = h
         .check_credentials(&session_with(
-            json!({ "organization_id": "77", "client_id": "client-abc" }),
+            json!({ "account_id": "77", "client_id": "client-abc" }),
         ))
         .await
         .unwrap();
@@ -815,7 +815,7 @@ async fn every_request_is_counted_against_the_application_budget() {
     }
 
     let e = h
-        .list_people(&session_with(json!({ "organization_id": ORG })), None)
+        .list_people(&session_with(json!({ "account_id": ORG })), None)
         .await
         .unwrap_err();
     assert_eq!(
