@@ -1,6 +1,8 @@
 //! The local Hourbridge binary's library: serving the API on an embedded store and issuing
 //! tokens, callable from tests without spawning a process.
 
+pub mod demo;
+
 use std::future::Future;
 use std::net::SocketAddr;
 

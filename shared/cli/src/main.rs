@@ -24,6 +24,19 @@ enum Command {
         #[arg(long, env = "HOURBRIDGE_DATA_DIR", default_value = ".hourbridge")]
         data_dir: PathBuf,
     },
+    /// Run the demo: provider sandboxes, real OAuth, a linked project per provider, a
+    /// reset-and-sync with progress, and a report.
+    Demo {
+        /// Data directory (default: a fresh temporary one).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Serve Harvest and Hubstaff sandboxes (demo data) until Ctrl-C.
+    Sandbox {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9900")]
+        addr: SocketAddr,
+    },
     /// Print a bearer token for the local server.
     Token {
         /// Workspace id (the `ws` claim).
@@ -68,6 +81,23 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "hourbridge serving");
             hourbridge::serve(&ctx, listener, shutdown_signal()).await?;
             tracing::info!("stopped");
+        }
+        Command::Demo { data_dir } => {
+            hourbridge_runtime::init_tracing_at(false, "warn");
+            match data_dir {
+                Some(dir) => hourbridge::demo::run(&dir).await?,
+                None => {
+                    let dir = tempfile::tempdir()?;
+                    hourbridge::demo::run(dir.path()).await?;
+                }
+            }
+        }
+        Command::Sandbox { addr } => {
+            let sandbox =
+                hourbridge_sandbox::Sandbox::start_on(addr, hourbridge_sandbox::Seed::Demo).await?;
+            println!("{}", sandbox.describe());
+            shutdown_signal().await;
+            sandbox.stop().await;
         }
         Command::Token {
             workspace,

@@ -276,8 +276,14 @@ fn load_or_create_secret_file(path: &Path) -> Result<SecretValue, StartupError> 
 /// Starts `tracing`: JSON lines when `HOURBRIDGE_LOG_FORMAT=json` (always in Lambda), text
 /// otherwise; level from `RUST_LOG` (default `info`). Safe to call more than once.
 pub fn init_tracing(json: bool) {
+    init_tracing_at(json, "info");
+}
+
+/// Like [`init_tracing`] with another default level (used by interactive commands).
+pub fn init_tracing_at(json: bool, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

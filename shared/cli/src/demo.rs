@@ -1,0 +1,362 @@
+//! `hourbridge demo`: the whole Harvest and Hubstaff flow on one machine, through the same HTTP
+//! API a host product uses — sandboxes for the providers, the real OAuth flow, a linked project
+//! per provider, a reset-and-sync with progress, and a short report.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail, ensure};
+use hourbridge_runtime::{AppContext, Config, Mode, env};
+use hourbridge_sandbox::{Sandbox, Seed};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        let status = res.status();
+        let text = res.text().await?;
+        ensure!(
+            status.is_success(),
+            "{method} {path} answered {status}: {text}"
+        );
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
+    }
+}
+
+/// Runs the demo with its data in `data_dir`.
+pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
+    let sandbox = Sandbox::start(Seed::Demo)
+        .await
+        .context("starting the provider sandboxes")?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let vars = [
+        (env::DATA_DIR, data_dir.display().to_string()),
+        (env::PUBLIC_URL, base.clone()),
+        ("HOURBRIDGE_HARVEST_API_URL", sandbox.harvest_api_url()),
+        ("HOURBRIDGE_HARVEST_ID_URL", sandbox.harvest_id_url()),
+        ("HOURBRIDGE_HUBSTAFF_API_URL", sandbox.hubstaff_api_url()),
+        (
+            "HOURBRIDGE_HUBSTAFF_ACCOUNT_URL",
+            sandbox.hubstaff_account_url(),
+        ),
+    ];
+    let config = Config::from_lookup(Mode::Local, |k| {
+        vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    })?;
+    let ctx = AppContext::build(config, None).await?;
+    let _workers = ctx.start_local_workers();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_ctx = ctx.clone();
+    let server = tokio::spawn(async move {
+        crate::serve(&server_ctx, listener, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    println!(
+        "Hourbridge API on {base}; provider sandboxes on {}",
+        sandbox.base_url()
+    );
+
+    let workspace = format!("demo-{}", &hourbridge_domain::new_id().as_str()[24..]);
+    let token = crate::issue_token(
+        &ctx,
+        &workspace,
+        "olga",
+        "owner",
+        chrono::Duration::hours(2),
+    )?;
+    let api = Api {
+        base: base.clone(),
+        token,
+        http: reqwest::Client::new(),
+    };
+    api.call(
+        reqwest::Method::POST,
+        "/v1/workspaces",
+        Some(json!({"name": "Acme (demo)", "time_zone": "Europe/Oslo", "owner": {"name": "Olga Owner", "email": "olga@acme.test"}})),
+    )
+    .await?;
+    for (name, email, role) in [
+        ("Ada Admin", "ada@acme.test", "admin"),
+        ("Bob Builder", "bob.builder@acme.test", "manager"),
+        ("Eve Engineer", "eve@acme.test", "member"),
+    ] {
+        api.call(
+            reqwest::Method::POST,
+            "/v1/people",
+            Some(json!({"name": name, "email": email, "role": role})),
+        )
+        .await?;
+    }
+    let today = chrono::Utc::now().date_naive();
+    let mut report = Vec::new();
+    for (provider, client, secret, project, remote_names) in [
+        (
+            "harvest",
+            "demo-harvest-client",
+            "demo-harvest-secret",
+            "Fleet & Mobile",
+            ["Fleet Portal", "Mobile App"],
+        ),
+        (
+            "hubstaff",
+            "demo-hubstaff-client",
+            "demo-hubstaff-secret",
+            "Support & Research",
+            ["Support Desk", "Research"],
+        ),
+    ] {
+        let conn = api
+            .call(
+                reqwest::Method::PUT,
+                &format!("/v1/connections/{provider}"),
+                Some(json!({"client_id": client, "client_secret": secret})),
+            )
+            .await?;
+        println!(
+            "\n{provider}: paste this redirect URL into the OAuth app: {}",
+            conn["redirect_url"].as_str().unwrap_or_default()
+        );
+        authorize(&api, provider).await?;
+        let conn = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/connections/{provider}"),
+                None,
+            )
+            .await?;
+        println!(
+            "{provider}: connected to {} ({})",
+            conn["account"]["name"], conn["state"]
+        );
+
+        let remote = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/connections/{provider}/remote-projects"),
+                None,
+            )
+            .await?;
+        let ids: Vec<String> = remote["items"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| remote_names.contains(&p["name"].as_str().unwrap_or_default()))
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect();
+        ensure!(
+            ids.len() == 2,
+            "{provider}: expected the two demo projects, found {remote}"
+        );
+        let p = api
+            .call(
+                reqwest::Method::POST,
+                "/v1/projects",
+                Some(json!({"name": project, "start_date": (today - chrono::Duration::days(60)).to_string(), "end_date": (today + chrono::Duration::days(30)).to_string()})),
+            )
+            .await?;
+        let pid = p["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("project without id"))?
+            .to_owned();
+        api.call(
+            reqwest::Method::PUT,
+            &format!("/v1/projects/{pid}/integrations/{provider}"),
+            Some(json!({"remote_project_ids": ids, "sync_from": (today - chrono::Duration::days(60)).to_string(), "trim_assignments": true})),
+        )
+        .await?;
+        let started = api
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/projects/{pid}/integrations/{provider}/reset-and-sync"),
+                Some(json!({"mode": "refetch"})),
+            )
+            .await?;
+        let run_id = started["run_id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no run id"))?
+            .to_owned();
+        let run = follow(&api, provider, &run_id).await?;
+        let link = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/projects/{pid}/integrations/{provider}"),
+                None,
+            )
+            .await?;
+        let assignments = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/projects/{pid}/assignments"),
+                None,
+            )
+            .await?;
+        report.push((provider, project, run, link, assignments));
+    }
+
+    let people = api.call(reqwest::Method::GET, "/v1/people", None).await?;
+    let name_of = |id: &Value| -> String {
+        people["items"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| &p["id"] == id))
+            .and_then(|p| p["name"].as_str())
+            .unwrap_or("?")
+            .to_owned()
+    };
+    println!("\n=== Report ===");
+    for (provider, project, run, link, assignments) in &report {
+        let c = &run["counts"];
+        println!(
+            "{provider} → project \"{project}\": run {}",
+            run["state"].as_str().unwrap_or("?")
+        );
+        println!(
+            "  work logs: {} created, {} updated, {} deleted, {} unchanged, {} skipped (running timers or unmatched people)",
+            c["created"], c["updated"], c["deleted"], c["unchanged"], c["skipped"]
+        );
+        let missing = link["missing_people"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if missing.is_empty() {
+            println!("  missing people: none");
+        } else {
+            println!("  missing people (add them as Manager or Employee with this e-mail):");
+            for m in missing {
+                println!(
+                    "    - {} <{}>",
+                    m["name"].as_str().unwrap_or("?"),
+                    m["email"].as_str().unwrap_or("no e-mail in provider")
+                );
+            }
+        }
+        println!("  assignments (trimmed to each person's synced logs):");
+        for a in assignments["items"].as_array().cloned().unwrap_or_default() {
+            println!(
+                "    - {}: {} to {}",
+                name_of(&a["person_id"]),
+                a["start_date"].as_str().unwrap_or("open"),
+                a["end_date"].as_str().unwrap_or("open")
+            );
+        }
+    }
+    println!(
+        "\nThe demo's data is in {} (kept only with --data-dir). Serve it with: hourbridge serve --data-dir <dir>, \
+         then: hourbridge token --workspace {workspace} --person olga --role owner --data-dir <dir>",
+        data_dir.display()
+    );
+    let _ = stop_tx.send(());
+    server.await??;
+    sandbox.stop().await;
+    Ok(())
+}
+
+/// Runs the OAuth authorization-code flow like a browser would: open the authorize URL, follow
+/// the provider's redirect to our callback.
+async fn authorize(api: &Api, provider: &str) -> anyhow::Result<()> {
+    let a = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/connections/{provider}/authorize"),
+            None,
+        )
+        .await?;
+    let url = a["authorize_url"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no authorize_url"))?;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let consent = browser.get(url).send().await?;
+    let back = consent
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "{provider} did not redirect back (status {})",
+                consent.status()
+            )
+        })?
+        .to_owned();
+    let done = browser.get(&back).send().await?;
+    if !done.status().is_success() {
+        bail!("callback failed: {}", done.text().await.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Polls a run, showing progress, until it ends.
+async fn follow(api: &Api, provider: &str, run_id: &str) -> anyhow::Result<Value> {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(format!("{provider} reset-and-sync"));
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let run = api
+            .call(reqwest::Method::GET, &format!("/v1/runs/{run_id}"), None)
+            .await?;
+        let c = &run["counts"];
+        bar.set_message(format!(
+            "{} — {} created, {} updated, {} deleted, {} unchanged, {} skipped",
+            run["state"].as_str().unwrap_or("?"),
+            c["created"],
+            c["updated"],
+            c["deleted"],
+            c["unchanged"],
+            c["skipped"]
+        ));
+        match run["state"].as_str() {
+            Some("succeeded") => {
+                bar.finish();
+                return Ok(run);
+            }
+            Some("failed") => {
+                bar.abandon();
+                bail!(
+                    "{provider} run failed: {} {}",
+                    run["failure"],
+                    run["failure_message"]
+                );
+            }
+            _ if std::time::Instant::now() > deadline => {
+                bail!("{provider} run did not finish in 5 minutes")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
