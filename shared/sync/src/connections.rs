@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use hourbridge_domain::{
-    Connection, ConnectionState, ProjectLink, ProviderId, RecordId, SecretValue, connection_secret_name,
+    Connection, ConnectionState, ProjectLink, ProviderId, RecordId, SecretValue,
+    connection_secret_name,
 };
 use hourbridge_provider_api::{
-    AccountInfo, AuthKind, ClientCredentials, Endpoints, OAuth2Spec, Provider, ProviderError, ProviderErrorKind,
-    ProviderSession, TokenSet,
+    AccountInfo, AuthKind, ClientCredentials, Endpoints, OAuth2Spec, Provider, ProviderError,
+    ProviderErrorKind, ProviderSession, TokenSet,
 };
 use hourbridge_store::{GLOBAL_SCOPE, IndexSel, OAuthState, StoreError};
 use serde::{Deserialize, Serialize};
@@ -56,7 +57,8 @@ impl ConnectionSecret {
     }
 
     fn from_value(v: &SecretValue) -> Result<Self, SyncError> {
-        serde_json::from_str(v.expose()).map_err(|_| SyncError::InvalidState("stored credentials are unreadable".into()))
+        serde_json::from_str(v.expose())
+            .map_err(|_| SyncError::InvalidState("stored credentials are unreadable".into()))
     }
 
     fn with_tokens(mut self, t: &TokenSet) -> Self {
@@ -86,18 +88,26 @@ fn random_token() -> String {
 impl Engine {
     /// The provider with this id.
     pub fn provider(&self, id: &str) -> Result<&Arc<dyn Provider>, SyncError> {
-        self.providers.get(id).ok_or_else(|| SyncError::UnknownProvider(id.to_owned()))
+        self.providers
+            .get(id)
+            .ok_or_else(|| SyncError::UnknownProvider(id.to_owned()))
     }
 
     /// The redirect URL the admin registers in the provider.
     pub fn redirect_url(&self, provider: &str) -> String {
-        format!("{}/oauth/{provider}/callback", self.settings.public_url.trim_end_matches('/'))
+        format!(
+            "{}/oauth/{provider}/callback",
+            self.settings.public_url.trim_end_matches('/')
+        )
     }
 
     fn oauth_spec<'a>(&self, p: &'a Arc<dyn Provider>) -> Result<&'a OAuth2Spec, SyncError> {
         match &p.descriptor().auth {
             AuthKind::OAuth2(spec) => Ok(spec),
-            _ => Err(SyncError::InvalidState(format!("{} does not use OAuth", p.descriptor().id))),
+            _ => Err(SyncError::InvalidState(format!(
+                "{} does not use OAuth",
+                p.descriptor().id
+            ))),
         }
     }
 
@@ -105,11 +115,19 @@ impl Engine {
         let (authorize_url, token_url) = p
             .oauth_urls()
             .unwrap_or_else(|| (spec.authorize_url.to_owned(), spec.token_url.to_owned()));
-        Endpoints { authorize_url, token_url, redirect_url: self.redirect_url(p.descriptor().id) }
+        Endpoints {
+            authorize_url,
+            token_url,
+            redirect_url: self.redirect_url(p.descriptor().id),
+        }
     }
 
     /// The connection of `ws` to `provider`, with its version.
-    pub async fn connection(&self, ws: &str, provider: &str) -> Result<Option<(Connection, u64)>, SyncError> {
+    pub async fn connection(
+        &self,
+        ws: &str,
+        provider: &str,
+    ) -> Result<Option<(Connection, u64)>, SyncError> {
         Ok(self.store.get::<Connection>(ws, provider).await?)
     }
 
@@ -118,11 +136,9 @@ impl Engine {
             .secret_name
             .as_deref()
             .ok_or_else(|| SyncError::InvalidState("the connection has no credentials".into()))?;
-        let value = self
-            .secrets
-            .get(name)
-            .await?
-            .ok_or_else(|| SyncError::InvalidState("the connection's credentials are gone; connect again".into()))?;
+        let value = self.secrets.get(name).await?.ok_or_else(|| {
+            SyncError::InvalidState("the connection's credentials are gone; connect again".into())
+        })?;
         ConnectionSecret::from_value(&value)
     }
 
@@ -166,14 +182,31 @@ impl Engine {
     }
 
     /// Starts the OAuth flow: a single-use, 10-minute state bound to workspace and caller.
-    pub async fn authorize(&self, ws: &str, person: &RecordId, provider: &str) -> Result<String, SyncError> {
+    pub async fn authorize(
+        &self,
+        ws: &str,
+        person: &RecordId,
+        provider: &str,
+    ) -> Result<String, SyncError> {
         let p = self.provider(provider)?;
         let spec = self.oauth_spec(p)?;
-        let (conn, _) = self.connection(ws, provider).await?.ok_or_else(|| SyncError::NotConnected(provider.into()))?;
+        let (conn, _) = self
+            .connection(ws, provider)
+            .await?
+            .ok_or_else(|| SyncError::NotConnected(provider.into()))?;
         let secret = self.secret(&conn).await?;
-        let creds = ClientCredentials { id: secret.client_id, secret: SecretValue::new(secret.client_secret) };
+        let creds = ClientCredentials {
+            id: secret.client_id,
+            secret: SecretValue::new(secret.client_secret),
+        };
         let state = random_token();
-        let auth = self.oauth.authorize(p.descriptor().id, spec, &self.endpoints(p, spec), &creds, &state)?;
+        let auth = self.oauth.authorize(
+            p.descriptor().id,
+            spec,
+            &self.endpoints(p, spec),
+            &creds,
+            &state,
+        )?;
         let record = OAuthState {
             state,
             workspace_id: ws.to_owned(),
@@ -188,54 +221,99 @@ impl Engine {
 
     /// Completes the OAuth flow from the provider's redirect: consumes the state, exchanges the
     /// code, stores the tokens, learns the account and activates the connection.
-    pub async fn complete_authorization(&self, provider: &str, code: &str, state: &str) -> Result<Authorized, SyncError> {
+    pub async fn complete_authorization(
+        &self,
+        provider: &str,
+        code: &str,
+        state: &str,
+    ) -> Result<Authorized, SyncError> {
         let p = self.provider(provider)?;
         let spec = self.oauth_spec(p)?;
         let pending = self
             .store
             .take::<OAuthState>(GLOBAL_SCOPE, state)
             .await?
-            .ok_or_else(|| SyncError::Invalid("unknown, used or expired authorization state; start again".into()))?;
+            .ok_or_else(|| {
+                SyncError::Invalid(
+                    "unknown, used or expired authorization state; start again".into(),
+                )
+            })?;
         if pending.provider != provider {
-            return Err(SyncError::Invalid("the authorization state belongs to another provider".into()));
+            return Err(SyncError::Invalid(
+                "the authorization state belongs to another provider".into(),
+            ));
         }
         let ws = pending.workspace_id.clone();
-        let (mut conn, _) = self.connection(&ws, provider).await?.ok_or_else(|| SyncError::NotConnected(provider.into()))?;
+        let (mut conn, _) = self
+            .connection(&ws, provider)
+            .await?
+            .ok_or_else(|| SyncError::NotConnected(provider.into()))?;
         let secret = self.secret(&conn).await?;
-        let creds = ClientCredentials { id: secret.client_id.clone(), secret: SecretValue::new(secret.client_secret.clone()) };
+        let creds = ClientCredentials {
+            id: secret.client_id.clone(),
+            secret: SecretValue::new(secret.client_secret.clone()),
+        };
         let verifier = pending.pkce_verifier.map(SecretValue::new);
         let tokens = self
             .oauth
-            .exchange_code(p.descriptor().id, spec, &self.endpoints(p, spec), &creds, code, verifier.as_ref(), self.clock.now())
+            .exchange_code(
+                p.descriptor().id,
+                spec,
+                &self.endpoints(p, spec),
+                &creds,
+                code,
+                verifier.as_ref(),
+                self.clock.now(),
+            )
             .await?;
         let secret = secret.with_tokens(&tokens);
-        self.secrets.put(conn.secret_name.as_deref().unwrap_or_default(), &secret.to_value()).await?;
+        self.secrets
+            .put(
+                conn.secret_name.as_deref().unwrap_or_default(),
+                &secret.to_value(),
+            )
+            .await?;
         let session = self.session_from(&ws, &conn, &secret);
         let account = p.check_credentials(&session).await?;
         apply_account(&mut conn, &account, None);
         conn.state = ConnectionState::Active;
-        conn.connected_by = RecordId::parse(pending.person_id).map_err(|e| SyncError::Invalid(e.to_string()))?;
+        conn.connected_by =
+            RecordId::parse(pending.person_id).map_err(|e| SyncError::Invalid(e.to_string()))?;
         conn.updated_at = self.clock.now();
         conn.next_run_at = Some(crate::schedule::schedule(self, &ws, provider).await?);
         self.store.put(&ws, &conn).await?;
-        Ok(Authorized { workspace_id: ws, connection: conn })
+        Ok(Authorized {
+            workspace_id: ws,
+            connection: conn,
+        })
     }
 
     /// Chooses which of the login's accounts the connection syncs.
-    pub async fn select_account(&self, ws: &str, provider: &str, account_id: &str) -> Result<Connection, SyncError> {
+    pub async fn select_account(
+        &self,
+        ws: &str,
+        provider: &str,
+        account_id: &str,
+    ) -> Result<Connection, SyncError> {
         let p = self.provider(provider)?;
-        let (mut conn, version) = self.connection(ws, provider).await?.ok_or_else(|| SyncError::NotConnected(provider.into()))?;
+        let (mut conn, version) = self
+            .connection(ws, provider)
+            .await?
+            .ok_or_else(|| SyncError::NotConnected(provider.into()))?;
         let mut session = self.session(ws, provider).await?;
         session.settings["account_id"] = serde_json::Value::String(account_id.to_owned());
-        let account = self.call(ws, provider, |s| {
-            let p = p.clone();
-            let mut s = s;
-            s.settings["account_id"] = serde_json::Value::String(account_id.to_owned());
-            async move { p.check_credentials(&s).await }
-        })
-        .await?;
+        let account = self
+            .call(ws, provider, |s| {
+                let p = p.clone();
+                let mut s = s;
+                s.settings["account_id"] = serde_json::Value::String(account_id.to_owned());
+                async move { p.check_credentials(&s).await }
+            })
+            .await?;
         if account.account_id != account_id {
-            return Err(SyncError::Invalid(format!("account {account_id} is not reachable with this login")));
+            return Err(SyncError::Invalid(format!(
+                "account {account_id} is not reachable with this login"
+            )));
         }
         apply_account(&mut conn, &account, Some(account_id));
         conn.updated_at = self.clock.now();
@@ -252,10 +330,16 @@ impl Engine {
         crate::schedule::unschedule(self, ws, provider).await?;
         let links = self
             .store
-            .list_all::<ProjectLink>(self.store.query::<ProjectLink>(ws, IndexSel::Index1(provider.to_owned()), 1000))
+            .list_all::<ProjectLink>(self.store.query::<ProjectLink>(
+                ws,
+                IndexSel::Index1(provider.to_owned()),
+                1000,
+            ))
             .await?;
         for l in links {
-            self.store.delete::<ProjectLink>(ws, &hourbridge_store::Entity::id(&l)).await?;
+            self.store
+                .delete::<ProjectLink>(ws, &hourbridge_store::Entity::id(&l))
+                .await?;
         }
         if let Some(name) = &conn.secret_name {
             self.secrets.delete(name).await?;
@@ -264,7 +348,12 @@ impl Engine {
         Ok(true)
     }
 
-    fn session_from(&self, ws: &str, conn: &Connection, secret: &ConnectionSecret) -> ProviderSession {
+    fn session_from(
+        &self,
+        ws: &str,
+        conn: &Connection,
+        secret: &ConnectionSecret,
+    ) -> ProviderSession {
         let mut secrets = BTreeMap::new();
         if let Some(t) = &secret.access_token {
             secrets.insert("access_token".to_owned(), SecretValue::new(t.clone()));
@@ -274,7 +363,11 @@ impl Engine {
             settings = serde_json::json!({});
         }
         settings["client_id"] = serde_json::Value::String(secret.client_id.clone());
-        ProviderSession { workspace_id: ws.to_owned(), secrets, settings }
+        ProviderSession {
+            workspace_id: ws.to_owned(),
+            secrets,
+            settings,
+        }
     }
 
     /// A session with an access token valid for at least two more minutes.
@@ -282,22 +375,35 @@ impl Engine {
         self.session_inner(ws, provider, false).await
     }
 
-    async fn session_inner(&self, ws: &str, provider: &str, force_refresh: bool) -> Result<ProviderSession, SyncError> {
-        let (conn, _) = self.connection(ws, provider).await?.ok_or_else(|| SyncError::NotConnected(provider.into()))?;
+    async fn session_inner(
+        &self,
+        ws: &str,
+        provider: &str,
+        force_refresh: bool,
+    ) -> Result<ProviderSession, SyncError> {
+        let (conn, _) = self
+            .connection(ws, provider)
+            .await?
+            .ok_or_else(|| SyncError::NotConnected(provider.into()))?;
         if conn.state == ConnectionState::PendingAuthorization {
-            return Err(SyncError::InvalidState(format!("{provider} is not authorized yet")));
+            return Err(SyncError::InvalidState(format!(
+                "{provider} is not authorized yet"
+            )));
         }
         let secret = self.secret(&conn).await?;
         let token = secret.access_token.clone();
         if !force_refresh && token.is_some() && !self.expiring(&secret) {
             return Ok(self.session_from(ws, &conn, &secret));
         }
-        let refreshed = self.refresh_single_flight(ws, provider, &conn, token.as_deref()).await?;
+        let refreshed = self
+            .refresh_single_flight(ws, provider, &conn, token.as_deref())
+            .await?;
         Ok(self.session_from(ws, &conn, &refreshed))
     }
 
     fn expiring(&self, s: &ConnectionSecret) -> bool {
-        s.expires_at.is_some_and(|t| t <= self.clock.now() + Duration::seconds(REFRESH_SKEW_SECONDS))
+        s.expires_at
+            .is_some_and(|t| t <= self.clock.now() + Duration::seconds(REFRESH_SKEW_SECONDS))
     }
 
     /// Refreshes under a lease so that only one process uses the (possibly rotating) refresh
@@ -315,7 +421,11 @@ impl Engine {
         let owner = random_token();
         let mut lease = None;
         for _ in 0..200 {
-            if let Some(l) = self.store.acquire_lease(ws, &lease_name, &owner, Duration::seconds(30)).await? {
+            if let Some(l) = self
+                .store
+                .acquire_lease(ws, &lease_name, &owner, Duration::seconds(30))
+                .await?
+            {
                 lease = Some(l);
                 break;
             }
@@ -329,17 +439,36 @@ impl Engine {
                 return Ok(secret);
             }
             let refresh_token = secret.refresh_token.clone().ok_or_else(|| {
-                SyncError::Provider(ProviderError::new(p.descriptor().id, ProviderErrorKind::ReauthRequired, "no refresh token"))
+                SyncError::Provider(ProviderError::new(
+                    p.descriptor().id,
+                    ProviderErrorKind::ReauthRequired,
+                    "no refresh token",
+                ))
             })?;
-            let creds = ClientCredentials { id: secret.client_id.clone(), secret: SecretValue::new(secret.client_secret.clone()) };
+            let creds = ClientCredentials {
+                id: secret.client_id.clone(),
+                secret: SecretValue::new(secret.client_secret.clone()),
+            };
             let tokens = self
                 .oauth
-                .refresh(p.descriptor().id, spec, &self.endpoints(p, spec), &creds, &SecretValue::new(refresh_token), self.clock.now())
+                .refresh(
+                    p.descriptor().id,
+                    spec,
+                    &self.endpoints(p, spec),
+                    &creds,
+                    &SecretValue::new(refresh_token),
+                    self.clock.now(),
+                )
                 .await?;
             let updated = secret.with_tokens(&tokens);
             // Saved before anyone uses the new access token: with rotating refresh tokens the old
             // one is already dead, and losing the new one would force a re-authorization.
-            self.secrets.put(conn.secret_name.as_deref().unwrap_or_default(), &updated.to_value()).await?;
+            self.secrets
+                .put(
+                    conn.secret_name.as_deref().unwrap_or_default(),
+                    &updated.to_value(),
+                )
+                .await?;
             Ok(updated)
         }
         .await;

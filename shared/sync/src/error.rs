@@ -53,15 +53,18 @@ impl SyncError {
             Self::Provider(p) => match p.kind {
                 ProviderErrorKind::ReauthRequired => FailureReason::ReauthRequired,
                 ProviderErrorKind::Forbidden => FailureReason::Forbidden,
-                ProviderErrorKind::RateLimited | ProviderErrorKind::Transient => FailureReason::ProviderUnavailable,
-                ProviderErrorKind::InvalidResponse => FailureReason::InvalidResponse,
-                ProviderErrorKind::NotFound | ProviderErrorKind::Rejected | ProviderErrorKind::Unsupported => {
-                    FailureReason::Configuration
+                ProviderErrorKind::RateLimited | ProviderErrorKind::Transient => {
+                    FailureReason::ProviderUnavailable
                 }
+                ProviderErrorKind::InvalidResponse => FailureReason::InvalidResponse,
+                ProviderErrorKind::NotFound
+                | ProviderErrorKind::Rejected
+                | ProviderErrorKind::Unsupported => FailureReason::Configuration,
             },
-            Self::NotConnected(_) | Self::InvalidState(_) | Self::Invalid(_) | Self::UnknownProvider(_) => {
-                FailureReason::Configuration
-            }
+            Self::NotConnected(_)
+            | Self::InvalidState(_)
+            | Self::Invalid(_)
+            | Self::UnknownProvider(_) => FailureReason::Configuration,
             _ => FailureReason::Internal,
         }
     }

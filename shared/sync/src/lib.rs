@@ -75,6 +75,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("providers", &self.providers).field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("providers", &self.providers)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }

@@ -10,7 +10,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use hourbridge_domain::{
-    Connection, ConnectionState, FailureReason, ProjectLink, ProviderId, RecordId, RunCounts, RunState, SyncRun, new_id,
+    Connection, ConnectionState, FailureReason, ProjectLink, ProviderId, RecordId, RunCounts,
+    RunState, SyncRun, new_id,
 };
 use hourbridge_store::{Entity, EntityKind, GLOBAL_SCOPE, IndexSel, StoreError};
 use serde::{Deserialize, Serialize};
@@ -98,16 +99,34 @@ pub enum Outcome {
 
 impl Engine {
     /// Creates a queued run and queues its job.
-    pub async fn start_run(&self, ws: &str, provider: &str, scope: RunScope, mode: RunMode) -> Result<SyncRun, SyncError> {
-        let (conn, _) = self.connection(ws, provider).await?.ok_or_else(|| SyncError::NotConnected(provider.into()))?;
+    pub async fn start_run(
+        &self,
+        ws: &str,
+        provider: &str,
+        scope: RunScope,
+        mode: RunMode,
+    ) -> Result<SyncRun, SyncError> {
+        let (conn, _) = self
+            .connection(ws, provider)
+            .await?
+            .ok_or_else(|| SyncError::NotConnected(provider.into()))?;
         if conn.state != ConnectionState::Active {
-            return Err(SyncError::InvalidState(format!("{provider} is not active ({:?}); authorize it first", conn.state)));
+            return Err(SyncError::InvalidState(format!(
+                "{provider} is not active ({:?}); authorize it first",
+                conn.state
+            )));
         }
         let project_id = match &scope {
             RunScope::Project(p) => Some(p.clone()),
             RunScope::Connection => None,
         };
-        let plan = RunPlan { mode, links: None, link_idx: 0, progress: LinkProgress::default(), attempts: 0 };
+        let plan = RunPlan {
+            mode,
+            links: None,
+            link_idx: 0,
+            progress: LinkProgress::default(),
+            attempts: 0,
+        };
         let run = SyncRun {
             id: new_id(),
             provider: ProviderId::parse(provider).map_err(|e| SyncError::Invalid(e.to_string()))?,
@@ -123,8 +142,14 @@ impl Engine {
             checkpoint: serde_json::to_value(&plan).ok(),
         };
         self.store.insert(ws, &run).await?;
-        let job = SyncJob { workspace_id: ws.into(), provider: provider.into(), run_id: run.id.to_string() };
-        self.store.put(GLOBAL_SCOPE, &OpenRun { job: job.clone() }).await?;
+        let job = SyncJob {
+            workspace_id: ws.into(),
+            provider: provider.into(),
+            run_id: run.id.to_string(),
+        };
+        self.store
+            .put(GLOBAL_SCOPE, &OpenRun { job: job.clone() })
+            .await?;
         self.set_last_run(ws, provider, &run).await?;
         self.queue.enqueue(&job, std::time::Duration::ZERO).await?;
         Ok(run)
@@ -147,16 +172,30 @@ impl Engine {
 
     /// Jobs of every run that has not finished, for a worker starting up.
     pub async fn open_jobs(&self) -> Result<Vec<SyncJob>, SyncError> {
-        let q = self.store.query::<OpenRun>(GLOBAL_SCOPE, IndexSel::Primary, 1000);
-        Ok(self.store.list_all::<OpenRun>(q).await?.into_iter().map(|o| o.job).collect())
+        let q = self
+            .store
+            .query::<OpenRun>(GLOBAL_SCOPE, IndexSel::Primary, 1000);
+        Ok(self
+            .store
+            .list_all::<OpenRun>(q)
+            .await?
+            .into_iter()
+            .map(|o| o.job)
+            .collect())
     }
 
     /// Executes (a slice of) a run. `deadline` is when the process must stop (the Lambda's);
     /// the worker stops `deadline_margin` before it.
-    pub async fn execute(&self, job: &SyncJob, deadline: Option<DateTime<Utc>>) -> Result<Outcome, SyncError> {
+    pub async fn execute(
+        &self,
+        job: &SyncJob,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<Outcome, SyncError> {
         let ws = job.workspace_id.as_str();
         let Some((mut run, mut version)) = self.store.get::<SyncRun>(ws, &job.run_id).await? else {
-            self.store.delete::<OpenRun>(GLOBAL_SCOPE, &format!("{ws}.{}", job.run_id)).await?;
+            self.store
+                .delete::<OpenRun>(GLOBAL_SCOPE, &format!("{ws}.{}", job.run_id))
+                .await?;
             return Ok(Outcome::Finished(RunState::Failed));
         };
         if matches!(run.state, RunState::Succeeded | RunState::Failed) {
@@ -164,7 +203,11 @@ impl Engine {
         }
         let owner = format!("{}:{}", run.id, new_id());
         let lease_name = format!("sync:{}", job.provider);
-        let Some(mut lease) = self.store.acquire_lease(ws, &lease_name, &owner, self.settings.lease_ttl).await? else {
+        let Some(mut lease) = self
+            .store
+            .acquire_lease(ws, &lease_name, &owner, self.settings.lease_ttl)
+            .await?
+        else {
             return Ok(Outcome::RetryAfter(std::time::Duration::from_secs(2)));
         };
         let mut plan: RunPlan = run
@@ -178,7 +221,9 @@ impl Engine {
             version = self.store.update(ws, &run, version).await?;
         }
         let stop_at = deadline.map(|d| d - self.settings.deadline_margin);
-        let result = self.drive(job, &mut run, &mut version, &mut plan, stop_at, &mut lease).await;
+        let result = self
+            .drive(job, &mut run, &mut version, &mut plan, stop_at, &mut lease)
+            .await;
         let outcome = match result {
             Ok(true) => {
                 self.finish(ws, &mut run, version, &plan, None).await?;
@@ -191,7 +236,9 @@ impl Engine {
                     SyncError::Provider(p) => p.retry_after,
                     _ => None,
                 }
-                .unwrap_or(std::time::Duration::from_secs(2u64.pow(plan.attempts.min(6))));
+                .unwrap_or(std::time::Duration::from_secs(
+                    2u64.pow(plan.attempts.min(6)),
+                ));
                 tracing::warn!(run = %run.id, error = %e, attempt = plan.attempts, ?wait, "run will retry");
                 run.checkpoint = serde_json::to_value(&plan).ok();
                 self.store.update(ws, &run, version).await?;
@@ -222,8 +269,17 @@ impl Engine {
             plan.links = Some(match &run.project_id {
                 Some(p) => vec![p.to_string()],
                 None => {
-                    let q = self.store.query::<ProjectLink>(ws, IndexSel::Index1(job.provider.clone()), 1000);
-                    self.store.list_all::<ProjectLink>(q).await?.into_iter().map(|l| l.project_id.to_string()).collect()
+                    let q = self.store.query::<ProjectLink>(
+                        ws,
+                        IndexSel::Index1(job.provider.clone()),
+                        1000,
+                    );
+                    self.store
+                        .list_all::<ProjectLink>(q)
+                        .await?
+                        .into_iter()
+                        .map(|l| l.project_id.to_string())
+                        .collect()
                 }
             });
         }
@@ -232,7 +288,17 @@ impl Engine {
             let project = &links[plan.link_idx];
             let outcome = crate::worklogs::sync_link(
                 self,
-                crate::worklogs::LinkRun { ws, provider: &job.provider, project, run, version, plan, stop_at, lease, dry_run: false },
+                crate::worklogs::LinkRun {
+                    ws,
+                    provider: &job.provider,
+                    project,
+                    run,
+                    version,
+                    plan,
+                    stop_at,
+                    lease,
+                    dry_run: false,
+                },
             )
             .await?;
             match outcome {
@@ -255,20 +321,36 @@ impl Engine {
         error: Option<&SyncError>,
     ) -> Result<(), SyncError> {
         run.finished_at = Some(self.clock.now());
-        run.state = if error.is_some() { RunState::Failed } else { RunState::Succeeded };
+        run.state = if error.is_some() {
+            RunState::Failed
+        } else {
+            RunState::Succeeded
+        };
         run.failure = error.map(SyncError::reason);
         run.failure_message = error.map(|e| e.to_string());
         run.problems.truncate(MAX_PROBLEMS);
-        run.checkpoint = serde_json::to_value(RunPlan { links: None, progress: LinkProgress::default(), ..plan.clone() }).ok();
+        run.checkpoint = serde_json::to_value(RunPlan {
+            links: None,
+            progress: LinkProgress::default(),
+            ..plan.clone()
+        })
+        .ok();
         match self.store.update(ws, run, version).await {
             Ok(_) => {}
             Err(StoreError::Conflict) => return Err(SyncError::Busy),
             Err(e) => return Err(e.into()),
         }
         crate::worklogs::drop_seen(self, ws, &run.id).await?;
-        self.store.delete::<OpenRun>(GLOBAL_SCOPE, &format!("{ws}.{}", run.id)).await?;
-        if matches!(error.map(SyncError::reason), Some(FailureReason::ReauthRequired))
-            && let Some((mut c, v)) = self.store.get::<Connection>(ws, run.provider.as_str()).await?
+        self.store
+            .delete::<OpenRun>(GLOBAL_SCOPE, &format!("{ws}.{}", run.id))
+            .await?;
+        if matches!(
+            error.map(SyncError::reason),
+            Some(FailureReason::ReauthRequired)
+        ) && let Some((mut c, v)) = self
+            .store
+            .get::<Connection>(ws, run.provider.as_str())
+            .await?
         {
             c.state = ConnectionState::ReauthRequired;
             let _ = self.store.update(ws, &c, v).await;

@@ -39,7 +39,10 @@ impl Entity for ScheduleEntry {
         format!("{}.{}", self.workspace_id, self.provider)
     }
     fn index1(&self) -> Option<IndexKey> {
-        Some(IndexKey { partition: DUE.into(), sort: sort_time(self.next_run_at) })
+        Some(IndexKey {
+            partition: DUE.into(),
+            sort: sort_time(self.next_run_at),
+        })
     }
 }
 
@@ -66,21 +69,32 @@ pub fn first_run(ws: &str, provider: &str, every: Duration, now: DateTime<Utc>) 
 }
 
 /// Puts a connection on its provider's schedule; returns the first run time.
-pub async fn schedule(engine: &Engine, ws: &str, provider: &str) -> Result<DateTime<Utc>, SyncError> {
+pub async fn schedule(
+    engine: &Engine,
+    ws: &str,
+    provider: &str,
+) -> Result<DateTime<Utc>, SyncError> {
     let p = engine.provider(provider)?;
     let now = engine.clock.now();
     let Some(every) = interval(p.descriptor().schedule) else {
         return Ok(now);
     };
     let next = first_run(ws, provider, every, now);
-    let entry = ScheduleEntry { workspace_id: ws.into(), provider: provider.into(), next_run_at: next };
+    let entry = ScheduleEntry {
+        workspace_id: ws.into(),
+        provider: provider.into(),
+        next_run_at: next,
+    };
     engine.store.put(GLOBAL_SCOPE, &entry).await?;
     Ok(next)
 }
 
 /// Takes a connection off the schedule.
 pub async fn unschedule(engine: &Engine, ws: &str, provider: &str) -> Result<(), SyncError> {
-    engine.store.delete::<ScheduleEntry>(GLOBAL_SCOPE, &format!("{ws}.{provider}")).await?;
+    engine
+        .store
+        .delete::<ScheduleEntry>(GLOBAL_SCOPE, &format!("{ws}.{provider}"))
+        .await?;
     Ok(())
 }
 
@@ -99,12 +113,20 @@ pub struct TickReport {
 pub async fn tick(engine: &Engine, max: usize) -> Result<TickReport, SyncError> {
     let now = engine.clock.now();
     let mut report = TickReport::default();
-    let mut q = engine.store.query::<ScheduleEntry>(GLOBAL_SCOPE, IndexSel::Index1(DUE.into()), max.clamp(1, 1000));
+    let mut q = engine.store.query::<ScheduleEntry>(
+        GLOBAL_SCOPE,
+        IndexSel::Index1(DUE.into()),
+        max.clamp(1, 1000),
+    );
     q.to = Some(sort_time(now));
     let page = engine.store.list::<ScheduleEntry>(q, None).await?;
     for (entry, version) in page.items {
-        let Ok(p) = engine.provider(&entry.provider) else { continue };
-        let Some(every) = interval(p.descriptor().schedule) else { continue };
+        let Ok(p) = engine.provider(&entry.provider) else {
+            continue;
+        };
+        let Some(every) = interval(p.descriptor().schedule) else {
+            continue;
+        };
         let mut next = entry.clone();
         while next.next_run_at <= now {
             next.next_run_at += every;
@@ -117,12 +139,23 @@ pub async fn tick(engine: &Engine, max: usize) -> Result<TickReport, SyncError> 
             }
             Err(e) => return Err(e.into()),
         }
-        if let Some((mut conn, v)) = engine.store.get::<Connection>(&entry.workspace_id, &entry.provider).await? {
+        if let Some((mut conn, v)) = engine
+            .store
+            .get::<Connection>(&entry.workspace_id, &entry.provider)
+            .await?
+        {
             conn.next_run_at = Some(next.next_run_at);
             // Status display only; a lost race here is harmless.
             let _ = engine.store.update(&entry.workspace_id, &conn, v).await;
         }
-        engine.start_run(&entry.workspace_id, &entry.provider, RunScope::Connection, crate::runs::RunMode::Refetch).await?;
+        engine
+            .start_run(
+                &entry.workspace_id,
+                &entry.provider,
+                RunScope::Connection,
+                crate::runs::RunMode::Refetch,
+            )
+            .await?;
         report.enqueued += 1;
     }
     Ok(report)
@@ -130,7 +163,9 @@ pub async fn tick(engine: &Engine, max: usize) -> Result<TickReport, SyncError> 
 
 /// How long until the next entry is due (for the local scheduler loop); at most `cap`.
 pub async fn until_next_due(engine: &Engine, cap: StdDuration) -> Result<StdDuration, SyncError> {
-    let q = engine.store.query::<ScheduleEntry>(GLOBAL_SCOPE, IndexSel::Index1(DUE.into()), 1);
+    let q = engine
+        .store
+        .query::<ScheduleEntry>(GLOBAL_SCOPE, IndexSel::Index1(DUE.into()), 1);
     let page = engine.store.list::<ScheduleEntry>(q, None).await?;
     let now = engine.clock.now();
     Ok(page
@@ -150,11 +185,19 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap();
         let day = Duration::days(1);
         let a = first_run("ws-1", "harvest", day, now);
-        assert_eq!(a, first_run("ws-1", "harvest", day, now), "stable per connection");
+        assert_eq!(
+            a,
+            first_run("ws-1", "harvest", day, now),
+            "stable per connection"
+        );
         assert!(a > now && a <= now + day);
         let hours: std::collections::HashSet<u32> = (0..200)
             .map(|i| chrono::Timelike::hour(&first_run(&format!("ws-{i}"), "harvest", day, now)))
             .collect();
-        assert!(hours.len() >= 20, "200 connections land in {} distinct hours", hours.len());
+        assert!(
+            hours.len() >= 20,
+            "200 connections land in {} distinct hours",
+            hours.len()
+        );
     }
 }

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use hourbridge_domain::{
-    Assignment, MissingPerson, Person, Project, ProjectLink, ProviderId, RecordId, RecordProblem, SyncRun, WorkLog,
-    WorkLogSource, validate::normalize_email,
+    Assignment, MissingPerson, Person, Project, ProjectLink, ProviderId, RecordId, RecordProblem,
+    SyncRun, WorkLog, WorkLogSource, validate::normalize_email,
 };
 use hourbridge_provider_api::{DateWindow, RemotePerson, RemoteWorkLog};
 use hourbridge_store::{Entity, EntityKind, IndexKey, IndexSel, Lease};
@@ -78,7 +78,10 @@ impl Entity for RunSeen {
         format!("{}.{:06}", self.run_id, self.n)
     }
     fn index1(&self) -> Option<IndexKey> {
-        Some(IndexKey { partition: self.run_id.clone(), sort: format!("{:06}", self.n) })
+        Some(IndexKey {
+            partition: self.run_id.clone(),
+            sort: format!("{:06}", self.n),
+        })
     }
     fn expires_at(&self) -> Option<DateTime<Utc>> {
         Some(self.expires_at)
@@ -86,7 +89,11 @@ impl Entity for RunSeen {
 }
 
 fn digest_id(prefix: &str, parts: &[&str]) -> RecordId {
-    let hex: String = Sha256::digest(parts.join("|").as_bytes()).iter().take(20).map(|b| format!("{b:02x}")).collect();
+    let hex: String = Sha256::digest(parts.join("|").as_bytes())
+        .iter()
+        .take(20)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     RecordId::parse(format!("{prefix}-{hex}")).unwrap_or_else(|_| hourbridge_domain::new_id())
 }
 
@@ -128,7 +135,11 @@ pub(crate) struct PagePlan {
 }
 
 /// Decides what one page of remote logs does to the host, given the logs it already has.
-pub(crate) fn plan_page(ctx: &LinkContext, entries: &[RemoteWorkLog], existing: &HashMap<String, (WorkLog, u64)>) -> PagePlan {
+pub(crate) fn plan_page(
+    ctx: &LinkContext,
+    entries: &[RemoteWorkLog],
+    existing: &HashMap<String, (WorkLog, u64)>,
+) -> PagePlan {
     let mut plan = PagePlan::default();
     let project_id = ctx.project.id.as_str();
     for e in entries {
@@ -146,11 +157,24 @@ pub(crate) fn plan_page(ctx: &LinkContext, entries: &[RemoteWorkLog], existing: 
             continue;
         }
         let remote = ctx.remote_people.get(&e.person.id);
-        let email = e.person.email.clone().or_else(|| remote.and_then(|r| r.email.clone()));
-        let name = remote.map(|r| r.name.clone()).unwrap_or_else(|| e.person.name.clone());
-        let person = email.as_deref().map(normalize_email).filter(|m| !m.is_empty()).and_then(|m| ctx.people.get(&m));
+        let email = e
+            .person
+            .email
+            .clone()
+            .or_else(|| remote.and_then(|r| r.email.clone()));
+        let name = remote
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| e.person.name.clone());
+        let person = email
+            .as_deref()
+            .map(normalize_email)
+            .filter(|m| !m.is_empty())
+            .and_then(|m| ctx.people.get(&m));
         let Some(person) = person else {
-            plan.missing.push(MissingPerson { name, email: email.map(|m| m.trim().to_owned()) });
+            plan.missing.push(MissingPerson {
+                name,
+                email: email.map(|m| m.trim().to_owned()),
+            });
             plan.skipped += 1;
             continue;
         };
@@ -167,7 +191,10 @@ pub(crate) fn plan_page(ctx: &LinkContext, entries: &[RemoteWorkLog], existing: 
             date: e.date,
             minutes: e.minutes,
             note: e.note.clone(),
-            source: Some(WorkLogSource { provider: ctx.provider.clone(), remote_id: e.id.clone() }),
+            source: Some(WorkLogSource {
+                provider: ctx.provider.clone(),
+                remote_id: e.id.clone(),
+            }),
         };
         plan.seen.push(e.id.clone());
         match current {
@@ -185,17 +212,32 @@ pub(crate) fn plan_page(ctx: &LinkContext, entries: &[RemoteWorkLog], existing: 
     plan
 }
 
-async fn load_context(engine: &Engine, ws: &str, provider: &str, project: &str) -> Result<Option<LinkContext>, SyncError> {
-    let Some((link, _)) = engine.store.get::<ProjectLink>(ws, &format!("{project}.{provider}")).await? else {
+async fn load_context(
+    engine: &Engine,
+    ws: &str,
+    provider: &str,
+    project: &str,
+) -> Result<Option<LinkContext>, SyncError> {
+    let Some((link, _)) = engine
+        .store
+        .get::<ProjectLink>(ws, &format!("{project}.{provider}"))
+        .await?
+    else {
         return Ok(None);
     };
     let Some((project, _)) = engine.store.get::<Project>(ws, project).await? else {
         return Ok(None);
     };
     let today = engine.clock.now().date_naive();
-    let from = link.sync_from.or(project.start_date).unwrap_or(today - Duration::days(365));
+    let from = link
+        .sync_from
+        .or(project.start_date)
+        .unwrap_or(today - Duration::days(365));
     // One day of slack for providers whose "today" is ahead of UTC.
-    let window = DateWindow { from, to: today + Duration::days(1) };
+    let window = DateWindow {
+        from,
+        to: today + Duration::days(1),
+    };
     let people = engine
         .store
         .list_all::<Person>(engine.store.query::<Person>(ws, IndexSel::Primary, 1000))
@@ -205,7 +247,11 @@ async fn load_context(engine: &Engine, ws: &str, provider: &str, project: &str) 
         .collect();
     let assigned = engine
         .store
-        .list_all::<Assignment>(engine.store.query::<Assignment>(ws, IndexSel::Index1(project.id.to_string()), 1000))
+        .list_all::<Assignment>(engine.store.query::<Assignment>(
+            ws,
+            IndexSel::Index1(project.id.to_string()),
+            1000,
+        ))
         .await?
         .into_iter()
         .map(|a| a.person_id)
@@ -281,14 +327,26 @@ async fn fetch_page(
 }
 
 /// Synced logs of `provider` on the project (all dates).
-async fn synced_logs(engine: &Engine, ws: &str, provider: &str, project: &str) -> Result<Vec<WorkLog>, SyncError> {
+async fn synced_logs(
+    engine: &Engine,
+    ws: &str,
+    provider: &str,
+    project: &str,
+) -> Result<Vec<WorkLog>, SyncError> {
     let mut out = Vec::new();
-    let mut q = engine.store.query::<WorkLog>(ws, IndexSel::Index1(project.to_owned()), 1000);
+    let mut q = engine
+        .store
+        .query::<WorkLog>(ws, IndexSel::Index1(project.to_owned()), 1000);
     let p = provider.to_owned();
     let filter: hourbridge_store::EntityFilter<WorkLog> =
-        std::sync::Arc::new(move |l: &WorkLog| l.source.as_ref().is_some_and(|s| s.provider.as_str() == p));
+        std::sync::Arc::new(move |l: &WorkLog| {
+            l.source.as_ref().is_some_and(|s| s.provider.as_str() == p)
+        });
     loop {
-        let page = engine.store.list::<WorkLog>(q.clone(), Some(filter.clone())).await?;
+        let page = engine
+            .store
+            .list::<WorkLog>(q.clone(), Some(filter.clone()))
+            .await?;
         out.extend(page.items.into_iter().map(|(l, _)| l));
         match page.next {
             Some(c) => q.cursor = Some(c),
@@ -298,14 +356,34 @@ async fn synced_logs(engine: &Engine, ws: &str, provider: &str, project: &str) -
 }
 
 async fn load_seen(engine: &Engine, ws: &str, run_id: &str) -> Result<HashSet<String>, SyncError> {
-    let q = engine.store.query::<RunSeen>(ws, IndexSel::Index1(run_id.to_owned()), 100);
-    Ok(engine.store.list_all::<RunSeen>(q).await?.into_iter().flat_map(|c| c.ids).collect())
+    let q = engine
+        .store
+        .query::<RunSeen>(ws, IndexSel::Index1(run_id.to_owned()), 100);
+    Ok(engine
+        .store
+        .list_all::<RunSeen>(q)
+        .await?
+        .into_iter()
+        .flat_map(|c| c.ids)
+        .collect())
 }
 
 /// Deletes a run's saved seen-id chunks.
-pub(crate) async fn drop_seen(engine: &Engine, ws: &str, run_id: &RecordId) -> Result<(), SyncError> {
-    let q = engine.store.query::<RunSeen>(ws, IndexSel::Index1(run_id.to_string()), 100);
-    let ids: Vec<String> = engine.store.list_all::<RunSeen>(q).await?.iter().map(Entity::id).collect();
+pub(crate) async fn drop_seen(
+    engine: &Engine,
+    ws: &str,
+    run_id: &RecordId,
+) -> Result<(), SyncError> {
+    let q = engine
+        .store
+        .query::<RunSeen>(ws, IndexSel::Index1(run_id.to_string()), 100);
+    let ids: Vec<String> = engine
+        .store
+        .list_all::<RunSeen>(q)
+        .await?
+        .iter()
+        .map(Entity::id)
+        .collect();
     if !ids.is_empty() {
         engine.store.delete_batch::<RunSeen>(ws, &ids).await?;
     }
@@ -327,14 +405,26 @@ fn add_problems(run: &mut SyncRun, progress: &LinkProgress, project: &str) {
         run.problems.push(RecordProblem {
             record: name.clone(),
             code: "not_assigned".into(),
-            message: format!("{name} is not assigned to project {project}; new assignments are prevented"),
+            message: format!(
+                "{name} is not assigned to project {project}; new assignments are prevented"
+            ),
         });
     }
 }
 
 /// Pulls one project link; see the module docs.
 pub(crate) async fn sync_link(engine: &Engine, lr: LinkRun<'_>) -> Result<LinkOutcome, SyncError> {
-    let LinkRun { ws, provider, project, run, version, plan, stop_at, lease, dry_run } = lr;
+    let LinkRun {
+        ws,
+        provider,
+        project,
+        run,
+        version,
+        plan,
+        stop_at,
+        lease,
+        dry_run,
+    } = lr;
     let Some(ctx) = load_context(engine, ws, provider, project).await? else {
         run.problems.push(RecordProblem {
             record: project.to_owned(),
@@ -344,10 +434,18 @@ pub(crate) async fn sync_link(engine: &Engine, lr: LinkRun<'_>) -> Result<LinkOu
         return Ok(LinkOutcome::Done);
     };
     let run_id = run.id.to_string();
-    let mut seen = if plan.progress.seen_chunks > 0 { load_seen(engine, ws, &run_id).await? } else { HashSet::new() };
+    let mut seen = if plan.progress.seen_chunks > 0 {
+        load_seen(engine, ws, &run_id).await?
+    } else {
+        HashSet::new()
+    };
 
     if plan.mode == RunMode::Wipe && !plan.progress.wiped {
-        let ids: Vec<String> = synced_logs(engine, ws, provider, project).await?.iter().map(|l| l.id.to_string()).collect();
+        let ids: Vec<String> = synced_logs(engine, ws, provider, project)
+            .await?
+            .iter()
+            .map(|l| l.id.to_string())
+            .collect();
         if !dry_run {
             engine.store.delete_batch::<WorkLog>(ws, &ids).await?;
         }
@@ -363,9 +461,20 @@ pub(crate) async fn sync_link(engine: &Engine, lr: LinkRun<'_>) -> Result<LinkOu
     let mut last_checkpoint = engine.clock.now();
     while plan.progress.remote_idx < remote_ids.len() {
         let remote = &remote_ids[plan.progress.remote_idx];
-        let page = fetch_page(engine, ws, provider, remote, ctx.window, plan.progress.page.clone()).await?;
-        let ids: Vec<String> =
-            page.items.iter().map(|e| work_log_id(provider, ctx.project.id.as_str(), &e.id).to_string()).collect();
+        let page = fetch_page(
+            engine,
+            ws,
+            provider,
+            remote,
+            ctx.window,
+            plan.progress.page.clone(),
+        )
+        .await?;
+        let ids: Vec<String> = page
+            .items
+            .iter()
+            .map(|e| work_log_id(provider, ctx.project.id.as_str(), &e.id).to_string())
+            .collect();
         let existing = engine.store.get_many::<WorkLog>(ws, &ids).await?;
         let decided = plan_page(&ctx, &page.items, &existing);
         let wrote = !decided.writes.is_empty();
@@ -389,7 +498,11 @@ pub(crate) async fn sync_link(engine: &Engine, lr: LinkRun<'_>) -> Result<LinkOu
         }
         let now = engine.clock.now();
         let pausing = past(stop_at, now);
-        if !dry_run && (wrote || pausing || now - last_checkpoint >= Duration::seconds(IDLE_CHECKPOINT_SECONDS)) {
+        if !dry_run
+            && (wrote
+                || pausing
+                || now - last_checkpoint >= Duration::seconds(IDLE_CHECKPOINT_SECONDS))
+        {
             if !unsaved.is_empty() {
                 let chunk = RunSeen {
                     run_id: run_id.clone(),
@@ -414,7 +527,11 @@ pub(crate) async fn sync_link(engine: &Engine, lr: LinkRun<'_>) -> Result<LinkOu
     let mut gone = Vec::new();
     let mut span: BTreeMap<RecordId, (NaiveDate, NaiveDate)> = BTreeMap::new();
     for l in &synced {
-        let remote = l.source.as_ref().map(|s| s.remote_id.as_str()).unwrap_or_default();
+        let remote = l
+            .source
+            .as_ref()
+            .map(|s| s.remote_id.as_str())
+            .unwrap_or_default();
         if seen.contains(remote) {
             let e = span.entry(l.person_id.clone()).or_insert((l.date, l.date));
             e.0 = e.0.min(l.date);
@@ -450,9 +567,16 @@ async fn sync_assignments(
     let project = ctx.project.id.as_str();
     let existing = engine
         .store
-        .list_all::<Assignment>(engine.store.query::<Assignment>(ws, IndexSel::Index1(project.to_owned()), 1000))
+        .list_all::<Assignment>(engine.store.query::<Assignment>(
+            ws,
+            IndexSel::Index1(project.to_owned()),
+            1000,
+        ))
         .await?;
-    let ours: HashSet<RecordId> = span.keys().map(|p| assignment_id(provider, project, p.as_str())).collect();
+    let ours: HashSet<RecordId> = span
+        .keys()
+        .map(|p| assignment_id(provider, project, p.as_str()))
+        .collect();
     // Sync-made assignments of people who no longer have synced logs are withdrawn.
     for a in &existing {
         let made_by_sync = a.id == assignment_id(provider, project, a.person_id.as_str());
@@ -465,7 +589,9 @@ async fn sync_assignments(
     }
     for (person, (first, last)) in span {
         let id = assignment_id(provider, project, person.as_str());
-        let has_own = existing.iter().any(|a| &a.person_id == person && a.id != id);
+        let has_own = existing
+            .iter()
+            .any(|a| &a.person_id == person && a.id != id);
         if has_own {
             continue;
         }
@@ -474,7 +600,13 @@ async fn sync_assignments(
         } else {
             (ctx.project.start_date, ctx.project.end_date)
         };
-        let a = Assignment { id, person_id: person.clone(), project_id: ctx.project.id.clone(), start_date, end_date };
+        let a = Assignment {
+            id,
+            person_id: person.clone(),
+            project_id: ctx.project.id.clone(),
+            start_date,
+            end_date,
+        };
         engine.store.upsert(ws, &a).await?;
     }
     Ok(())
@@ -499,9 +631,17 @@ pub struct Preview {
 
 impl Engine {
     /// Computes what a reset-and-sync of one project link would do, without writing.
-    pub async fn preview(&self, ws: &str, provider: &str, project: &str, mode: RunMode) -> Result<Preview, SyncError> {
+    pub async fn preview(
+        &self,
+        ws: &str,
+        provider: &str,
+        project: &str,
+        mode: RunMode,
+    ) -> Result<Preview, SyncError> {
         let Some(ctx) = load_context(self, ws, provider, project).await? else {
-            return Err(SyncError::Invalid("the project is not linked to this provider".into()));
+            return Err(SyncError::Invalid(
+                "the project is not linked to this provider".into(),
+            ));
         };
         let mut preview = Preview::default();
         let mut seen = HashSet::new();
@@ -512,9 +652,16 @@ impl Engine {
             let mut page = None;
             loop {
                 let got = fetch_page(self, ws, provider, remote, ctx.window, page).await?;
-                let ids: Vec<String> =
-                    got.items.iter().map(|e| work_log_id(provider, project, &e.id).to_string()).collect();
-                let existing = if wiped { HashMap::new() } else { self.store.get_many::<WorkLog>(ws, &ids).await? };
+                let ids: Vec<String> = got
+                    .items
+                    .iter()
+                    .map(|e| work_log_id(provider, project, &e.id).to_string())
+                    .collect();
+                let existing = if wiped {
+                    HashMap::new()
+                } else {
+                    self.store.get_many::<WorkLog>(ws, &ids).await?
+                };
                 let d = plan_page(&ctx, &got.items, &existing);
                 preview.created += d.created;
                 preview.updated += d.updated;
@@ -531,7 +678,14 @@ impl Engine {
         preview.deleted = if wiped {
             synced.len() as u64
         } else {
-            synced.iter().filter(|l| l.source.as_ref().is_some_and(|s| !seen.contains(&s.remote_id))).count() as u64
+            synced
+                .iter()
+                .filter(|l| {
+                    l.source
+                        .as_ref()
+                        .is_some_and(|s| !seen.contains(&s.remote_id))
+                })
+                .count() as u64
         };
         preview.missing_people = missing.into_iter().collect();
         Ok(preview)
@@ -539,7 +693,11 @@ impl Engine {
 
     /// Deletes every work log synced from `provider` on the project ("Clear data").
     pub async fn clear(&self, ws: &str, provider: &str, project: &str) -> Result<u64, SyncError> {
-        let ids: Vec<String> = synced_logs(self, ws, provider, project).await?.iter().map(|l| l.id.to_string()).collect();
+        let ids: Vec<String> = synced_logs(self, ws, provider, project)
+            .await?
+            .iter()
+            .map(|l| l.id.to_string())
+            .collect();
         self.store.delete_batch::<WorkLog>(ws, &ids).await?;
         Ok(ids.len() as u64)
     }
@@ -580,15 +738,27 @@ mod tests {
         ]
         .into_iter()
         .map(|(id, name, email)| {
-            (id.to_string(), RemotePerson { id: id.into(), name: name.into(), email: email.map(str::to_owned) })
+            (
+                id.to_string(),
+                RemotePerson {
+                    id: id.into(),
+                    name: name.into(),
+                    email: email.map(str::to_owned),
+                },
+            )
         })
         .collect();
         LinkContext {
             provider: ProviderId::parse("harvest").unwrap(),
             project,
             link,
-            window: DateWindow { from: d("2026-01-01"), to: d("2026-12-31") },
-            people: [("ada@x.test".to_string(), RecordId::parse("ada").unwrap())].into_iter().collect(),
+            window: DateWindow {
+                from: d("2026-01-01"),
+                to: d("2026-12-31"),
+            },
+            people: [("ada@x.test".to_string(), RecordId::parse("ada").unwrap())]
+                .into_iter()
+                .collect(),
             remote_people,
             assigned: HashSet::new(),
         }
@@ -598,7 +768,11 @@ mod tests {
         RemoteWorkLog {
             id: id.into(),
             project_id: "10".into(),
-            person: RemotePerson { id: user.into(), name: "?".into(), email: None },
+            person: RemotePerson {
+                id: user.into(),
+                name: "?".into(),
+                email: None,
+            },
             date: d(date),
             minutes,
             note: "n".into(),
@@ -610,7 +784,11 @@ mod tests {
     #[test]
     fn people_are_matched_by_normalised_email_and_the_rest_reported() {
         let c = ctx(false);
-        let page = [entry("1", "u1", "2026-02-01", 60, false), entry("2", "u2", "2026-02-01", 30, false), entry("3", "u3", "2026-02-02", 10, false)];
+        let page = [
+            entry("1", "u1", "2026-02-01", 60, false),
+            entry("2", "u2", "2026-02-01", 30, false),
+            entry("3", "u3", "2026-02-02", 10, false),
+        ];
         let p = plan_page(&c, &page, &HashMap::new());
         assert_eq!(p.created, 1);
         assert_eq!(p.writes[0].0.person_id.as_str(), "ada");
@@ -618,8 +796,14 @@ mod tests {
         assert_eq!(
             p.missing,
             vec![
-                MissingPerson { name: "Dee".into(), email: Some("dee@elsewhere.test".into()) },
-                MissingPerson { name: "Finn".into(), email: None }
+                MissingPerson {
+                    name: "Dee".into(),
+                    email: Some("dee@elsewhere.test".into())
+                },
+                MissingPerson {
+                    name: "Finn".into(),
+                    email: None
+                }
             ]
         );
     }
@@ -627,42 +811,79 @@ mod tests {
     #[test]
     fn unchanged_entries_write_nothing_and_changed_ones_bump_the_version() {
         let c = ctx(false);
-        let first = plan_page(&c, &[entry("1", "u1", "2026-02-01", 60, false)], &HashMap::new());
+        let first = plan_page(
+            &c,
+            &[entry("1", "u1", "2026-02-01", 60, false)],
+            &HashMap::new(),
+        );
         let (log, v) = first.writes[0].clone();
-        let existing: HashMap<String, (WorkLog, u64)> = [(log.id.to_string(), (log.clone(), v))].into_iter().collect();
+        let existing: HashMap<String, (WorkLog, u64)> = [(log.id.to_string(), (log.clone(), v))]
+            .into_iter()
+            .collect();
         let again = plan_page(&c, &[entry("1", "u1", "2026-02-01", 60, false)], &existing);
         assert!(again.writes.is_empty());
         assert_eq!(again.unchanged, 1);
         let edited = plan_page(&c, &[entry("1", "u1", "2026-02-01", 75, false)], &existing);
-        assert_eq!((edited.updated, edited.writes[0].1, edited.writes[0].0.minutes), (1, 2, 75));
+        assert_eq!(
+            (
+                edited.updated,
+                edited.writes[0].1,
+                edited.writes[0].0.minutes
+            ),
+            (1, 2, 75)
+        );
     }
 
     #[test]
     fn running_timers_are_not_synced_until_stopped_but_keep_an_earlier_copy() {
         let c = ctx(false);
-        let p = plan_page(&c, &[entry("9", "u1", "2026-02-03", 5, true)], &HashMap::new());
+        let p = plan_page(
+            &c,
+            &[entry("9", "u1", "2026-02-03", 5, true)],
+            &HashMap::new(),
+        );
         assert!(p.writes.is_empty() && p.seen.is_empty());
-        let stopped = plan_page(&c, &[entry("9", "u1", "2026-02-03", 50, false)], &HashMap::new());
+        let stopped = plan_page(
+            &c,
+            &[entry("9", "u1", "2026-02-03", 50, false)],
+            &HashMap::new(),
+        );
         let (log, v) = stopped.writes[0].clone();
         let existing = [(log.id.to_string(), (log, v))].into_iter().collect();
         let restarted = plan_page(&c, &[entry("9", "u1", "2026-02-03", 55, true)], &existing);
-        assert_eq!(restarted.seen, vec!["9".to_string()], "an already synced entry is not deleted while running again");
+        assert_eq!(
+            restarted.seen,
+            vec!["9".to_string()],
+            "an already synced entry is not deleted while running again"
+        );
     }
 
     #[test]
     fn prevent_new_assignments_skips_unassigned_people() {
         let mut c = ctx(true);
-        let p = plan_page(&c, &[entry("1", "u1", "2026-02-01", 60, false)], &HashMap::new());
+        let p = plan_page(
+            &c,
+            &[entry("1", "u1", "2026-02-01", 60, false)],
+            &HashMap::new(),
+        );
         assert_eq!((p.created, p.not_assigned.len()), (0, 1));
         c.assigned.insert(RecordId::parse("ada").unwrap());
-        let p = plan_page(&c, &[entry("1", "u1", "2026-02-01", 60, false)], &HashMap::new());
+        let p = plan_page(
+            &c,
+            &[entry("1", "u1", "2026-02-01", 60, false)],
+            &HashMap::new(),
+        );
         assert_eq!(p.created, 1);
     }
 
     #[test]
     fn entries_before_sync_from_are_ignored() {
         let c = ctx(false);
-        let p = plan_page(&c, &[entry("1", "u1", "2025-12-31", 60, false)], &HashMap::new());
+        let p = plan_page(
+            &c,
+            &[entry("1", "u1", "2025-12-31", 60, false)],
+            &HashMap::new(),
+        );
         assert!(p.writes.is_empty() && p.seen.is_empty());
     }
 

@@ -1,0 +1,290 @@
+//! Local HTTP servers that behave like the Harvest API v2 and the Hubstaff API v2 as
+//! documented in `harvest-hubstaff.md`: OAuth authorization-code flow with auto-consent, the
+//! data endpoints a time sync reads, the documented paging, limits and error shapes, plus knobs
+//! to expire tokens and inject faults. Tests, the demo and the benchmark run the real provider
+//! adapters against it with no network.
+//!
+//! One [`Sandbox`] is one axum server on `127.0.0.1:<random port>` with both providers under
+//! path prefixes:
+//!
+//! | URL | Stands for |
+//! |---|---|
+//! | `/harvest/id/oauth2/authorize`, `/harvest/id/api/v2/oauth2/token`, `/harvest/id/api/v2/accounts` | `https://id.getharvest.com/...` |
+//! | `/harvest/api/v2/...` | `https://api.harvestapp.com/v2/...` |
+//! | `/hubstaff/account/authorizations/new`, `/hubstaff/account/access_tokens` | `https://account.hubstaff.com/...` |
+//! | `/hubstaff/api/v2/...` | `https://api.hubstaff.com/v2/...` |
+//!
+//! # Choices where the reference is silent or says UNCONFIRMED
+//!
+//! * Harvest: a missing, unknown or Forecast `Harvest-Account-Id` answers **404** (what Airbyte
+//!   reports), `{"message": ...}`. Unparsable query values answer 400 `{"message": ...}`;
+//!   `per_page` outside 1..=2000 and `page` < 1 answer 422. A bad or expired token answers 401
+//!   `{"error":"invalid_token","error_description":...}`; 429 bodies are `{"message": ...}`.
+//!   Time entries are listed by `spent_date` descending, then id descending; `updated_since`
+//!   includes entries whose `updated_at` equals it. Refresh tokens do not rotate. Requests
+//!   budget per access token. Harvest accounts other than the data account answer empty lists.
+//! * Hubstaff: a missing `Authorization` answers 401 `{"code":"not_authorized","error_code":10001}`,
+//!   a bad or expired token 401 `{"error":"invalid_token"}`. `date[start]..=date[stop]` may span
+//!   at most 31 days counting both ends (32 → 400, `error_code` 11002). Array parameters are read
+//!   only in Rails form (`project_ids[]`, `include[]`). Members page by user id. A day whose
+//!   tracked time drops to 0 disappears (no `tracked: 0` row). Requests budget per OAuth client.
+//! * Both: codes live 10 minutes, are single-use and must be redeemed with the `redirect_uri`
+//!   they were issued for; a PKCE challenge, when sent, is enforced. Client credentials may come
+//!   as HTTP Basic or in the body (form or JSON). Data-API faults do not touch the OAuth endpoints
+//!   (they have `fail_next_oauth`).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use hourbridge_sandbox::{Sandbox, Seed};
+//! let sandbox = Sandbox::start(Seed::Demo).await?;
+//! sandbox.harvest().fail_next(2, 503);
+//! println!("{}", sandbox.describe());
+//! sandbox.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod common;
+mod harvest;
+mod hubstaff;
+mod json_writer;
+mod oauth;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use harvest::{HarvestControl, NewHarvestEntry};
+pub use hubstaff::HubstaffControl;
+
+/// OAuth client id the demo seed registers with the Harvest emulation.
+pub const HARVEST_DEMO_CLIENT_ID: &str = harvest::DEMO_CLIENT_ID;
+/// OAuth client secret of [`HARVEST_DEMO_CLIENT_ID`].
+pub const HARVEST_DEMO_CLIENT_SECRET: &str = harvest::DEMO_CLIENT_SECRET;
+/// Id of the demo Harvest account (`Harvest-Account-Id`).
+pub const HARVEST_DEMO_ACCOUNT_ID: u64 = harvest::DEMO_ACCOUNT_ID;
+/// OAuth client id the demo seed registers with the Hubstaff emulation.
+pub const HUBSTAFF_DEMO_CLIENT_ID: &str = hubstaff::DEMO_CLIENT_ID;
+/// OAuth client secret of [`HUBSTAFF_DEMO_CLIENT_ID`].
+pub const HUBSTAFF_DEMO_CLIENT_SECRET: &str = hubstaff::DEMO_CLIENT_SECRET;
+/// Id of the Hubstaff organization (the same with either seed).
+pub const HUBSTAFF_ORGANIZATION_ID: u64 = hubstaff::ORGANIZATION_ID;
+
+/// Initial data of a sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Seed {
+    /// No OAuth clients, users, projects or time. The Harvest accounts (1000001 "Acme Harvest"
+    /// and a Forecast account) and the Hubstaff organization (7001) still exist.
+    Empty,
+    /// The demo data: OAuth clients `demo-harvest-client` / `demo-harvest-secret` and
+    /// `demo-hubstaff-client` / `demo-hubstaff-secret`.
+    ///
+    /// Harvest account 1000001: users Ada Admin (administrator, who authorizes), Bob Builder
+    /// (`Bob.Builder@Acme.test`), Cy Contractor (inactive), Dee Designer (`dee@elsewhere.test`)
+    /// and Eve Engineer; projects "Fleet Portal" and "Mobile App" (active) and "Old Intranet"
+    /// (archived); 60 time entries over the last 45 days on the two active projects, one of them
+    /// a running timer (Eve, today, Mobile App) and one locked.
+    ///
+    /// Hubstaff organization 7001: Ada (owner), Bob (`" BOB.builder@acme.test "`), Finn (no
+    /// email), Gus (removed member); projects "Support Desk", "Research" (active) and "Legacy"
+    /// (archived); daily activities over the last 40 days for Ada, Bob and Finn on the active
+    /// projects, some with task ids and some without.
+    Demo,
+}
+
+/// A running sandbox server. Dropping it aborts the server; [`Sandbox::stop`] shuts it down
+/// gracefully.
+#[derive(Debug)]
+pub struct Sandbox {
+    addr: SocketAddr,
+    seed: Seed,
+    harvest: HarvestControl,
+    hubstaff: HubstaffControl,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// The URL clients should use for a bound address: a wildcard bind is reached via loopback.
+fn base_url_for(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+impl Sandbox {
+    /// Starts a sandbox on `127.0.0.1` with a port chosen by the OS. Must be called inside a
+    /// Tokio runtime (the server runs as a spawned task).
+    pub async fn start(seed: Seed) -> std::io::Result<Sandbox> {
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), seed).await
+    }
+
+    /// Starts a sandbox on `addr` (port 0 picks a free one).
+    pub async fn start_on(addr: SocketAddr, seed: Seed) -> std::io::Result<Sandbox> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let harvest = HarvestControl::new(seed);
+        let hubstaff = HubstaffControl::new(seed);
+        let base = base_url_for(addr);
+        harvest.set_origin(&base);
+        hubstaff.set_origin(&base);
+        let app = Router::new()
+            .nest("/harvest", harvest::router(harvest.clone()))
+            .nest("/hubstaff", hubstaff::router(hubstaff.clone()))
+            .fallback(|| async { (StatusCode::NOT_FOUND, "no such sandbox endpoint") });
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::warn!(error = %e, "sandbox server stopped with an error");
+            }
+        });
+        tracing::debug!(%addr, ?seed, "sandbox started");
+        Ok(Sandbox {
+            addr,
+            seed,
+            harvest,
+            hubstaff,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        base_url_for(self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stand-in for `https://api.harvestapp.com/v2`: `base_url() + "/harvest/api/v2"`.
+    pub fn harvest_api_url(&self) -> String {
+        format!("{}/harvest/api/v2", self.base_url())
+    }
+
+    /// Stand-in for `https://id.getharvest.com`: `base_url() + "/harvest/id"`.
+    pub fn harvest_id_url(&self) -> String {
+        format!("{}/harvest/id", self.base_url())
+    }
+
+    /// Harvest's authorize endpoint (`harvest_id_url() + "/oauth2/authorize"`).
+    pub fn harvest_authorize_url(&self) -> String {
+        format!("{}/oauth2/authorize", self.harvest_id_url())
+    }
+
+    /// Harvest's token endpoint (`harvest_id_url() + "/api/v2/oauth2/token"`).
+    pub fn harvest_token_url(&self) -> String {
+        format!("{}/api/v2/oauth2/token", self.harvest_id_url())
+    }
+
+    /// Stand-in for `https://api.hubstaff.com/v2`: `base_url() + "/hubstaff/api/v2"`.
+    pub fn hubstaff_api_url(&self) -> String {
+        format!("{}/hubstaff/api/v2", self.base_url())
+    }
+
+    /// Stand-in for `https://account.hubstaff.com`: `base_url() + "/hubstaff/account"`.
+    pub fn hubstaff_account_url(&self) -> String {
+        format!("{}/hubstaff/account", self.base_url())
+    }
+
+    /// Hubstaff's authorize endpoint (`hubstaff_account_url() + "/authorizations/new"`).
+    pub fn hubstaff_authorize_url(&self) -> String {
+        format!("{}/authorizations/new", self.hubstaff_account_url())
+    }
+
+    /// Hubstaff's token endpoint (`hubstaff_account_url() + "/access_tokens"`).
+    pub fn hubstaff_token_url(&self) -> String {
+        format!("{}/access_tokens", self.hubstaff_account_url())
+    }
+
+    /// Control handle for the Harvest emulation.
+    pub fn harvest(&self) -> HarvestControl {
+        self.harvest.clone()
+    }
+
+    /// Control handle for the Hubstaff emulation.
+    pub fn hubstaff(&self) -> HubstaffControl {
+        self.hubstaff.clone()
+    }
+
+    /// A short human summary: URLs and demo clients, for a CLI to print.
+    pub fn describe(&self) -> String {
+        let demo = self.seed == Seed::Demo;
+        let client = |id: &str, secret: &str| {
+            if demo {
+                format!("{id} / {secret}")
+            } else {
+                "none registered (Seed::Empty)".to_owned()
+            }
+        };
+        [
+            format!(
+                "Hourbridge sandbox on {} ({:?} seed)",
+                self.base_url(),
+                self.seed
+            ),
+            "Harvest".to_owned(),
+            format!(
+                "  API:        {}  (Harvest-Account-Id {})",
+                self.harvest_api_url(),
+                self.harvest.account_id()
+            ),
+            format!("  authorize:  {}", self.harvest_authorize_url()),
+            format!("  token:      {}", self.harvest_token_url()),
+            format!("  accounts:   {}/api/v2/accounts", self.harvest_id_url()),
+            format!(
+                "  client:     {}",
+                client(HARVEST_DEMO_CLIENT_ID, HARVEST_DEMO_CLIENT_SECRET)
+            ),
+            "Hubstaff".to_owned(),
+            format!(
+                "  API:        {}  (organization {})",
+                self.hubstaff_api_url(),
+                HUBSTAFF_ORGANIZATION_ID
+            ),
+            format!("  authorize:  {}", self.hubstaff_authorize_url()),
+            format!("  token:      {}", self.hubstaff_token_url()),
+            format!(
+                "  client:     {}",
+                client(HUBSTAFF_DEMO_CLIENT_ID, HUBSTAFF_DEMO_CLIENT_SECRET)
+            ),
+        ]
+        .join("\n")
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (up to 5 s) and returns.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
