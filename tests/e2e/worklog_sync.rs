@@ -258,7 +258,7 @@ async fn harvest_connect_link_two_projects_and_reset_and_sync_end_to_end() {
         hv.add_project("Mobile App", "Northwind", true),
         hv.add_project("Unlinked", "X", true),
     );
-    let mut expected = vec![
+    let mut expected = [
         hv.add_time_entry(hv_entry(fleet, ada_r, 10, 1.5)),
         hv.add_time_entry(hv_entry(fleet, bob_r, 20, 2.0)),
         hv.add_time_entry(hv_entry(mobile, ada_r, 5, 0.25)),
@@ -417,18 +417,15 @@ async fn harvest_connect_link_two_projects_and_reset_and_sync_end_to_end() {
     let after = logs(&w, &pid).await;
     let edited = after
         .iter()
-        .find(|l| l["source"]["remote_id"] == expected[0].to_string())
+        .find(|l| l["source"]["remote_id"].as_str() == Some(expected[0].to_string().as_str()))
         .unwrap();
     assert_eq!(
         (edited["minutes"].as_u64(), edited["note"].as_str()),
         (Some(240), Some("edited"))
     );
-    assert!(
-        after
-            .iter()
-            .all(|l| l["source"]["remote_id"] != expected[1].to_string()
-                && l["source"]["remote_id"] != expected[2].to_string())
-    );
+    assert!(after.iter().all(|l| l["source"]["remote_id"].as_str()
+        != Some(expected[1].to_string().as_str())
+        && l["source"]["remote_id"].as_str() != Some(expected[2].to_string().as_str())));
     let (_, l) =
         w.s.call(
             Some(&w.owner),

@@ -18,4 +18,6 @@ pub use error::DomainError;
 pub use host::*;
 pub use ids::{ProviderId, RecordId, WorkspaceId, new_id};
 pub use integration::*;
-pub use secret::{SecretError, SecretStore, SecretValue, check_secret_name, connection_secret_name};
+pub use secret::{
+    SecretError, SecretStore, SecretValue, check_secret_name, connection_secret_name,
+};

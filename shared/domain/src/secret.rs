@@ -79,4 +79,3 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
     /// Deletes a secret at once (no recovery window); deleting a missing secret is not an error.
     async fn delete(&self, name: &str) -> Result<(), SecretError>;
 }
-

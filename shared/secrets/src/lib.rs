@@ -8,7 +8,9 @@
 mod local;
 mod secrets_manager;
 
-pub use hourbridge_domain::{SecretError, SecretStore, SecretValue, check_secret_name as check_name, connection_secret_name};
+pub use hourbridge_domain::{
+    SecretError, SecretStore, SecretValue, check_secret_name as check_name, connection_secret_name,
+};
 
 pub use local::{KEY_FILE, LocalSecretStore, SECRETS_FILE};
 pub use secrets_manager::SecretsManagerStore;

@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest, ReturnValue, ScalarAttributeType,
-    TimeToLiveSpecification, WriteRequest,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest,
+    ReturnValue, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use hourbridge_domain::Clock;
@@ -259,7 +259,10 @@ impl DynamoBackend {
                 .send()
                 .await
                 .map_err(classify)?;
-            pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+            pending = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(&self.table))
+                .unwrap_or_default();
             attempt += 1;
         }
         Ok(())
@@ -371,7 +374,12 @@ impl Backend for DynamoBackend {
         Ok(())
     }
 
-    async fn get_many(&self, scope: &str, kind: &str, ids: &[String]) -> Result<Vec<Record>, StoreError> {
+    async fn get_many(
+        &self,
+        scope: &str,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<Vec<Record>, StoreError> {
         let now = self.now();
         let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
@@ -381,7 +389,12 @@ impl Backend for DynamoBackend {
         for chunk in unique.chunks(100) {
             let keys: Vec<Item> = chunk
                 .iter()
-                .map(|id| Item::from([("pk".into(), s(scope)), ("sk".into(), s(sort_key(kind, id)))]))
+                .map(|id| {
+                    Item::from([
+                        ("pk".into(), s(scope)),
+                        ("sk".into(), s(sort_key(kind, id))),
+                    ])
+                })
                 .collect();
             let mut pending = Some(
                 KeysAndAttributes::builder()
@@ -393,7 +406,9 @@ impl Backend for DynamoBackend {
             let mut attempt = 0;
             while let Some(request) = pending.take() {
                 if attempt == BATCH_ATTEMPTS {
-                    return Err(StoreError::Unavailable("unprocessed keys after retries".into()));
+                    return Err(StoreError::Unavailable(
+                        "unprocessed keys after retries".into(),
+                    ));
                 }
                 if attempt > 0 {
                     tokio::time::sleep(Duration::from_millis(25 * 2u64.pow(attempt.min(6)))).await;
@@ -405,7 +420,11 @@ impl Backend for DynamoBackend {
                     .send()
                     .await
                     .map_err(classify)?;
-                for item in res.responses.and_then(|mut m| m.remove(&self.table)).unwrap_or_default() {
+                for item in res
+                    .responses
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default()
+                {
                     let r = from_item(&item)?;
                     if !r.is_expired(now) {
                         out.push(r);
@@ -421,7 +440,12 @@ impl Backend for DynamoBackend {
         Ok(out)
     }
 
-    async fn delete_batch(&self, scope: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+    async fn delete_batch(
+        &self,
+        scope: &str,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<(), StoreError> {
         let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
         unique.dedup();

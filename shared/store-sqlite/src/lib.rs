@@ -9,13 +9,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hourbridge_domain::Clock;
 use hourbridge_store::{
-    Backend, Condition, Cursor, IndexKey, IndexSel, Lease, MAX_BATCH_WRITE, Query, RawPage, Record,
+    Backend, Condition, Cursor, IdPage, IndexKey, IndexSel, Lease, Query, RawPage, Record,
     StoreError,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 const SCHEMA: &str = "
+-- A rowid table, not WITHOUT ROWID: records can be large (notes, run checkpoints, chunks of
+-- seen ids), and in a clustered key B-tree large rows make every key search and insert read
+-- and move their payloads. Here the key lives in the small primary-key index instead.
 CREATE TABLE IF NOT EXISTS records (
     scope TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -26,9 +29,12 @@ CREATE TABLE IF NOT EXISTS records (
     i2p TEXT, i2s TEXT,
     expires_at INTEGER,
     PRIMARY KEY (scope, kind, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS records_index1 ON records (scope, kind, i1p, i1s, id) WHERE i1p IS NOT NULL;
-CREATE INDEX IF NOT EXISTS records_index2 ON records (scope, kind, i2p, i2s, id) WHERE i2p IS NOT NULL;
+);
+-- expires_at is part of the index so id-only queries are answered from the index alone.
+DROP INDEX IF EXISTS records_index1;
+DROP INDEX IF EXISTS records_index2;
+CREATE INDEX IF NOT EXISTS records_by_index1 ON records (scope, kind, i1p, i1s, id, expires_at) WHERE i1p IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_by_index2 ON records (scope, kind, i2p, i2s, id, expires_at) WHERE i2p IS NOT NULL;
 CREATE TABLE IF NOT EXISTS leases (
     scope TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -140,6 +146,62 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
 
 const COLUMNS: &str = "scope, kind, id, version, data, i1p, i1s, i2p, i2s, expires_at";
 
+/// The SQL and arguments of a page query selecting `columns`.
+fn select(
+    q: &Query,
+    position: Option<&Position>,
+    now_ms: i64,
+    columns: &str,
+) -> Result<(String, Vec<rusqlite::types::Value>), StoreError> {
+    let (part_col, sort_col, part) = match &q.index {
+        IndexSel::Primary => (None, "id", None),
+        IndexSel::Index1(p) => (Some("i1p"), "i1s", Some(p.clone())),
+        IndexSel::Index2(p) => (Some("i2p"), "i2s", Some(p.clone())),
+    };
+    let mut sql = format!(
+        "SELECT {columns} FROM records WHERE scope = ?1 AND kind = ?2 \
+         AND (expires_at IS NULL OR expires_at * 1000 > ?3)"
+    );
+    let mut args: Vec<rusqlite::types::Value> =
+        vec![q.scope.clone().into(), q.kind.clone().into(), now_ms.into()];
+    let push = |clause: String, v: rusqlite::types::Value, args: &mut Vec<_>| {
+        args.push(v);
+        format!(" AND {clause}?{}", args.len())
+    };
+    if let (Some(col), Some(p)) = (part_col, part) {
+        sql += &push(format!("{col} = "), p.into(), &mut args);
+    }
+    if let Some(from) = q.from.clone() {
+        sql += &push(format!("{sort_col} >= "), from.into(), &mut args);
+    }
+    if let Some(to) = q.to.clone() {
+        sql += &push(format!("{sort_col} <= "), to.into(), &mut args);
+    }
+    if let Some(pos) = position {
+        match (&q.index, &pos.s) {
+            (IndexSel::Primary, _) => {
+                sql += &push("id > ".into(), pos.i.clone().into(), &mut args);
+            }
+            (_, Some(s)) => {
+                args.push(s.clone().into());
+                args.push(pos.i.clone().into());
+                sql += &format!(
+                    " AND ({sort_col}, id) > (?{}, ?{})",
+                    args.len() - 1,
+                    args.len()
+                );
+            }
+            (_, None) => return Err(StoreError::InvalidCursor),
+        }
+    }
+    sql += &if part_col.is_some() {
+        format!(" ORDER BY {sort_col}, id")
+    } else {
+        " ORDER BY id".to_owned()
+    };
+    Ok((sql, args))
+}
+
 fn write(tx: &rusqlite::Transaction<'_>, r: &Record) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT OR REPLACE INTO records (scope, kind, id, version, data, i1p, i1s, i2p, i2s, expires_at)
@@ -218,33 +280,41 @@ impl Backend for SqliteBackend {
 
     async fn put_batch(&self, records: Vec<Record>) -> Result<(), StoreError> {
         self.with(move |c, _| {
-            // Chunked like DynamoDB so a failure leaves the same partial state on both.
-            for chunk in records.chunks(MAX_BATCH_WRITE) {
-                let tx = c
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(backend_err)?;
-                for r in chunk {
-                    write(&tx, r)?;
-                }
-                tx.commit().map_err(backend_err)?;
+            // One transaction for the whole batch: all or nothing, and one commit instead of
+            // one per 25 records (the DynamoDB request size does not bind SQLite).
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend_err)?;
+            for r in &records {
+                write(&tx, r)?;
             }
-            Ok(())
+            tx.commit().map_err(backend_err)
         })
         .await
     }
 
-    async fn get_many(&self, scope: &str, kind: &str, ids: &[String]) -> Result<Vec<Record>, StoreError> {
+    async fn get_many(
+        &self,
+        scope: &str,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<Vec<Record>, StoreError> {
         let (scope, kind, ids) = (scope.to_owned(), kind.to_owned(), ids.to_vec());
         self.with(move |c, now| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM records WHERE scope = ? AND kind = ? AND id = ? AND {LIVE}"
-                ))
-                .map_err(backend_err)?;
             let mut out = Vec::with_capacity(ids.len());
-            for id in &ids {
-                if let Some(r) = st.query_row(params![scope, kind, id, now], row_to_record).optional().map_err(backend_err)? {
-                    out.push(r);
+            // Chunks keep each statement under SQLite's bound-parameter limit.
+            for chunk in ids.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let mut st = c
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM records WHERE scope = ? AND kind = ? AND {LIVE} AND id IN ({marks})"
+                    ))
+                    .map_err(backend_err)?;
+                let mut args: Vec<&dyn rusqlite::ToSql> = vec![&scope, &kind, &now];
+                args.extend(chunk.iter().map(|i| i as &dyn rusqlite::ToSql));
+                let rows = st.query_map(args.as_slice(), row_to_record).map_err(backend_err)?;
+                for r in rows {
+                    out.push(r.map_err(backend_err)?);
                 }
             }
             Ok(out)
@@ -252,18 +322,26 @@ impl Backend for SqliteBackend {
         .await
     }
 
-    async fn delete_batch(&self, scope: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+    async fn delete_batch(
+        &self,
+        scope: &str,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<(), StoreError> {
         let (scope, kind, ids) = (scope.to_owned(), kind.to_owned(), ids.to_vec());
         self.with(move |c, _| {
-            for chunk in ids.chunks(MAX_BATCH_WRITE) {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend_err)?;
-                for id in chunk {
-                    tx.execute("DELETE FROM records WHERE scope = ? AND kind = ? AND id = ?", params![scope, kind, id])
-                        .map_err(backend_err)?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend_err)?;
+            {
+                let mut st = tx
+                    .prepare_cached("DELETE FROM records WHERE scope = ? AND kind = ? AND id = ?")
+                    .map_err(backend_err)?;
+                for id in &ids {
+                    st.execute(params![scope, kind, id]).map_err(backend_err)?;
                 }
-                tx.commit().map_err(backend_err)?;
             }
-            Ok(())
+            tx.commit().map_err(backend_err)
         })
         .await
     }
@@ -308,52 +386,7 @@ impl Backend for SqliteBackend {
         let q = query.clone();
         let position: Option<Position> = q.cursor.as_ref().map(Cursor::decode).transpose()?;
         self.with(move |c, now| {
-            let (part_col, sort_col, part) = match &q.index {
-                IndexSel::Primary => (None, "id", None),
-                IndexSel::Index1(p) => (Some("i1p"), "i1s", Some(p.clone())),
-                IndexSel::Index2(p) => (Some("i2p"), "i2s", Some(p.clone())),
-            };
-            let mut sql = format!(
-                "SELECT {COLUMNS} FROM records WHERE scope = ?1 AND kind = ?2 \
-                 AND (expires_at IS NULL OR expires_at * 1000 > ?3)"
-            );
-            let mut args: Vec<rusqlite::types::Value> =
-                vec![q.scope.clone().into(), q.kind.clone().into(), now.into()];
-            let push = |clause: String, v: rusqlite::types::Value, args: &mut Vec<_>| {
-                args.push(v);
-                format!(" AND {clause}?{}", args.len())
-            };
-            if let (Some(col), Some(p)) = (part_col, part) {
-                sql += &push(format!("{col} = "), p.into(), &mut args);
-            }
-            if let Some(from) = q.from.clone() {
-                sql += &push(format!("{sort_col} >= "), from.into(), &mut args);
-            }
-            if let Some(to) = q.to.clone() {
-                sql += &push(format!("{sort_col} <= "), to.into(), &mut args);
-            }
-            if let Some(pos) = &position {
-                match (&q.index, &pos.s) {
-                    (IndexSel::Primary, _) => {
-                        sql += &push("id > ".into(), pos.i.clone().into(), &mut args);
-                    }
-                    (_, Some(s)) => {
-                        args.push(s.clone().into());
-                        args.push(pos.i.clone().into());
-                        sql += &format!(
-                            " AND ({sort_col}, id) > (?{}, ?{})",
-                            args.len() - 1,
-                            args.len()
-                        );
-                    }
-                    (_, None) => return Err(StoreError::InvalidCursor),
-                }
-            }
-            sql += &if part_col.is_some() {
-                format!(" ORDER BY {sort_col}, id")
-            } else {
-                " ORDER BY id".to_owned()
-            };
+            let (sql, args) = select(&q, position.as_ref(), now, COLUMNS)?;
             let limit = q.limit.max(1);
             let mut st = c.prepare_cached(&sql).map_err(backend_err)?;
             let mut rows = st
@@ -386,6 +419,56 @@ impl Backend for SqliteBackend {
                 None
             };
             Ok(RawPage { records, next })
+        })
+        .await
+    }
+
+    async fn query_ids(&self, query: &Query) -> Result<IdPage, StoreError> {
+        if query.filter.is_some() {
+            return Err(StoreError::Backend("query_ids takes no filter".into()));
+        }
+        let q = query.clone();
+        let position: Option<Position> = q.cursor.as_ref().map(Cursor::decode).transpose()?;
+        self.with(move |c, now| {
+            let sort = match &q.index {
+                IndexSel::Primary => "id",
+                IndexSel::Index1(_) => "i1s",
+                IndexSel::Index2(_) => "i2s",
+            };
+            let (sql, args) = select(&q, position.as_ref(), now, &format!("id, {sort}"))?;
+            let limit = q.limit.max(1);
+            let mut st = c.prepare_cached(&sql).map_err(backend_err)?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                })
+                .map_err(backend_err)?;
+            let mut keys = Vec::with_capacity(limit + 1);
+            for row in rows {
+                keys.push(row.map_err(backend_err)?);
+                if keys.len() > limit {
+                    break;
+                }
+            }
+            let next = if keys.len() > limit {
+                keys.truncate(limit);
+                keys.last().map(|(id, s)| {
+                    Cursor::encode(&Position {
+                        s: if matches!(q.index, IndexSel::Primary) {
+                            None
+                        } else {
+                            s.clone()
+                        },
+                        i: id.clone(),
+                    })
+                })
+            } else {
+                None
+            };
+            Ok(IdPage {
+                ids: keys.into_iter().map(|(id, _)| id).collect(),
+                next,
+            })
         })
         .await
     }

@@ -173,6 +173,15 @@ pub struct RawPage {
     pub next: Option<Cursor>,
 }
 
+/// A page of ids.
+#[derive(Debug, Clone)]
+pub struct IdPage {
+    /// Ids, in index order.
+    pub ids: Vec<String>,
+    /// Present when more may follow.
+    pub next: Option<Cursor>,
+}
+
 /// A held lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -198,17 +207,24 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// [`StoreError::Conflict`].
     async fn put(&self, record: Record, condition: Condition) -> Result<Record, StoreError>;
 
-    /// Writes records unconditionally, as given (versions included), in chunks of at most
-    /// [`MAX_BATCH_WRITE`]; whatever the backend does not take at first is retried.
+    /// Writes records unconditionally, as given (versions included). DynamoDB sends chunks of
+    /// [`MAX_BATCH_WRITE`] and retries what it does not take at first; SQLite writes the whole
+    /// batch in one transaction. Either way a successful return means every record is stored.
     async fn put_batch(&self, records: Vec<Record>) -> Result<(), StoreError>;
 
     /// Reads many live records of one kind at once (missing ids are simply absent from the
     /// answer). Order is not significant.
-    async fn get_many(&self, scope: &str, kind: &str, ids: &[String]) -> Result<Vec<Record>, StoreError>;
+    async fn get_many(
+        &self,
+        scope: &str,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<Vec<Record>, StoreError>;
 
-    /// Deletes many records of one kind unconditionally, in chunks of at most
-    /// [`MAX_BATCH_WRITE`]; deleting a missing record is not an error.
-    async fn delete_batch(&self, scope: &str, kind: &str, ids: &[String]) -> Result<(), StoreError>;
+    /// Deletes many records of one kind unconditionally; deleting a missing record is not an
+    /// error.
+    async fn delete_batch(&self, scope: &str, kind: &str, ids: &[String])
+    -> Result<(), StoreError>;
 
     /// Deletes a record if `condition` holds; returns whether a live record was deleted.
     async fn delete(
@@ -221,6 +237,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Reads one page.
     async fn query(&self, query: &Query) -> Result<RawPage, StoreError>;
+
+    /// Reads one page of ids only (the query's `filter` must be `None`). Backends with covering
+    /// indexes answer without touching the records themselves.
+    async fn query_ids(&self, query: &Query) -> Result<IdPage, StoreError> {
+        let page = self.query(query).await?;
+        Ok(IdPage {
+            ids: page.records.into_iter().map(|r| r.id).collect(),
+            next: page.next,
+        })
+    }
 
     /// Takes the lease `name` for `owner` until `until`, if it is free, expired, or already held
     /// by `owner` (which renews it). `None` when someone else holds it.

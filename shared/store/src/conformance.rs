@@ -40,7 +40,8 @@ macro_rules! conformance_suite {
             unicode_and_10kb_notes_round_trip,
             upsert_is_idempotent_and_writes_only_changes,
             invalid_cursor_is_rejected,
-            get_many_and_delete_batch_cover_hundreds_of_ids
+            get_many_and_delete_batch_cover_hundreds_of_ids,
+            id_queries_page_like_record_queries
         );
     };
     (@cases $make:path; $($case:ident),*) => {
@@ -700,22 +701,74 @@ pub async fn invalid_cursor_is_rejected(h: &Harness) {
 /// Bulk reads return exactly the live records asked for; bulk deletes remove exactly those.
 pub async fn get_many_and_delete_batch_cover_hundreds_of_ids(h: &Harness) {
     let (project, who) = (new_id(), new_id());
-    let items: Vec<(WorkLog, u64)> = (0..260).map(|i| (log(&project, &who, day(i % 30), "bulk"), 1)).collect();
+    let items: Vec<(WorkLog, u64)> = (0..260)
+        .map(|i| (log(&project, &who, day(i % 30), "bulk"), 1))
+        .collect();
     h.store.put_batch(&h.ws, &items).await.unwrap();
-    let mut ids: Vec<String> = items.iter().step_by(2).map(|(l, _)| l.id.to_string()).collect();
+    let mut ids: Vec<String> = items
+        .iter()
+        .step_by(2)
+        .map(|(l, _)| l.id.to_string())
+        .collect();
     ids.push("missing-id".into());
     let found = h.store.get_many::<WorkLog>(&h.ws, &ids).await.unwrap();
     assert_eq!(found.len(), 130);
     assert!(!found.contains_key("missing-id"));
     assert_eq!(found[&items[0].0.id.to_string()].0, items[0].0);
     // Another workspace sees none of them.
-    assert!(h.store.get_many::<WorkLog>(&h.other_ws, &ids).await.unwrap().is_empty());
+    assert!(
+        h.store
+            .get_many::<WorkLog>(&h.other_ws, &ids)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     h.store.delete_batch::<WorkLog>(&h.ws, &ids).await.unwrap();
     let all: Vec<String> = items.iter().map(|(l, _)| l.id.to_string()).collect();
     let left = h.store.get_many::<WorkLog>(&h.ws, &all).await.unwrap();
     assert_eq!(left.len(), 130);
     assert!(left.keys().all(|k| !ids.contains(k)));
+}
+
+/// Keys-only paging returns the same ids, in the same order, as full paging.
+pub async fn id_queries_page_like_record_queries(h: &Harness) {
+    let (project, who) = (new_id(), new_id());
+    let items: Vec<(WorkLog, u64)> = (0..150)
+        .map(|i| (log(&project, &who, day(i % 20), "k"), 1))
+        .collect();
+    h.store.put_batch(&h.ws, &items).await.unwrap();
+    let mut q = h
+        .store
+        .query::<WorkLog>(&h.ws, IndexSel::Index1(project.to_string()), 40);
+    q.from = Some(day(5).to_string());
+    let full: Vec<String> = {
+        let mut out = Vec::new();
+        let mut q = q.clone();
+        loop {
+            let page = h.store.backend().query(&q).await.unwrap();
+            out.extend(page.records.into_iter().map(|r| r.id));
+            match page.next {
+                Some(c) => q.cursor = Some(c),
+                None => break out,
+            }
+        }
+    };
+    let mut keys = Vec::new();
+    loop {
+        let page = h.store.backend().query_ids(&q).await.unwrap();
+        assert!(page.ids.len() <= 40);
+        keys.extend(page.ids);
+        match page.next {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(keys, full);
+    assert_eq!(
+        keys.len(),
+        items.iter().filter(|(l, _)| l.date >= day(5)).count()
+    );
 }
 
 impl Harness {

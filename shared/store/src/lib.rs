@@ -24,8 +24,8 @@ mod typed;
 pub mod conformance;
 
 pub use backend::{
-    Backend, Condition, Cursor, GLOBAL_SCOPE, IndexKey, IndexSel, Lease, MAX_BATCH_WRITE, Query,
-    RawPage, Record, RecordFilter,
+    Backend, Condition, Cursor, GLOBAL_SCOPE, IdPage, IndexKey, IndexSel, Lease, MAX_BATCH_WRITE,
+    Query, RawPage, Record, RecordFilter,
 };
 pub use entities::{Entity, EntityKind, OAuthState, WebhookDedup};
 pub use error::StoreError;

@@ -106,7 +106,11 @@ impl Store {
     }
 
     /// Deletes many records of one kind (unconditionally).
-    pub async fn delete_batch<E: Entity>(&self, scope: &str, ids: &[String]) -> Result<(), StoreError> {
+    pub async fn delete_batch<E: Entity>(
+        &self,
+        scope: &str,
+        ids: &[String],
+    ) -> Result<(), StoreError> {
         self.backend.delete_batch(scope, E::KIND.0, ids).await
     }
 

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hourbridge_domain::{
-    Clock, ManagedBy, Person, Project, ProjectLink, ProviderId, RecordId, Role, SecretError, SecretStore, SecretValue, SystemClock,
+    Clock, ManagedBy, Person, Project, ProjectLink, ProviderId, RecordId, Role, SecretError,
+    SecretStore, SecretValue, SystemClock,
 };
 use hourbridge_provider_api::Unlimited;
 use hourbridge_provider_http::{HttpConfig, ProviderEnv};
@@ -34,7 +35,12 @@ struct Counting {
 
 impl Counting {
     fn add(&self, kind: &str, n: u64) {
-        *self.writes.lock().unwrap().entry(kind.to_owned()).or_default() += n;
+        *self
+            .writes
+            .lock()
+            .unwrap()
+            .entry(kind.to_owned())
+            .or_default() += n;
     }
     fn take(&self) -> BTreeMap<String, u64> {
         std::mem::take(&mut *self.writes.lock().unwrap())
@@ -56,21 +62,43 @@ impl Backend for Counting {
         }
         self.inner.put_batch(records).await
     }
-    async fn get_many(&self, scope: &str, kind: &str, ids: &[String]) -> Result<Vec<Record>, StoreError> {
+    async fn get_many(
+        &self,
+        scope: &str,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<Vec<Record>, StoreError> {
         self.inner.get_many(scope, kind, ids).await
     }
-    async fn delete_batch(&self, scope: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+    async fn delete_batch(
+        &self,
+        scope: &str,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<(), StoreError> {
         self.add(kind, ids.len() as u64);
         self.inner.delete_batch(scope, kind, ids).await
     }
-    async fn delete(&self, scope: &str, kind: &str, id: &str, condition: Condition) -> Result<bool, StoreError> {
+    async fn delete(
+        &self,
+        scope: &str,
+        kind: &str,
+        id: &str,
+        condition: Condition,
+    ) -> Result<bool, StoreError> {
         self.add(kind, 1);
         self.inner.delete(scope, kind, id, condition).await
     }
     async fn query(&self, query: &Query) -> Result<RawPage, StoreError> {
         self.inner.query(query).await
     }
-    async fn acquire_lease(&self, scope: &str, name: &str, owner: &str, until: DateTime<Utc>) -> Result<Option<Lease>, StoreError> {
+    async fn acquire_lease(
+        &self,
+        scope: &str,
+        name: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Lease>, StoreError> {
         self.add("lease", 1);
         self.inner.acquire_lease(scope, name, owner, until).await
     }
@@ -86,11 +114,19 @@ struct MemorySecrets(Mutex<BTreeMap<String, String>>);
 #[async_trait]
 impl SecretStore for MemorySecrets {
     async fn put(&self, name: &str, value: &SecretValue) -> Result<(), SecretError> {
-        self.0.lock().unwrap().insert(name.into(), value.expose().into());
+        self.0
+            .lock()
+            .unwrap()
+            .insert(name.into(), value.expose().into());
         Ok(())
     }
     async fn get(&self, name: &str) -> Result<Option<SecretValue>, SecretError> {
-        Ok(self.0.lock().unwrap().get(name).map(|v| SecretValue::new(v.clone())))
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .get(name)
+            .map(|v| SecretValue::new(v.clone())))
     }
     async fn delete(&self, name: &str) -> Result<(), SecretError> {
         self.0.lock().unwrap().remove(name);
@@ -111,7 +147,11 @@ impl JobQueue for Discard {
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -130,24 +170,54 @@ fn sample_peak() -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
     (stop, h)
 }
 
-async fn timed_run(engine: &Engine, ws: &str, project: &RecordId) -> (Duration, u64, hourbridge_domain::RunCounts) {
+async fn timed_run(
+    engine: &Engine,
+    ws: &str,
+    project: &RecordId,
+) -> (Duration, u64, hourbridge_domain::RunCounts) {
     let before = rss_kib();
     let (stop, sampler) = sample_peak();
     let started = Instant::now();
-    let run = engine.start_run(ws, "harvest", RunScope::Project(project.clone()), RunMode::Refetch).await.expect("start");
-    let job = SyncJob { workspace_id: ws.into(), provider: "harvest".into(), run_id: run.id.to_string() };
+    let run = engine
+        .start_run(
+            ws,
+            "harvest",
+            RunScope::Project(project.clone()),
+            RunMode::Refetch,
+        )
+        .await
+        .expect("start");
+    let job = SyncJob {
+        workspace_id: ws.into(),
+        provider: "harvest".into(),
+        run_id: run.id.to_string(),
+    };
     let outcome = engine.execute(&job, None).await.expect("execute");
     let took = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let peak = sampler.join().unwrap_or(before);
-    assert!(matches!(outcome, Outcome::Finished(hourbridge_domain::RunState::Succeeded)), "{outcome:?}");
-    let counts = engine.run(ws, run.id.as_str()).await.expect("run").expect("exists").counts;
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Finished(hourbridge_domain::RunState::Succeeded)
+        ),
+        "{outcome:?}"
+    );
+    let counts = engine
+        .run(ws, run.id.as_str())
+        .await
+        .expect("run")
+        .expect("exists")
+        .counts;
     (took, peak.saturating_sub(before), counts)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100_000);
     let sb = Sandbox::start(Seed::Empty).await.expect("sandbox");
     let hv = sb.harvest();
     hv.register_client("bench", "bench-secret");
@@ -159,10 +229,17 @@ async fn main() {
 
     let dir = tempfile::tempdir().expect("tmp");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let sqlite: Arc<dyn Backend> = Arc::new(SqliteBackend::open(&dir.path().join("bench.db"), clock.clone()).expect("sqlite"));
-    let counting = Arc::new(Counting { inner: sqlite, writes: Mutex::new(BTreeMap::new()) });
+    let sqlite: Arc<dyn Backend> =
+        Arc::new(SqliteBackend::open(&dir.path().join("bench.db"), clock.clone()).expect("sqlite"));
+    let counting = Arc::new(Counting {
+        inner: sqlite,
+        writes: Mutex::new(BTreeMap::new()),
+    });
     let store = Store::new(counting.clone(), clock.clone());
-    let vars = [("HOURBRIDGE_HARVEST_API_URL", sb.harvest_api_url()), ("HOURBRIDGE_HARVEST_ID_URL", sb.harvest_id_url())];
+    let vars = [
+        ("HOURBRIDGE_HARVEST_API_URL", sb.harvest_api_url()),
+        ("HOURBRIDGE_HARVEST_ID_URL", sb.harvest_id_url()),
+    ];
     let env = ProviderEnv {
         lookup: Arc::new(move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())),
         http: HttpConfig::default(),
@@ -179,14 +256,47 @@ async fn main() {
     };
     let ws = "bench";
     let olga = RecordId::parse("olga").unwrap();
-    engine.install(ws, &olga, "harvest", "bench", SecretValue::new("bench-secret")).await.expect("install");
-    let url = engine.authorize(ws, &olga, "harvest").await.expect("authorize");
-    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let back = browser.get(&url).send().await.unwrap().headers()["location"].to_str().unwrap().to_owned();
-    let q: BTreeMap<String, String> = reqwest::Url::parse(&back).unwrap().query_pairs().into_owned().collect();
-    engine.complete_authorization("harvest", &q["code"], &q["state"]).await.expect("callback");
+    engine
+        .install(
+            ws,
+            &olga,
+            "harvest",
+            "bench",
+            SecretValue::new("bench-secret"),
+        )
+        .await
+        .expect("install");
+    let url = engine
+        .authorize(ws, &olga, "harvest")
+        .await
+        .expect("authorize");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let back = browser.get(&url).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let q: BTreeMap<String, String> = reqwest::Url::parse(&back)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    engine
+        .complete_authorization("harvest", &q["code"], &q["state"])
+        .await
+        .expect("callback");
     store
-        .insert(ws, &Person { id: RecordId::parse("ada").unwrap(), name: "Ada".into(), email: "ada@acme.test".into(), role: Role::Member })
+        .insert(
+            ws,
+            &Person {
+                id: RecordId::parse("ada").unwrap(),
+                name: "Ada".into(),
+                email: "ada@acme.test".into(),
+                role: Role::Member,
+            },
+        )
         .await
         .unwrap();
     let project = Project {
@@ -222,12 +332,33 @@ async fn main() {
     let (second, second_peak, c2) = timed_run(&engine, ws, &project.id).await;
     let w2 = counting.take();
     assert_eq!(c1.created, n as u64);
-    assert_eq!((c2.created, c2.updated, c2.deleted, c2.unchanged), (0, 0, 0, n as u64));
+    assert_eq!(
+        (c2.created, c2.updated, c2.deleted, c2.unchanged),
+        (0, 0, 0, n as u64)
+    );
 
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    println!("harvest_pull: {n} entries, {} pages of 2000", n.div_ceil(2000));
-    println!("  first sync:     {:>8.0} entries/s ({:.2} s), peak RSS growth {} KiB, writes {:?}", rate(first), first.as_secs_f64(), first_peak, w1);
-    println!("  unchanged sync: {:>8.0} entries/s ({:.2} s), peak RSS growth {} KiB, writes {:?}", rate(second), second.as_secs_f64(), second_peak, w2);
-    println!("  work-log writes of the unchanged re-sync: {}", w2.get("work_log").copied().unwrap_or(0));
+    println!(
+        "harvest_pull: {n} entries, {} pages of 2000",
+        n.div_ceil(2000)
+    );
+    println!(
+        "  first sync:     {:>8.0} entries/s ({:.2} s), peak RSS growth {} KiB, writes {:?}",
+        rate(first),
+        first.as_secs_f64(),
+        first_peak,
+        w1
+    );
+    println!(
+        "  unchanged sync: {:>8.0} entries/s ({:.2} s), peak RSS growth {} KiB, writes {:?}",
+        rate(second),
+        second.as_secs_f64(),
+        second_peak,
+        w2
+    );
+    println!(
+        "  work-log writes of the unchanged re-sync: {}",
+        w2.get("work_log").copied().unwrap_or(0)
+    );
     sb.stop().await;
 }

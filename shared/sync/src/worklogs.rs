@@ -16,7 +16,7 @@ use hourbridge_domain::{
     Assignment, MissingPerson, Person, Project, ProjectLink, ProviderId, RecordId, RecordProblem,
     SyncRun, WorkLog, WorkLogSource, validate::normalize_email,
 };
-use hourbridge_provider_api::{DateWindow, RemotePerson, RemoteWorkLog};
+use hourbridge_provider_api::{DateWindow, RemotePage, RemotePerson, RemoteWorkLog};
 use hourbridge_store::{Entity, EntityKind, IndexKey, IndexSel, Lease};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -42,6 +42,20 @@ pub(crate) struct LinkProgress {
     pub missing: BTreeSet<MissingPerson>,
     /// People skipped because they are not assigned (prevent-new-assignments).
     pub not_assigned: BTreeSet<String>,
+    /// First and last day of each person's synced logs seen so far (for assignments).
+    #[serde(default)]
+    pub spans: BTreeMap<RecordId, (NaiveDate, NaiveDate)>,
+}
+
+/// Aborts a prefetch task if the page loop leaves early (error or pause).
+struct AbortOnDrop(Option<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
 }
 
 /// What [`sync_link`] needs.
@@ -63,7 +77,7 @@ pub(crate) enum LinkOutcome {
     Paused,
 }
 
-/// Remote ids seen by a run, saved in chunks so a resumed run can still reconcile deletions.
+/// Host ids of the synced logs a run has seen, saved in chunks so a resumed run can still reconcile deletions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunSeen {
     run_id: String,
@@ -88,17 +102,39 @@ impl Entity for RunSeen {
     }
 }
 
-fn digest_id(prefix: &str, parts: &[&str]) -> RecordId {
-    let hex: String = Sha256::digest(parts.join("|").as_bytes())
+fn hex_digest(parts: &[&str], bytes: usize) -> String {
+    Sha256::digest(parts.join("|").as_bytes())
         .iter()
-        .take(20)
+        .take(bytes)
         .map(|b| format!("{b:02x}"))
-        .collect();
-    RecordId::parse(format!("{prefix}-{hex}")).unwrap_or_else(|_| hourbridge_domain::new_id())
+        .collect()
+}
+
+fn digest_id(prefix: &str, parts: &[&str]) -> RecordId {
+    RecordId::parse(format!("{prefix}-{}", hex_digest(parts, 20)))
+        .unwrap_or_else(|_| hourbridge_domain::new_id())
 }
 
 /// The host id of a synced work log: stable, so re-syncs update instead of duplicating.
+///
+/// It is `wl-{hash(provider, project)}-{remote id}` when the remote id fits the id alphabet, so
+/// one link's logs sit together in the store's key order and follow the provider's (mostly
+/// time-ordered) ids: bulk writes then touch few pages instead of scattering over the table.
+/// Other remote ids fall back to a full hash.
 pub fn work_log_id(provider: &str, project: &str, remote_id: &str) -> RecordId {
+    let fits = !remote_id.is_empty()
+        && remote_id.len() <= 40
+        && remote_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if fits
+        && let Ok(id) = RecordId::parse(format!(
+            "wl-{}-{remote_id}",
+            hex_digest(&[provider, project], 6)
+        ))
+    {
+        return id;
+    }
     digest_id("wl", &[provider, project, remote_id])
 }
 
@@ -129,7 +165,10 @@ pub(crate) struct PagePlan {
     pub updated: u64,
     pub unchanged: u64,
     pub skipped: u64,
+    /// Host ids of the logs that stay.
     pub seen: Vec<String>,
+    /// (person, day) of the logs that stay.
+    pub days: Vec<(RecordId, NaiveDate)>,
     pub missing: Vec<MissingPerson>,
     pub not_assigned: Vec<String>,
 }
@@ -147,8 +186,9 @@ pub(crate) fn plan_page(
         let current = existing.get(id.as_str());
         if e.running {
             // A running timer is not final: keep what an earlier run synced, add nothing new.
-            if current.is_some() {
-                plan.seen.push(e.id.clone());
+            if let Some((old, _)) = current {
+                plan.seen.push(id.to_string());
+                plan.days.push((old.person_id.clone(), old.date));
             }
             plan.skipped += 1;
             continue;
@@ -196,7 +236,8 @@ pub(crate) fn plan_page(
                 remote_id: e.id.clone(),
             }),
         };
-        plan.seen.push(e.id.clone());
+        plan.seen.push(log.id.to_string());
+        plan.days.push((log.person_id.clone(), log.date));
         match current {
             None => {
                 plan.created += 1;
@@ -326,28 +367,43 @@ async fn fetch_page(
         .await
 }
 
-/// Synced logs of `provider` on the project (all dates).
+/// The fields of a synced log that preview, wipe and clear need; decoding only these skips the
+/// note.
+#[derive(Debug, Deserialize)]
+struct SyncedLog {
+    id: RecordId,
+    source: Option<WorkLogSource>,
+}
+
+/// Synced logs of `provider` on the project (all dates), one decode per record.
 async fn synced_logs(
     engine: &Engine,
     ws: &str,
     provider: &str,
     project: &str,
-) -> Result<Vec<WorkLog>, SyncError> {
+) -> Result<Vec<SyncedLog>, SyncError> {
     let mut out = Vec::new();
     let mut q = engine
         .store
         .query::<WorkLog>(ws, IndexSel::Index1(project.to_owned()), 1000);
-    let p = provider.to_owned();
-    let filter: hourbridge_store::EntityFilter<WorkLog> =
-        std::sync::Arc::new(move |l: &WorkLog| {
-            l.source.as_ref().is_some_and(|s| s.provider.as_str() == p)
-        });
     loop {
-        let page = engine
-            .store
-            .list::<WorkLog>(q.clone(), Some(filter.clone()))
-            .await?;
-        out.extend(page.items.into_iter().map(|(l, _)| l));
+        let page = engine.store.backend().query(&q).await?;
+        for r in &page.records {
+            let log: SyncedLog = serde_json::from_str(&r.data).map_err(|e| {
+                SyncError::Store(hourbridge_store::StoreError::Corrupt {
+                    kind: r.kind.clone(),
+                    id: r.id.clone(),
+                    reason: e.to_string(),
+                })
+            })?;
+            if log
+                .source
+                .as_ref()
+                .is_some_and(|s| s.provider.as_str() == provider)
+            {
+                out.push(log);
+            }
+        }
         match page.next {
             Some(c) => q.cursor = Some(c),
             None => return Ok(out),
@@ -459,17 +515,40 @@ pub(crate) async fn sync_link(engine: &Engine, lr: LinkRun<'_>) -> Result<LinkOu
     let remote_ids = ctx.link.remote_project_ids.clone();
     let mut unsaved: Vec<String> = Vec::new();
     let mut last_checkpoint = engine.clock.now();
-    while plan.progress.remote_idx < remote_ids.len() {
-        let remote = &remote_ids[plan.progress.remote_idx];
-        let page = fetch_page(
-            engine,
-            ws,
-            provider,
-            remote,
+    // The next page is fetched while this one is written: the provider's latency and the
+    // store's overlap instead of adding up.
+    let mut prefetch: Option<
+        tokio::task::JoinHandle<Result<RemotePage<RemoteWorkLog>, SyncError>>,
+    > = None;
+    let spawn_fetch = |idx: usize, token: Option<String>| {
+        let (engine, ws, provider, remote, window) = (
+            engine.clone(),
+            ws.to_owned(),
+            provider.to_owned(),
+            remote_ids[idx].clone(),
             ctx.window,
-            plan.progress.page.clone(),
+        );
+        tokio::spawn(
+            async move { fetch_page(&engine, &ws, &provider, &remote, window, token).await },
         )
-        .await?;
+    };
+    while plan.progress.remote_idx < remote_ids.len() {
+        let page = match prefetch.take() {
+            Some(handle) => handle
+                .await
+                .map_err(|e| SyncError::Queue(format!("page fetch task: {e}")))??,
+            None => spawn_fetch(plan.progress.remote_idx, plan.progress.page.clone())
+                .await
+                .map_err(|e| SyncError::Queue(format!("page fetch task: {e}")))??,
+        };
+        let (next_idx, next_token) = match &page.next {
+            Some(n) => (plan.progress.remote_idx, Some(n.clone())),
+            None => (plan.progress.remote_idx + 1, None),
+        };
+        if next_idx < remote_ids.len() && !past(stop_at, engine.clock.now()) {
+            prefetch = Some(spawn_fetch(next_idx, next_token));
+        }
+        let mut guard = AbortOnDrop(prefetch.as_ref().map(|h| h.abort_handle()));
         let ids: Vec<String> = page
             .items
             .iter()
@@ -487,6 +566,11 @@ pub(crate) async fn sync_link(engine: &Engine, lr: LinkRun<'_>) -> Result<LinkOu
         run.counts.skipped += decided.skipped;
         plan.progress.missing.extend(decided.missing);
         plan.progress.not_assigned.extend(decided.not_assigned);
+        for (person, day) in decided.days {
+            let e = plan.progress.spans.entry(person).or_insert((day, day));
+            e.0 = e.0.min(day);
+            e.1 = e.1.max(day);
+        }
         seen.extend(decided.seen.iter().cloned());
         unsaved.extend(decided.seen);
         match page.next {
@@ -519,31 +603,41 @@ pub(crate) async fn sync_link(engine: &Engine, lr: LinkRun<'_>) -> Result<LinkOu
         if pausing && plan.progress.remote_idx < remote_ids.len() {
             return Ok(LinkOutcome::Paused);
         }
+        // The prefetch is wanted: the next iteration awaits it.
+        guard.0 = None;
     }
 
     // Reconcile: what the provider no longer lists (deleted, moved, before sync_from, on an
-    // unlinked remote project) goes; what is left decides the assignments.
-    let synced = synced_logs(engine, ws, provider, project).await?;
-    let mut gone = Vec::new();
-    let mut span: BTreeMap<RecordId, (NaiveDate, NaiveDate)> = BTreeMap::new();
-    for l in &synced {
-        let remote = l
-            .source
-            .as_ref()
-            .map(|s| s.remote_id.as_str())
-            .unwrap_or_default();
-        if seen.contains(remote) {
-            let e = span.entry(l.person_id.clone()).or_insert((l.date, l.date));
-            e.0 = e.0.min(l.date);
-            e.1 = e.1.max(l.date);
-        } else {
-            gone.push(l.id.to_string());
+    // unlinked remote project) goes. Only ids are listed; only logs not seen are read.
+    let mut candidates = Vec::new();
+    let mut q = engine
+        .store
+        .query::<WorkLog>(ws, IndexSel::Index1(project.to_owned()), 1000);
+    loop {
+        let page = engine.store.backend().query_ids(&q).await?;
+        candidates.extend(page.ids.into_iter().filter(|id| !seen.contains(id)));
+        match page.next {
+            Some(c) => q.cursor = Some(c),
+            None => break,
         }
     }
+    let gone: Vec<String> = engine
+        .store
+        .get_many::<WorkLog>(ws, &candidates)
+        .await?
+        .into_iter()
+        .filter(|(_, (l, _))| {
+            l.source
+                .as_ref()
+                .is_some_and(|s| s.provider.as_str() == provider)
+        })
+        .map(|(id, _)| id)
+        .collect();
     if !dry_run && !gone.is_empty() {
         engine.store.delete_batch::<WorkLog>(ws, &gone).await?;
     }
     run.counts.deleted += gone.len() as u64;
+    let span = plan.progress.spans.clone();
     if !dry_run {
         sync_assignments(engine, ws, provider, &ctx, &span).await?;
         let mut link = ctx.link.clone();
@@ -853,7 +947,7 @@ mod tests {
         let restarted = plan_page(&c, &[entry("9", "u1", "2026-02-03", 55, true)], &existing);
         assert_eq!(
             restarted.seen,
-            vec!["9".to_string()],
+            vec![work_log_id("harvest", "p1", "9").to_string()],
             "an already synced entry is not deleted while running again"
         );
     }
@@ -889,7 +983,22 @@ mod tests {
 
     #[test]
     fn synced_ids_are_stable_and_fit_record_ids() {
+        let long = "x".repeat(41);
+        let odd = work_log_id("harvest", "p", "a/b#c");
+        assert!(
+            odd.as_str().starts_with("wl-") && odd.as_str().len() == 43,
+            "{odd}"
+        );
+        assert_ne!(
+            work_log_id("harvest", "p", &long),
+            work_log_id("harvest", "p", &"x".repeat(42))
+        );
+        assert_ne!(
+            work_log_id("harvest", "p1", "7"),
+            work_log_id("harvest", "p2", "7")
+        );
         let a = work_log_id("harvest", "0190-project", "2400000000001");
+        assert!(a.as_str().ends_with("-2400000000001"), "{a}");
         assert_eq!(a, work_log_id("harvest", "0190-project", "2400000000001"));
         assert_ne!(a, work_log_id("hubstaff", "0190-project", "2400000000001"));
         assert!(a.as_str().len() <= 64);

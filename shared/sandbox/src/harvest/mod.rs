@@ -542,7 +542,9 @@ impl HarvestControl {
             for i in 0..count {
                 s.entries.push(Entry {
                     id: first + i as u64,
-                    spent_date: dates[i % dates.len()],
+                    // Ids ascend with the day, as in a real account where time is logged around
+                    // the day it is spent.
+                    spent_date: dates[i * dates.len() / count.max(1)],
                     user_id: user_ids[i % user_ids.len()],
                     project_id,
                     task_id: tasks.get(i % tasks.len().max(1)).copied().unwrap_or(0),
