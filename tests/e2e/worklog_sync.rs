@@ -20,7 +20,7 @@ fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
 
-fn days_ago(n: i64) -> NaiveDate {
+pub(crate) fn days_ago(n: i64) -> NaiveDate {
     today() - chrono::Duration::days(n)
 }
 
@@ -33,14 +33,14 @@ fn sandbox_vars(sb: &Sandbox) -> Vec<(&'static str, String)> {
     ]
 }
 
-struct World {
+pub(crate) struct World {
     _dir: tempfile::TempDir,
-    sb: Sandbox,
-    s: Server,
-    owner: String,
+    pub(crate) sb: Sandbox,
+    pub(crate) s: Server,
+    pub(crate) owner: String,
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let sb = Sandbox::start(Seed::Empty).await.expect("sandbox");
     sb.harvest().register_client("hv-client", "hv-secret");
     sb.hubstaff().register_client("hs-client", "hs-secret");
@@ -63,7 +63,7 @@ async fn world() -> World {
 }
 
 /// Installs and authorizes `provider` through the real OAuth flow against the sandbox.
-async fn connect(w: &World, provider: &str, client: &str, secret: &str) {
+pub(crate) async fn connect(w: &World, provider: &str, client: &str, secret: &str) {
     let s = &w.s;
     let (st, c) = s
         .call(
@@ -130,7 +130,7 @@ async fn connect(w: &World, provider: &str, client: &str, secret: &str) {
     assert!(c["next_run_at"].is_string(), "scheduled every 24 h: {c}");
 }
 
-async fn person(w: &World, name: &str, email: &str) -> String {
+pub(crate) async fn person(w: &World, name: &str, email: &str) -> String {
     let (st, p) =
         w.s.call(
             Some(&w.owner),
@@ -143,7 +143,7 @@ async fn person(w: &World, name: &str, email: &str) -> String {
     p["id"].as_str().unwrap().to_owned()
 }
 
-async fn project(w: &World, name: &str) -> String {
+pub(crate) async fn project(w: &World, name: &str) -> String {
     let body = json!({"name": name, "start_date": days_ago(90).to_string(), "end_date": (today() + chrono::Duration::days(90)).to_string()});
     let (st, p) =
         w.s.call(Some(&w.owner), POST, "/v1/projects", Some(body))
@@ -152,7 +152,7 @@ async fn project(w: &World, name: &str) -> String {
     p["id"].as_str().unwrap().to_owned()
 }
 
-async fn link(
+pub(crate) async fn link(
     w: &World,
     project: &str,
     provider: &str,
@@ -182,7 +182,7 @@ async fn reset(w: &World, project: &str, provider: &str, mode: &str) -> Value {
     wait_run(w, r["run_id"].as_str().unwrap()).await
 }
 
-async fn wait_run(w: &World, run_id: &str) -> Value {
+pub(crate) async fn wait_run(w: &World, run_id: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let (st, run) =
@@ -200,7 +200,7 @@ async fn wait_run(w: &World, run_id: &str) -> Value {
     }
 }
 
-async fn logs(w: &World, project: &str) -> Vec<Value> {
+pub(crate) async fn logs(w: &World, project: &str) -> Vec<Value> {
     let (_, page) =
         w.s.call(
             Some(&w.owner),
@@ -233,7 +233,7 @@ fn remote_ids(mut logs: Vec<Value>) -> Vec<String> {
     ids
 }
 
-fn hv_entry(project: u64, user: u64, days: i64, hours: f64) -> NewHarvestEntry {
+pub(crate) fn hv_entry(project: u64, user: u64, days: i64, hours: f64) -> NewHarvestEntry {
     NewHarvestEntry {
         project_id: project,
         user_id: user,
