@@ -4,4 +4,5 @@
 mod functions;
 mod harness;
 mod host_api;
+mod infra;
 mod worklog_sync;

@@ -12,6 +12,7 @@ async fn context(dir: &std::path::Path) -> AppContext {
         k if k == env::SECRETS_BACKEND => Some("local".into()),
         k if k == env::DATA_DIR => Some(d.clone()),
         k if k == env::JOBS_BUS => Some("jobs".into()),
+        k if k == env::PUBLIC_URL => Some("https://api.example.com".into()),
         _ => None,
     })
     .unwrap();

@@ -10,7 +10,7 @@ mod auth;
 mod error;
 mod extract;
 mod paging;
-mod routes;
+pub mod routes;
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ pub use auth::{Authenticator, Caller, Member, RawClaims, TrustedClaims};
 pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use extract::{Body, Day, IdPath, QueryParams};
 pub use paging::{List, MAX_LIMIT};
+pub use routes::webhooks::WebhookToken;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -75,6 +76,7 @@ fn parts() -> (Router<AppState>, OpenApi) {
     let r = routes::projects::routes(r);
     let r = routes::worklogs::routes(r);
     let r = routes::integrations::routes(r);
+    let r = routes::webhooks::routes(r);
     r.split_for_parts()
 }
 

@@ -140,6 +140,9 @@ impl Config {
                 env::DATA_DIR
             ));
         }
+        if mode == Mode::Lambda && get(env::PUBLIC_URL).is_none() {
+            problems.push(format!("{} is required in Lambda (OAuth redirect URLs are built from it)", env::PUBLIC_URL));
+        }
         if mode == Mode::Lambda && get(env::JOBS_BUS).is_none() {
             problems.push(format!(
                 "{} is required in Lambda (sync jobs travel on it)",
@@ -225,7 +228,8 @@ mod tests {
         assert!(text.contains(env::TABLE_NAME), "{text}");
         assert!(text.contains(env::SECRETS_PREFIX), "{text}");
         assert!(text.contains(env::JOBS_BUS), "{text}");
-        assert_eq!(err.problems.len(), 3, "{text}");
+        assert!(text.contains(env::PUBLIC_URL), "{text}");
+        assert_eq!(err.problems.len(), 4, "{text}");
     }
 
     #[test]
@@ -236,6 +240,7 @@ mod tests {
                 (env::TABLE_NAME, "t"),
                 (env::SECRETS_PREFIX, "hourbridge/prod/"),
                 (env::JOBS_BUS, "jobs"),
+                (env::PUBLIC_URL, "https://api.example.com"),
             ]),
         )
         .unwrap();

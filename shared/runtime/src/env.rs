@@ -29,6 +29,20 @@ pub const JOBS_BUS: &str = "HOURBRIDGE_JOBS_BUS";
 /// `User-Agent` sent to providers (Harvest requires one with a contact).
 pub const USER_AGENT: &str = "HOURBRIDGE_USER_AGENT";
 
+/// What `infra/template.yaml` sets on every Lambda (a test compares the two).
+pub const LAMBDA: &[&str] = &[
+    STORE,
+    TABLE_NAME,
+    SECRETS_BACKEND,
+    SECRETS_PREFIX,
+    AUTH,
+    LOG_FORMAT,
+    PUBLIC_URL,
+    APP_URL,
+    JOBS_BUS,
+    USER_AGENT,
+];
+
 /// All of the above.
 pub const ALL: &[&str] = &[
     STORE,

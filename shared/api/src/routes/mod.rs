@@ -3,6 +3,7 @@ pub(crate) mod health;
 pub(crate) mod integrations;
 pub(crate) mod people;
 pub(crate) mod projects;
+pub mod webhooks;
 pub(crate) mod worklogs;
 pub(crate) mod workspaces;
 
