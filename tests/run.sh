@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Sets up and runs Hourbridge's whole test suite on a fresh machine: installs the Python tools
-# it needs into .venv, checks formatting and lints, starts moto_server on a free loopback port,
-# runs every test with nextest (the DynamoDB and Secrets Manager tests against moto), and stops
-# moto again. Nothing else needs to be installed by hand.
+# it needs into .venv (moto, cargo-lambda, zig, cfn-lint, checkov, SAM CLI), checks formatting
+# and lints, checks the SAM template (cfn-lint, sam validate --lint, checkov), builds every
+# Lambda with cargo lambda and sam build, starts moto_server on a free loopback port, runs every
+# test with nextest (the AWS tests against moto), and stops moto again. Nothing else needs to be
+# installed by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +25,20 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+export PATH="$PWD/$VENV/bin:$PATH"
+echo "==> infra: cfn-lint, sam validate --lint, checkov"
+cfn-lint infra/template.yaml
+sam validate --lint -t infra/template.yaml --region eu-west-1
+BC_SKIP_MAPPING=TRUE checkov --config-file infra/.checkov.yaml -f infra/template.yaml
+FUNCTIONS=$(ls functions)
+echo "==> cargo lambda build --release (x86_64): $(echo $FUNCTIONS)"
+cargo lambda build --release --locked $(for f in $FUNCTIONS; do printf -- '-p %s ' "$f"; done)
+for f in $FUNCTIONS; do
+  printf '    %-16s %s bytes\n' "$f" "$(stat -c %s "target/lambda/$f/bootstrap")"
+done
+echo "==> sam build (offline, rust-cargolambda)"
+SAM_CLI_TELEMETRY=0 sam build -t infra/template.yaml --build-dir target/sam-build --beta-features
 
 mkdir -p target
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

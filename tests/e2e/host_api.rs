@@ -919,8 +919,17 @@ async fn openapi_document_describes_every_contract_path() {
 async fn webhooks_with_unknown_tokens_or_providers_answer_404_without_a_bearer() {
     let (_keep, dir) = data_dir();
     let s = Server::start(&dir).await;
-    for path in ["/webhooks/tripletex/abc123", "/webhooks/harvest/not-alnum!", "/webhooks/nosuch/abc"] {
-        let res = reqwest::Client::new().post(format!("{}{path}", s.base)).body("{}").send().await.unwrap();
+    for path in [
+        "/webhooks/tripletex/abc123",
+        "/webhooks/harvest/not-alnum!",
+        "/webhooks/nosuch/abc",
+    ] {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", s.base))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
         let b: Value = res.json().await.unwrap_or(Value::Null);
         assert_eq!(b["error"]["code"], "not_found", "{path}: {b}");

@@ -26,7 +26,13 @@ fn functions(t: &Value) -> Vec<(String, &Value)> {
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
-    v.as_mapping().map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    v.as_mapping()
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -36,7 +42,10 @@ fn template_sets_exactly_the_environment_the_code_reads_in_lambda() {
     for (_, f) in functions(&t) {
         set.extend(keys(&f["Properties"]["Environment"]["Variables"]));
     }
-    let want: BTreeSet<String> = hourbridge_runtime::env::LAMBDA.iter().map(|s| (*s).to_owned()).collect();
+    let want: BTreeSet<String> = hourbridge_runtime::env::LAMBDA
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     assert_eq!(set, want, "template env vs runtime::env::LAMBDA");
     // Everything the template sets is a variable the code reads at all.
     let known: BTreeSet<&str> = hourbridge_runtime::env::ALL.iter().copied().collect();
@@ -48,7 +57,11 @@ fn every_lambda_crate_is_deployed_by_the_template_and_nothing_else() {
     let t = template();
     let deployed: BTreeSet<String> = functions(&t)
         .iter()
-        .filter_map(|(_, f)| f["Properties"]["CodeUri"].as_str().map(|u| u.trim_start_matches("../functions/").to_owned()))
+        .filter_map(|(_, f)| {
+            f["Properties"]["CodeUri"]
+                .as_str()
+                .map(|u| u.trim_start_matches("../functions/").to_owned())
+        })
         .collect();
     let crates: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
         .expect("functions/")
@@ -58,10 +71,20 @@ fn every_lambda_crate_is_deployed_by_the_template_and_nothing_else() {
         .collect();
     assert_eq!(deployed, crates);
     for (name, f) in functions(&t) {
-        assert_eq!(f["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{name}");
+        assert_eq!(
+            f["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{name}"
+        );
     }
-    assert_eq!(t["Globals"]["Function"]["Runtime"].as_str(), Some("provided.al2023"));
-    assert_eq!(t["Globals"]["Function"]["Architectures"][0].as_str(), Some("x86_64"));
+    assert_eq!(
+        t["Globals"]["Function"]["Runtime"].as_str(),
+        Some("provided.al2023")
+    );
+    assert_eq!(
+        t["Globals"]["Function"]["Architectures"][0].as_str(),
+        Some("x86_64")
+    );
 }
 
 #[test]
@@ -74,25 +97,41 @@ fn every_api_route_of_the_code_is_routed_by_the_template_with_the_right_auth() {
                 if e["Type"].as_str() == Some("HttpApi") {
                     let p = &e["Properties"];
                     let open = p["Auth"]["Authorizer"].as_str() == Some("NONE");
-                    routed.push((p["Method"].as_str().unwrap_or("").to_owned(), p["Path"].as_str().unwrap_or("").to_owned(), open));
+                    routed.push((
+                        p["Method"].as_str().unwrap_or("").to_owned(),
+                        p["Path"].as_str().unwrap_or("").to_owned(),
+                        open,
+                    ));
                 }
             }
         }
     }
     let matches = |route: &str, path: &str| -> bool {
-        let (r, p): (Vec<&str>, Vec<&str>) = (route.split('/').collect(), path.split('/').collect());
+        let (r, p): (Vec<&str>, Vec<&str>) =
+            (route.split('/').collect(), path.split('/').collect());
         if r.last() == Some(&"{proxy+}") {
-            return p.len() >= r.len() && r[..r.len() - 1].iter().zip(&p).all(|(a, b)| a == b || a.starts_with('{'));
+            return p.len() >= r.len()
+                && r[..r.len() - 1]
+                    .iter()
+                    .zip(&p)
+                    .all(|(a, b)| a == b || a.starts_with('{'));
         }
         r.len() == p.len() && r.iter().zip(&p).all(|(a, b)| a == b || a.starts_with('{'))
     };
     let doc = serde_json::to_value(hourbridge_api::openapi()).unwrap();
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for method in ops.as_object().unwrap().keys() {
-            let public = path.starts_with("/oauth/") || path.starts_with("/webhooks/") || path == "/health";
-            let found = routed.iter().find(|(m, route, _)| (m == "ANY" || m.eq_ignore_ascii_case(method)) && matches(route, path));
-            let (_, route, open) = found.unwrap_or_else(|| panic!("{method} {path} is not routed by the template"));
-            assert_eq!(*open, public, "{method} {path} via {route}: authorizer must be off exactly for public routes");
+            let public =
+                path.starts_with("/oauth/") || path.starts_with("/webhooks/") || path == "/health";
+            let found = routed.iter().find(|(m, route, _)| {
+                (m == "ANY" || m.eq_ignore_ascii_case(method)) && matches(route, path)
+            });
+            let (_, route, open) =
+                found.unwrap_or_else(|| panic!("{method} {path} is not routed by the template"));
+            assert_eq!(
+                *open, public,
+                "{method} {path} via {route}: authorizer must be off exactly for public routes"
+            );
         }
     }
 }

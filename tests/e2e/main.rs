@@ -1,6 +1,8 @@
 //! End-to-end tests: the local server on a real loopback socket, a real SQLite file, tokens
 //! signed like `hourbridge token` signs them.
 
+mod aws;
+mod blackbox;
 mod functions;
 mod harness;
 mod host_api;

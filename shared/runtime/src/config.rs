@@ -141,7 +141,10 @@ impl Config {
             ));
         }
         if mode == Mode::Lambda && get(env::PUBLIC_URL).is_none() {
-            problems.push(format!("{} is required in Lambda (OAuth redirect URLs are built from it)", env::PUBLIC_URL));
+            problems.push(format!(
+                "{} is required in Lambda (OAuth redirect URLs are built from it)",
+                env::PUBLIC_URL
+            ));
         }
         if mode == Mode::Lambda && get(env::JOBS_BUS).is_none() {
             problems.push(format!(

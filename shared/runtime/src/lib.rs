@@ -148,27 +148,32 @@ impl AppContext {
             )),
         };
         let providers = Arc::new(hourbridge_provider_registry::builtin(&provider_env)?);
-        let (queue, local_jobs): (Arc<dyn JobQueue>, _) = match (&config.jobs_bus, &aws) {
-            (Some(bus), Some(aws)) => (
-                Arc::new(queue::EventBridgeQueue::new(
-                    aws_sdk_eventbridge::Client::new(aws),
+        type Wiring = (
+            Arc<dyn JobQueue>,
+            Arc<dyn hourbridge_sync::runs::EventSink>,
+            Option<mpsc::UnboundedReceiver<SyncJob>>,
+        );
+        // In Lambda jobs and outbound events share the jobs bus; locally jobs stay in-process
+        // and outbound events become log lines.
+        let (queue, events, local_jobs): Wiring = match &config.jobs_bus {
+            Some(bus) => {
+                let aws = match &aws {
+                    Some(a) => a.clone(),
+                    None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+                };
+                let q = Arc::new(queue::EventBridgeQueue::new(
+                    aws_sdk_eventbridge::Client::new(&aws),
                     bus,
-                )),
-                None,
-            ),
-            (Some(bus), None) => {
-                let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-                (
-                    Arc::new(queue::EventBridgeQueue::new(
-                        aws_sdk_eventbridge::Client::new(&aws),
-                        bus,
-                    )),
-                    None,
-                )
+                ));
+                (q.clone(), q, None)
             }
-            (None, _) => {
+            None => {
                 let (q, rx) = queue::LocalQueue::new();
-                (Arc::new(q), Some(rx))
+                (
+                    Arc::new(q),
+                    Arc::new(hourbridge_sync::runs::LogEvents),
+                    Some(rx),
+                )
             }
         };
         let oauth = hourbridge_provider_http::oauth::HttpOAuth::new(&config.user_agent)
@@ -179,6 +184,7 @@ impl AppContext {
             providers: providers.clone(),
             oauth: Arc::new(oauth),
             queue,
+            events,
             clock: clock.clone(),
             settings: SyncSettings {
                 public_url: config

@@ -77,6 +77,33 @@ impl JobQueue for EventBridgeQueue {
     }
 }
 
+/// The EventBridge `source` of outbound events.
+pub const EVENT_SOURCE: &str = "hourbridge";
+
+#[async_trait]
+impl hourbridge_sync::runs::EventSink for EventBridgeQueue {
+    async fn publish(&self, event: &hourbridge_sync::runs::OutboundEvent) -> Result<(), SyncError> {
+        let detail = serde_json::to_string(event).map_err(|e| SyncError::Queue(e.to_string()))?;
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(EVENT_SOURCE)
+            .detail_type(event.kind)
+            .detail(detail)
+            .build();
+        let out = self
+            .client
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|e| SyncError::Queue(format!("{e:?}")))?;
+        if out.failed_entry_count() > 0 {
+            return Err(SyncError::Queue("outbound event rejected".into()));
+        }
+        Ok(())
+    }
+}
+
 /// Jobs on an in-process channel, for `hourbridge serve`. Runs are also recorded in the store,
 /// so jobs lost with the process are found again by [`hourbridge_sync::Engine::open_jobs`].
 #[derive(Debug, Clone)]

@@ -251,6 +251,7 @@ async fn main() {
         providers: Arc::new(hourbridge_provider_registry::builtin(&env).expect("registry")),
         oauth: Arc::new(hourbridge_provider_http::oauth::HttpOAuth::new("bench").expect("oauth")),
         queue: Arc::new(Discard),
+        events: Arc::new(hourbridge_sync::runs::LogEvents),
         clock,
         settings: SyncSettings::default(),
     };

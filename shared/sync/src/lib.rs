@@ -67,6 +67,8 @@ pub struct Engine {
     pub oauth: Arc<dyn OAuthFlow>,
     /// Where jobs go.
     pub queue: Arc<dyn JobQueue>,
+    /// Where outbound events (sync succeeded/failed, re-authorization needed) go.
+    pub events: Arc<dyn runs::EventSink>,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Settings.

@@ -37,6 +37,55 @@ pub trait JobQueue: Send + Sync {
     async fn enqueue(&self, job: &SyncJob, delay: std::time::Duration) -> Result<(), SyncError>;
 }
 
+/// Something other systems may react to (EventBridge in AWS, the log locally).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundEvent {
+    /// `SyncSucceeded`, `SyncFailed` or `ReauthNeeded` (the EventBridge `detail-type`).
+    pub kind: &'static str,
+    /// Workspace.
+    pub workspace_id: String,
+    /// Provider.
+    pub provider: String,
+    /// The run.
+    pub run_id: String,
+    /// The project link, for project runs.
+    pub project_id: Option<String>,
+    /// Counts of the run.
+    pub counts: hourbridge_domain::RunCounts,
+    /// Typed reason of a failure.
+    pub failure: Option<FailureReason>,
+    /// Message of a failure.
+    pub message: Option<String>,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+}
+
+/// Where outbound events go.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Publishes one event. Failing to publish never fails a run: callers log and go on.
+    async fn publish(&self, event: &OutboundEvent) -> Result<(), SyncError>;
+}
+
+/// Outbound events as log lines (the local server).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogEvents;
+
+#[async_trait]
+impl EventSink for LogEvents {
+    async fn publish(&self, event: &OutboundEvent) -> Result<(), SyncError> {
+        tracing::info!(
+            kind = event.kind,
+            workspace = %event.workspace_id,
+            provider = %event.provider,
+            run = %event.run_id,
+            failure = ?event.failure,
+            "outbound event"
+        );
+        Ok(())
+    }
+}
+
 /// What a run covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunScope {
@@ -344,16 +393,42 @@ impl Engine {
         self.store
             .delete::<OpenRun>(GLOBAL_SCOPE, &format!("{ws}.{}", run.id))
             .await?;
-        if matches!(
+        let reauth = matches!(
             error.map(SyncError::reason),
             Some(FailureReason::ReauthRequired)
-        ) && let Some((mut c, v)) = self
-            .store
-            .get::<Connection>(ws, run.provider.as_str())
-            .await?
+        );
+        if reauth
+            && let Some((mut c, v)) = self
+                .store
+                .get::<Connection>(ws, run.provider.as_str())
+                .await?
         {
             c.state = ConnectionState::ReauthRequired;
             let _ = self.store.update(ws, &c, v).await;
+        }
+        let mut kinds = vec![if error.is_some() {
+            "SyncFailed"
+        } else {
+            "SyncSucceeded"
+        }];
+        if reauth {
+            kinds.push("ReauthNeeded");
+        }
+        for kind in kinds {
+            let event = OutboundEvent {
+                kind,
+                workspace_id: ws.to_owned(),
+                provider: run.provider.to_string(),
+                run_id: run.id.to_string(),
+                project_id: run.project_id.as_ref().map(ToString::to_string),
+                counts: run.counts,
+                failure: run.failure,
+                message: run.failure_message.clone(),
+                at: self.clock.now(),
+            };
+            if let Err(e) = self.events.publish(&event).await {
+                tracing::warn!(error = %e, kind, run = %run.id, "outbound event not published");
+            }
         }
         Ok(())
     }

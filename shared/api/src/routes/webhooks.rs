@@ -61,7 +61,12 @@ async fn receive(
     if token.len() > 128 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(unknown());
     }
-    let (hook, _) = s.engine.store.get::<WebhookToken>(GLOBAL_SCOPE, &token).await?.ok_or_else(unknown)?;
+    let (hook, _) = s
+        .engine
+        .store
+        .get::<WebhookToken>(GLOBAL_SCOPE, &token)
+        .await?
+        .ok_or_else(unknown)?;
     if hook.provider != provider {
         return Err(unknown());
     }
@@ -70,7 +75,9 @@ async fn receive(
     let request = WebhookRequest {
         headers: headers
             .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned())))
+            .filter_map(|(k, v)| {
+                Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned()))
+            })
             .collect::<BTreeMap<_, _>>(),
         body: body.to_vec(),
     };
@@ -81,10 +88,16 @@ async fn receive(
         .await
         .map_err(hourbridge_sync::SyncError::from)?
         .ok_or_else(unknown)?;
-    receiver
-        .verify(&request, &secret)
-        .map_err(|_| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", "the webhook signature does not verify"))?;
-    let events = receiver.decode(&request).map_err(hourbridge_sync::SyncError::from)?;
+    receiver.verify(&request, &secret).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            "the webhook signature does not verify",
+        )
+    })?;
+    let events = receiver
+        .decode(&request)
+        .map_err(hourbridge_sync::SyncError::from)?;
     let mut fresh = 0;
     for e in &events {
         let dedup = WebhookDedup {
@@ -98,7 +111,14 @@ async fn receive(
         }
     }
     if fresh > 0 {
-        s.engine.start_run(&hook.workspace_id, &provider, RunScope::Connection, RunMode::Refetch).await?;
+        s.engine
+            .start_run(
+                &hook.workspace_id,
+                &provider,
+                RunScope::Connection,
+                RunMode::Refetch,
+            )
+            .await?;
     }
     Ok(StatusCode::ACCEPTED)
 }
