@@ -854,3 +854,69 @@ async fn connection_endpoints_enforce_roles_and_validate_input() {
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_login_with_several_harvest_accounts_lets_the_admin_choose_one() {
+    let w = world().await;
+    w.sb.harvest().set_accounts(vec![
+        (1_000_001, "Acme Harvest".into(), "harvest"),
+        (2_000_002, "Acme Consulting".into(), "harvest"),
+        (3_000_003, "Acme Forecast".into(), "forecast"),
+    ]);
+    connect(&w, "harvest", "hv-client", "hv-secret").await;
+    let (_, c) =
+        w.s.call(Some(&w.owner), GET, "/v1/connections/harvest", None)
+            .await;
+    let ids: Vec<&str> = c["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["1000001", "2000002"],
+        "Forecast accounts are not offered: {c}"
+    );
+    assert_eq!(c["account"]["id"], "1000001");
+    let (st, c) =
+        w.s.call(
+            Some(&w.owner),
+            POST,
+            "/v1/connections/harvest/account",
+            Some(json!({"account_id": "2000002"})),
+        )
+        .await;
+    assert_eq!(
+        (
+            st,
+            c["account"]["id"].as_str(),
+            c["account"]["name"].as_str()
+        ),
+        (StatusCode::OK, Some("2000002"), Some("Acme Consulting")),
+        "{c}"
+    );
+    let (st, b) =
+        w.s.call(
+            Some(&w.owner),
+            POST,
+            "/v1/connections/harvest/account",
+            Some(json!({"account_id": "3000003"})),
+        )
+        .await;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "a Forecast account cannot be chosen"
+    );
+    let manager = w.s.token("acme", "m", "manager");
+    let (st, _) =
+        w.s.call(
+            Some(&manager),
+            POST,
+            "/v1/connections/harvest/account",
+            Some(json!({"account_id": "1000001"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+}

@@ -300,8 +300,6 @@ impl Engine {
             .connection(ws, provider)
             .await?
             .ok_or_else(|| SyncError::NotConnected(provider.into()))?;
-        let mut session = self.session(ws, provider).await?;
-        session.settings["account_id"] = serde_json::Value::String(account_id.to_owned());
         let account = self
             .call(ws, provider, |s| {
                 let p = p.clone();
