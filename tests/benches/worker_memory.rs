@@ -19,7 +19,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use chrono::Utc;
-use hourbridge_domain::{ManagedBy, Person, Project, ProjectLink, ProviderId, RecordId, Role, SecretValue, Workspace};
+use hourbridge_domain::{
+    ManagedBy, Person, Project, ProjectLink, ProviderId, RecordId, Role, SecretValue, Workspace,
+};
 use hourbridge_runtime::{AppContext, Config, Mode, env};
 use hourbridge_sandbox::{Sandbox, Seed};
 use hourbridge_store_dynamodb::DynamoBackend;
@@ -38,8 +40,16 @@ async fn next(State(rt): State<Runtime>) -> (HeaderMap, String) {
     let mut h = HeaderMap::new();
     let deadline = Utc::now().timestamp_millis() + 900_000;
     h.insert("lambda-runtime-aws-request-id", "bench".parse().unwrap());
-    h.insert("lambda-runtime-deadline-ms", deadline.to_string().parse().unwrap());
-    h.insert("lambda-runtime-invoked-function-arn", "arn:aws:lambda:eu-west-1:1:function:sync-worker".parse().unwrap());
+    h.insert(
+        "lambda-runtime-deadline-ms",
+        deadline.to_string().parse().unwrap(),
+    );
+    h.insert(
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:eu-west-1:1:function:sync-worker"
+            .parse()
+            .unwrap(),
+    );
     match rt.event.lock().await.take() {
         Some(e) => (h, e.to_string()),
         None => {
@@ -56,20 +66,31 @@ async fn respond(State(rt): State<Runtime>, body: String) -> &'static str {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100_000);
     let Ok(endpoint) = std::env::var("TEST_AWS_ENDPOINT") else {
         println!("worker_memory: set TEST_AWS_ENDPOINT to a running moto_server");
         return;
     };
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/lambda/sync-worker/bootstrap");
+    let bin =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/lambda/sync-worker/bootstrap");
     if !bin.exists() {
         println!("worker_memory: build it first: cargo lambda build --release -p sync-worker");
         return;
     }
     let aws = hourbridge_testkit::config_for(&endpoint).await;
     let name = hourbridge_testkit::unique_name("bench");
-    DynamoBackend::create_table(&aws_sdk_dynamodb::Client::new(&aws), &name).await.expect("table");
-    aws_sdk_eventbridge::Client::new(&aws).create_event_bus().name(&name).send().await.expect("bus");
+    DynamoBackend::create_table(&aws_sdk_dynamodb::Client::new(&aws), &name)
+        .await
+        .expect("table");
+    aws_sdk_eventbridge::Client::new(&aws)
+        .create_event_bus()
+        .name(&name)
+        .send()
+        .await
+        .expect("bus");
     let sb = Sandbox::start(Seed::Empty).await.expect("sandbox");
     let hv = sb.harvest();
     hv.register_client("bench", "bench-secret");
@@ -95,16 +116,46 @@ async fn main() {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let cfg = Config::from_lookup(Mode::Lambda, |k| vars.get(k).cloned()).expect("config");
-    let ctx = AppContext::build(cfg, Some(aws.clone())).await.expect("context");
+    let ctx = AppContext::build(cfg, Some(aws.clone()))
+        .await
+        .expect("context");
     let e = &ctx.engine;
     let ws = "bench";
     let olga = RecordId::parse("olga").unwrap();
     e.store
-        .put(ws, &Workspace { id: ws.into(), name: "Bench".into(), time_zone: "UTC".into(), owner_id: olga.clone(), created_at: Utc::now() })
+        .put(
+            ws,
+            &Workspace {
+                id: ws.into(),
+                name: "Bench".into(),
+                time_zone: "UTC".into(),
+                owner_id: olga.clone(),
+                created_at: Utc::now(),
+            },
+        )
         .await
         .unwrap();
-    e.store.put(ws, &Person { id: RecordId::parse("ada").unwrap(), name: "Ada".into(), email: "ada@acme.test".into(), role: Role::Member }).await.unwrap();
-    let project = Project { id: RecordId::parse("fleet").unwrap(), name: "Fleet".into(), parent_id: None, customer_id: None, start_date: None, end_date: None, managed_by: ManagedBy::Local };
+    e.store
+        .put(
+            ws,
+            &Person {
+                id: RecordId::parse("ada").unwrap(),
+                name: "Ada".into(),
+                email: "ada@acme.test".into(),
+                role: Role::Member,
+            },
+        )
+        .await
+        .unwrap();
+    let project = Project {
+        id: RecordId::parse("fleet").unwrap(),
+        name: "Fleet".into(),
+        parent_id: None,
+        customer_id: None,
+        start_date: None,
+        end_date: None,
+        managed_by: ManagedBy::Local,
+    };
     e.store.put(ws, &project).await.unwrap();
     e.store
         .put(
@@ -122,22 +173,56 @@ async fn main() {
         )
         .await
         .unwrap();
-    e.install(ws, &olga, "harvest", "bench", SecretValue::new("bench-secret")).await.expect("install");
+    e.install(
+        ws,
+        &olga,
+        "harvest",
+        "bench",
+        SecretValue::new("bench-secret"),
+    )
+    .await
+    .expect("install");
     let url = e.authorize(ws, &olga, "harvest").await.expect("authorize");
-    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let back = browser.get(&url).send().await.unwrap().headers()["location"].to_str().unwrap().to_owned();
-    let q: BTreeMap<String, String> = reqwest::Url::parse(&back).unwrap().query_pairs().into_owned().collect();
-    e.complete_authorization("harvest", &q["code"], &q["state"]).await.expect("callback");
-    let run = e.start_run(ws, "harvest", RunScope::Project(project.id.clone()), RunMode::Refetch).await.expect("run");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let back = browser.get(&url).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let q: BTreeMap<String, String> = reqwest::Url::parse(&back)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    e.complete_authorization("harvest", &q["code"], &q["state"])
+        .await
+        .expect("callback");
+    let run = e
+        .start_run(
+            ws,
+            "harvest",
+            RunScope::Project(project.id.clone()),
+            RunMode::Refetch,
+        )
+        .await
+        .expect("run");
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let event = json!({"version": "0", "id": "1", "detail-type": "SyncJob", "source": "hourbridge.sync", "account": "1",
         "time": "2026-11-21T09:00:00Z", "region": "us-east-1", "resources": [],
         "detail": {"workspace_id": ws, "provider": "harvest", "run_id": run.id.to_string(), "not_before": null}});
-    let rt = Runtime { event: Arc::new(Mutex::new(Some(event))), done: tx };
+    let rt = Runtime {
+        event: Arc::new(Mutex::new(Some(event))),
+        done: tx,
+    };
     let app = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(respond),
+        )
         .route("/2018-06-01/runtime/invocation/{id}/error", post(respond))
         .route("/2018-06-01/runtime/init/error", post(respond))
         .with_state(rt);
@@ -164,17 +249,32 @@ async fn main() {
     let started = Instant::now();
     let mut child = cmd.spawn().expect("spawn sync-worker");
     let pid = child.id().expect("pid");
-    let answer = tokio::time::timeout(Duration::from_secs(1800), rx.recv()).await.expect("in time").expect("answer");
+    let answer = tokio::time::timeout(Duration::from_secs(1800), rx.recv())
+        .await
+        .expect("in time")
+        .expect("answer");
     let took = started.elapsed();
     let peak = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .unwrap_or(0);
     let _ = child.kill().await;
-    let counts = e.run(ws, run.id.as_str()).await.unwrap().map(|r| (r.state, r.counts));
+    let counts = e
+        .run(ws, run.id.as_str())
+        .await
+        .unwrap()
+        .map(|r| (r.state, r.counts));
     println!("worker_memory: sync-worker binary, {n} Harvest entries into DynamoDB (moto)");
     println!("  answer: {answer}");
     println!("  run: {counts:?}");
-    println!("  time {:.1} s, peak RSS (VmHWM) {:.1} MiB", took.as_secs_f64(), peak as f64 / 1024.0);
+    println!(
+        "  time {:.1} s, peak RSS (VmHWM) {:.1} MiB",
+        took.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
     sb.stop().await;
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::Utc;
 use hourbridge_domain::{
-    Connection, ConnectionState, ManualClock, ProviderId, RecordId, SecretError, SecretStore, SecretValue,
+    Connection, ConnectionState, ManualClock, ProviderId, RecordId, SecretError, SecretStore,
+    SecretValue,
 };
 use hourbridge_provider_api::Unlimited;
 use hourbridge_provider_http::{HttpConfig, ProviderEnv};
@@ -48,7 +49,8 @@ async fn run(total: usize, due: usize) -> (Duration, usize) {
     let dir = tempfile::tempdir().expect("tmp");
     let now = Utc::now();
     let clock = Arc::new(ManualClock::new(now));
-    let backend = Arc::new(SqliteBackend::open(&dir.path().join("s.db"), clock.clone()).expect("sqlite"));
+    let backend =
+        Arc::new(SqliteBackend::open(&dir.path().join("s.db"), clock.clone()).expect("sqlite"));
     let store = Store::new(backend, clock.clone());
     let queue = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
     let engine = Engine {
@@ -91,7 +93,14 @@ async fn run(total: usize, due: usize) -> (Duration, usize) {
         } else {
             now + chrono::Duration::seconds((i as i64 * 86_400) / total as i64 + 1)
         };
-        entries.push((ScheduleEntry { workspace_id: ws, provider: "harvest".into(), next_run_at: at }, 1));
+        entries.push((
+            ScheduleEntry {
+                workspace_id: ws,
+                provider: "harvest".into(),
+                next_run_at: at,
+            },
+            1,
+        ));
     }
     for chunk in entries.chunks(5000) {
         store.put_batch(GLOBAL_SCOPE, chunk).await.unwrap();
@@ -111,7 +120,13 @@ async fn run(total: usize, due: usize) -> (Duration, usize) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     println!("schedule_fanout: time of the ticks that enqueue every due connection");
-    for (total, due) in [(1_000, 100), (100_000, 100), (1_000, 1_000), (100_000, 1_000), (100_000, 10_000)] {
+    for (total, due) in [
+        (1_000, 100),
+        (100_000, 100),
+        (1_000, 1_000),
+        (100_000, 1_000),
+        (100_000, 10_000),
+    ] {
         let (took, enqueued) = run(total, due).await;
         assert_eq!(enqueued, due);
         println!(
