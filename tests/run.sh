@@ -39,6 +39,11 @@ BC_SKIP_MAPPING=TRUE checkov --config-file infra/.checkov.yaml -f infra/template
 # directory: that is the packaging check. Here the release profile trades link-time
 # optimisation for build time; a deploy builds with the profile in Cargo.toml.
 echo "==> sam build: cargo lambda build --release for every function (offline)"
+# SAM runs cargo lambda in each function's directory with CARGO_TARGET_DIR=target, relative to
+# it: without these links every function would compile the whole dependency tree on its own.
+for f in $(ls functions); do
+  [ -e "functions/$f/target" ] || ln -s ../../target "functions/$f/target"
+done
 CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 SAM_CLI_TELEMETRY=0 \
   sam build -t infra/template.yaml --build-dir target/sam-build --beta-features
 for f in $(ls functions); do
