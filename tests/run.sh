@@ -46,8 +46,8 @@ for f in $(ls functions); do
 done
 CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 SAM_CLI_TELEMETRY=0 \
   sam build -t infra/template.yaml --build-dir target/sam-build --beta-features
-for f in $(ls functions); do
-  printf '    %-16s %s bytes\n' "$f" "$(stat -c %s "target/lambda/$f/bootstrap")"
+for b in target/sam-build/*/bootstrap; do
+  printf '    %-24s %s bytes\n' "$(basename "$(dirname "$b")")" "$(stat -c %s "$b")"
 done
 
 mkdir -p target

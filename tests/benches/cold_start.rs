@@ -3,7 +3,8 @@
 //! loopback, hand it one event, and measure the time from process start to the posted response,
 //! plus the process's peak resident memory (VmHWM).
 //!
-//! `cargo lambda build --release && cargo bench -p hourbridge-e2e --bench cold_start`
+//! `bash tests/run.sh` (or `sam build`) first, then `cargo bench -p hourbridge-e2e --bench cold_start`;
+//! it measures `target/sam-build/<Function>/bootstrap`.
 //!
 //! HTTP functions get `GET /health` (no AWS call); event functions get their event shape with
 //! AWS endpoints pointed at a closed local port, so the measurement covers start-up and the
@@ -64,7 +65,7 @@ async fn response(State(rt): State<Runtime>, body: String) -> &'static str {
 
 fn event_for(function: &str) -> Value {
     match function {
-        "scheduled-sync" => {
+        "ScheduledSyncFunction" => {
             json!({"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
             "account": "123456789012", "time": "2026-11-21T09:00:00Z", "region": "eu-west-1", "resources": [], "detail": {}})
         }
@@ -98,15 +99,16 @@ fn peak_kib(pid: u32) -> u64 {
 #[tokio::main]
 async fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut functions: Vec<String> = std::fs::read_dir(root.join("functions"))
-        .expect("functions/")
+    let mut functions: Vec<String> = std::fs::read_dir(root.join("target/sam-build"))
+        .expect("target/sam-build: run sam build first")
         .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("bootstrap").exists())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     functions.sort();
     println!("cold_start: process start -> first response posted; peak RSS (VmHWM)");
     for f in functions {
-        let bin = root.join("target/lambda").join(&f).join("bootstrap");
+        let bin = root.join("target/sam-build").join(&f).join("bootstrap");
         if !bin.exists() {
             println!(
                 "  {f:<16} not built ({}); run cargo lambda build --release",

@@ -4,7 +4,7 @@
 //! Harvest sandbox; the job is set up through the same engine the API uses.
 //!
 //! ```text
-//! cargo lambda build --release -p sync-worker
+//! sam build -t infra/template.yaml --build-dir target/sam-build --beta-features
 //! TEST_AWS_ENDPOINT=http://127.0.0.1:5000 cargo bench -p hourbridge-e2e --bench worker_memory -- 100000
 //! ```
 
