@@ -1,5 +1,5 @@
 //! Peak memory of the packaged `sync-worker` Lambda during an N-entry Harvest sync (DESIGN §5:
-//! under 64 MB for 100,000 entries). The real `target/lambda/sync-worker/bootstrap` runs against
+//! under 64 MB for 100,000 entries). The real `target/sam-build/SyncWorkerFunction/bootstrap` runs against
 //! a minimal Lambda Runtime API on loopback, DynamoDB and EventBridge on moto_server and the
 //! Harvest sandbox; the job is set up through the same engine the API uses.
 //!
@@ -74,10 +74,12 @@ async fn main() {
         println!("worker_memory: set TEST_AWS_ENDPOINT to a running moto_server");
         return;
     };
-    let bin =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/lambda/sync-worker/bootstrap");
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/sam-build/SyncWorkerFunction/bootstrap");
     if !bin.exists() {
-        println!("worker_memory: build it first: cargo lambda build --release -p sync-worker");
+        println!(
+            "worker_memory: build it first: sam build -t infra/template.yaml --build-dir target/sam-build --beta-features"
+        );
         return;
     }
     let aws = hourbridge_testkit::config_for(&endpoint).await;
