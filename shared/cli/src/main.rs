@@ -75,6 +75,9 @@ async fn main() -> anyhow::Result<()> {
             let config = local_config(&data_dir)?;
             init_tracing(config.log_json);
             let ctx = AppContext::build(config, None).await?;
+            // The README promises that `serve` runs syncs: without the in-process worker and
+            // scheduler every queued run would stay queued forever.
+            let _workers = ctx.start_local_workers();
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;

@@ -23,8 +23,7 @@ pub mod worklogs;
 use std::sync::Arc;
 
 use hourbridge_domain::{Clock, SecretStore};
-use hourbridge_provider_api::OAuthFlow;
-use hourbridge_provider_registry::Registry;
+use hourbridge_provider_api::{OAuthFlow, Registry};
 use hourbridge_store::Store;
 
 pub use error::SyncError;

@@ -30,10 +30,12 @@ mod capabilities;
 mod error;
 mod model;
 mod oauth;
+mod registry;
 mod traits;
 
 pub use capabilities::*;
 pub use error::{ProviderError, ProviderErrorKind};
 pub use model::*;
 pub use oauth::*;
+pub use registry::{Registry, RegistryError};
 pub use traits::*;
