@@ -10,6 +10,7 @@ mod error;
 mod host;
 mod ids;
 mod integration;
+mod outbound;
 mod secret;
 pub mod validate;
 
@@ -18,6 +19,7 @@ pub use error::DomainError;
 pub use host::*;
 pub use ids::{ProviderId, RecordId, WorkspaceId, new_id};
 pub use integration::*;
+pub use outbound::*;
 pub use secret::{
     SecretError, SecretStore, SecretValue, check_secret_name, connection_secret_name,
 };

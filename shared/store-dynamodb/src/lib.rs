@@ -7,16 +7,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest,
-    ReturnValue, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest,
+    ReturnValue, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use hourbridge_domain::Clock;
 use hourbridge_store::{
     Backend, Condition, Cursor, IndexKey, IndexSel, Lease, MAX_BATCH_WRITE, Query, RawPage, Record,
-    StoreError,
+    StoreError, TransactItem, check_transaction,
 };
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +72,62 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         ) => StoreError::Unavailable(format!("{e:?}")),
         _ => StoreError::Backend(format!("{e:?}")),
     }
+}
+
+/// A condition as `(expression, names, values)` for a transaction item; `None` for no condition.
+type ConditionParts = (
+    String,
+    HashMap<String, String>,
+    HashMap<String, AttributeValue>,
+);
+
+fn condition_parts(condition: Condition, now: i64) -> Option<ConditionParts> {
+    match condition {
+        Condition::None => None,
+        Condition::Absent => Some((
+            "attribute_not_exists(pk) OR #exp <= :now".into(),
+            HashMap::from([("#exp".into(), "exp".into())]),
+            HashMap::from([(":now".into(), n(now))]),
+        )),
+        Condition::Version(v) => Some((
+            "#v = :v AND (attribute_not_exists(#exp) OR #exp > :now)".into(),
+            HashMap::from([("#v".into(), "v".into()), ("#exp".into(), "exp".into())]),
+            HashMap::from([(":v".into(), n(v)), (":now".into(), n(now))]),
+        )),
+    }
+}
+
+/// What a failed `TransactWriteItems` means: `Ok(indices)` of the items whose condition failed
+/// (empty when the emulator does not say which), or another error.
+fn transaction_failure<R: std::fmt::Debug>(
+    e: SdkError<TransactWriteItemsError, R>,
+) -> Result<Vec<usize>, StoreError> {
+    if let SdkError::ServiceError(se) = &e
+        && let TransactWriteItemsError::TransactionCanceledException(tc) = se.err()
+    {
+        let reasons = tc.cancellation_reasons();
+        let failed: Vec<usize> = reasons
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+            .map(|(i, _)| i)
+            .collect();
+        if !failed.is_empty() {
+            return Ok(failed);
+        }
+        if reasons.is_empty()
+            && tc
+                .message()
+                .is_some_and(|m| m.contains("ConditionalCheckFailed"))
+        {
+            return Ok(Vec::new());
+        }
+        // TransactionConflict (another transaction on one of the items), throttling: retry.
+        return Err(StoreError::Unavailable(format!(
+            "transaction cancelled: {tc:?}"
+        )));
+    }
+    Err(classify(e))
 }
 
 fn sort_key(kind: &str, id: &str) -> String {
@@ -374,6 +431,88 @@ impl Backend for DynamoBackend {
         Ok(())
     }
 
+    async fn transact(&self, items: Vec<TransactItem>) -> Result<Vec<Record>, StoreError> {
+        check_transaction(&items)?;
+        let err = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Backend(e.to_string());
+        // Unconditional puts need the next version: read it and write conditionally on it,
+        // going round again when only those read-then-write items lost a race.
+        for _ in 0..8 {
+            let now = self.now().timestamp();
+            let mut resolved = vec![false; items.len()];
+            let mut written = Vec::new();
+            let mut requests = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let request = match item {
+                    TransactItem::Put { record, condition } => {
+                        let mut record = record.clone();
+                        let condition = match condition {
+                            Condition::None => {
+                                resolved[i] = true;
+                                match self.get(&record.scope, &record.kind, &record.id).await? {
+                                    Some(c) => Condition::Version(c.version),
+                                    None => Condition::Absent,
+                                }
+                            }
+                            c => *c,
+                        };
+                        record.version = match condition {
+                            Condition::Version(v) => v + 1,
+                            _ => 1,
+                        };
+                        let mut put = Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(to_item(&record)));
+                        if let Some((expr, names, values)) = condition_parts(condition, now) {
+                            put = put
+                                .condition_expression(expr)
+                                .set_expression_attribute_names(Some(names))
+                                .set_expression_attribute_values(Some(values));
+                        }
+                        written.push(record);
+                        TransactWriteItem::builder().put(put.build().map_err(err)?)
+                    }
+                    TransactItem::Delete {
+                        scope,
+                        kind,
+                        id,
+                        condition,
+                    } => {
+                        let mut delete = Delete::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(scope))
+                            .key("sk", s(sort_key(kind, id)));
+                        if let Some((expr, names, values)) = condition_parts(*condition, now) {
+                            delete = delete
+                                .condition_expression(expr)
+                                .set_expression_attribute_names(Some(names))
+                                .set_expression_attribute_values(Some(values));
+                        }
+                        TransactWriteItem::builder().delete(delete.build().map_err(err)?)
+                    }
+                };
+                requests.push(request.build());
+            }
+            let res = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(requests))
+                .send()
+                .await;
+            match res {
+                Ok(_) => return Ok(written),
+                Err(e) => match transaction_failure(e)? {
+                    failed if !failed.is_empty() && failed.iter().all(|&i| resolved[i]) => {
+                        continue;
+                    }
+                    _ => return Err(StoreError::Conflict),
+                },
+            }
+        }
+        Err(StoreError::Unavailable(
+            "too much contention on one record".into(),
+        ))
+    }
+
     async fn get_many(
         &self,
         scope: &str,
@@ -572,6 +711,10 @@ impl Backend for DynamoBackend {
                 .expression_attribute_values(":lo", s(&lo))
                 .expression_attribute_values(":hi", s(&hi))
                 .limit(page_limit.min(1000) as i32)
+                // Base-table reads are strongly consistent, like `GetItem` (and like SQLite): a
+                // change-feed reader never sees a later entry without the earlier ones. Index
+                // reads cannot be (DynamoDB GSIs are eventually consistent).
+                .consistent_read(index_name.is_none())
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await

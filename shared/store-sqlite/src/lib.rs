@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use hourbridge_domain::Clock;
 use hourbridge_store::{
     Backend, Condition, Cursor, IdPage, IndexKey, IndexSel, Lease, Query, RawPage, Record,
-    StoreError,
+    StoreError, TransactItem, check_transaction,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
@@ -289,6 +289,57 @@ impl Backend for SqliteBackend {
                 write(&tx, r)?;
             }
             tx.commit().map_err(backend_err)
+        })
+        .await
+    }
+
+    async fn transact(&self, items: Vec<TransactItem>) -> Result<Vec<Record>, StoreError> {
+        check_transaction(&items)?;
+        self.with(move |c, now| {
+            // One IMMEDIATE transaction: conditions are checked under the write lock, and any
+            // failure drops the transaction, which rolls every earlier item back.
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend_err)?;
+            let mut written = Vec::new();
+            for item in items {
+                let (scope, kind, id) = item.key();
+                let current = live_version(&tx, scope, kind, id, now)?;
+                match item {
+                    TransactItem::Put {
+                        mut record,
+                        condition,
+                    } => {
+                        record.version = match (condition, current) {
+                            (Condition::None, Some(v)) => v + 1,
+                            (Condition::None | Condition::Absent, None) => 1,
+                            (Condition::Version(want), Some(v)) if want == v => v + 1,
+                            _ => return Err(StoreError::Conflict),
+                        };
+                        write(&tx, &record)?;
+                        written.push(record);
+                    }
+                    TransactItem::Delete {
+                        scope,
+                        kind,
+                        id,
+                        condition,
+                    } => {
+                        if let Condition::Version(want) = condition
+                            && current != Some(want)
+                        {
+                            return Err(StoreError::Conflict);
+                        }
+                        tx.execute(
+                            "DELETE FROM records WHERE scope = ? AND kind = ? AND id = ?",
+                            params![scope, kind, id],
+                        )
+                        .map_err(backend_err)?;
+                    }
+                }
+            }
+            tx.commit().map_err(backend_err)?;
+            Ok(written)
         })
         .await
     }

@@ -16,6 +16,10 @@ pub const GLOBAL_SCOPE: &str = "#global";
 /// DynamoDB's `BatchWriteItem` limit; both backends chunk batches to it so behaviour is equal.
 pub const MAX_BATCH_WRITE: usize = 25;
 
+/// DynamoDB's `TransactWriteItems` limit; [`Backend::transact`] refuses longer transactions on
+/// every backend (moto does not enforce it, so our code does).
+pub const MAX_TRANSACT_ITEMS: usize = 100;
+
 /// A secondary index key: records with the same `partition` are listed in `sort` order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexKey {
@@ -62,6 +66,86 @@ pub enum Condition {
     Absent,
     /// Only if the live record has exactly this version.
     Version(u64),
+}
+
+/// One write of an atomic multi-record transaction ([`Backend::transact`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactItem {
+    /// Write `record` if `condition` holds (its `version` field is ignored, as in
+    /// [`Backend::put`]).
+    Put {
+        /// The record to write.
+        record: Record,
+        /// Precondition.
+        condition: Condition,
+    },
+    /// Delete a record if `condition` holds ([`Condition::Absent`] is refused; deleting a
+    /// missing record under [`Condition::None`] is not an error).
+    Delete {
+        /// Scope of the record.
+        scope: String,
+        /// Kind of the record.
+        kind: String,
+        /// Id of the record.
+        id: String,
+        /// Precondition.
+        condition: Condition,
+    },
+}
+
+impl TransactItem {
+    /// The `(scope, kind, id)` the item writes.
+    pub fn key(&self) -> (&str, &str, &str) {
+        match self {
+            Self::Put { record, .. } => (&record.scope, &record.kind, &record.id),
+            Self::Delete {
+                scope, kind, id, ..
+            } => (scope, kind, id),
+        }
+    }
+
+    /// The item's precondition.
+    pub fn condition(&self) -> Condition {
+        match self {
+            Self::Put { condition, .. } | Self::Delete { condition, .. } => *condition,
+        }
+    }
+}
+
+/// Checks what every backend refuses in a transaction before sending anything: more than
+/// [`MAX_TRANSACT_ITEMS`] items, none at all, two items on one record, or a delete conditional
+/// on absence. All are [`StoreError::Backend`] (a bug in the caller, not retryable).
+pub fn check_transaction(items: &[TransactItem]) -> Result<(), StoreError> {
+    if items.is_empty() {
+        return Err(StoreError::Backend("empty transaction".into()));
+    }
+    if items.len() > MAX_TRANSACT_ITEMS {
+        return Err(StoreError::Backend(format!(
+            "a transaction takes at most {MAX_TRANSACT_ITEMS} items, not {}",
+            items.len()
+        )));
+    }
+    let mut keys = std::collections::HashSet::with_capacity(items.len());
+    for item in items {
+        if !keys.insert(item.key()) {
+            let (scope, kind, id) = item.key();
+            return Err(StoreError::Backend(format!(
+                "a transaction writes {scope}/{kind}/{id} twice"
+            )));
+        }
+        if matches!(
+            item,
+            TransactItem::Delete {
+                condition: Condition::Absent,
+                ..
+            }
+        ) {
+            return Err(StoreError::Backend(
+                "delete on absence is meaningless".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Which ordering a query walks.
@@ -211,6 +295,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// [`MAX_BATCH_WRITE`] and retries what it does not take at first; SQLite writes the whole
     /// batch in one transaction. Either way a successful return means every record is stored.
     async fn put_batch(&self, records: Vec<Record>) -> Result<(), StoreError>;
+
+    /// Writes and deletes up to [`MAX_TRANSACT_ITEMS`] records (any scopes and kinds, each at
+    /// most once) atomically: either every condition holds and every item is applied, or
+    /// nothing is written. A failed condition is [`StoreError::Conflict`]. Returns the stored
+    /// records of the `Put` items, with their new versions, in the order given (deletes
+    /// contribute none). Invalid transactions are refused by [`check_transaction`]. SQLite runs
+    /// one `IMMEDIATE` transaction; DynamoDB sends one `TransactWriteItems`.
+    async fn transact(&self, items: Vec<TransactItem>) -> Result<Vec<Record>, StoreError>;
 
     /// Reads many live records of one kind at once (missing ids are simply absent from the
     /// answer). Order is not significant.

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use hourbridge_domain::{
-    ManualClock, Person, ProviderId, RecordId, Role, WorkLog, WorkLogSource, new_id,
+    CHANGE_RETENTION_DAYS, ChangeDraft, ChangeOp, HostKind, ManualClock, Person, ProviderId,
+    RecordId, Role, WorkLog, WorkLogSource, new_id,
 };
 
 use crate::{
-    Backend, Condition, Cursor, EntityFilter, GLOBAL_SCOPE, IndexSel, OAuthState, Store,
-    StoreError, Upserted, WebhookDedup,
+    Backend, Condition, Cursor, EntityFilter, GLOBAL_SCOPE, IndexSel, MAX_TRANSACT_ITEMS,
+    OAuthState, Store, StoreError, TransactItem, Upserted, WebhookDedup,
 };
 
 /// Generates one test per conformance case for the backend built by `$make`, an async fn
@@ -41,7 +42,13 @@ macro_rules! conformance_suite {
             upsert_is_idempotent_and_writes_only_changes,
             invalid_cursor_is_rejected,
             get_many_and_delete_batch_cover_hundreds_of_ids,
-            id_queries_page_like_record_queries
+            id_queries_page_like_record_queries,
+            transact_is_all_or_nothing,
+            transact_refuses_invalid_transactions,
+            change_feed_reads_in_order_from_a_watermark_and_pages,
+            change_feed_concurrent_appends_get_unique_consecutive_seqs,
+            change_feed_failed_host_write_appends_nothing,
+            change_feed_entries_expire_after_the_retention
         );
     };
     (@cases $make:path; $($case:ident),*) => {
@@ -769,6 +776,474 @@ pub async fn id_queries_page_like_record_queries(h: &Harness) {
         keys.len(),
         items.iter().filter(|(l, _)| l.date >= day(5)).count()
     );
+}
+
+/// `transact` applies every item or none: one failed condition leaves everything as it was.
+pub async fn transact_is_all_or_nothing(h: &Harness) {
+    let mut ada = person("Ada", "ada@example.com");
+    let gone = person("Gone", "gone@example.com");
+    h.store.insert(&h.ws, &ada).await.unwrap();
+    h.store.insert(&h.ws, &gone).await.unwrap();
+
+    // A stale version on the last item cancels the create before it.
+    let bob = person("Bob", "bob@example.com");
+    ada.name = "Ada v2".into();
+    let failed = h
+        .store
+        .transact(vec![
+            TransactItem::put_entity(&h.ws, &bob, Condition::Absent).unwrap(),
+            TransactItem::delete_entity::<Person>(&h.ws, gone.id.as_str(), Condition::Version(1)),
+            TransactItem::put_entity(&h.ws, &ada, Condition::Version(7)).unwrap(),
+        ])
+        .await;
+    assert!(matches!(failed, Err(StoreError::Conflict)), "{failed:?}");
+    assert!(
+        h.store
+            .get::<Person>(&h.ws, bob.id.as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        h.store
+            .get::<Person>(&h.ws, gone.id.as_str())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let (read, v) = h
+        .store
+        .get::<Person>(&h.ws, ada.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((read.name.as_str(), v), ("Ada", 1));
+
+    // An absent-condition create of a live id cancels too.
+    let failed = h
+        .store
+        .transact(vec![
+            TransactItem::put_entity(&h.ws, &bob, Condition::Absent).unwrap(),
+            TransactItem::put_entity(&h.ws, &ada, Condition::Absent).unwrap(),
+        ])
+        .await;
+    assert!(matches!(failed, Err(StoreError::Conflict)), "{failed:?}");
+    assert!(
+        h.store
+            .get::<Person>(&h.ws, bob.id.as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // All conditions hold: everything is applied, across scopes, with the new versions.
+    let carl = person("Carl", "carl@example.com");
+    let written = h
+        .store
+        .transact(vec![
+            TransactItem::put_entity(&h.ws, &bob, Condition::Absent).unwrap(),
+            TransactItem::delete_entity::<Person>(&h.ws, gone.id.as_str(), Condition::Version(1)),
+            TransactItem::put_entity(&h.ws, &ada, Condition::Version(1)).unwrap(),
+            TransactItem::put_entity(&h.other_ws, &carl, Condition::None).unwrap(),
+            TransactItem::delete_entity::<Person>(&h.ws, "never-existed", Condition::None),
+        ])
+        .await
+        .unwrap();
+    let versions: Vec<(String, u64)> = written.iter().map(|r| (r.id.clone(), r.version)).collect();
+    assert_eq!(
+        versions,
+        vec![
+            (bob.id.to_string(), 1),
+            (ada.id.to_string(), 2),
+            (carl.id.to_string(), 1)
+        ]
+    );
+    assert!(
+        h.store
+            .get::<Person>(&h.ws, gone.id.as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        h.store
+            .get::<Person>(&h.ws, ada.id.as_str())
+            .await
+            .unwrap()
+            .unwrap(),
+        (ada.clone(), 2)
+    );
+    assert!(
+        h.store
+            .get::<Person>(&h.other_ws, carl.id.as_str())
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // An unconditional put bumps the live version; an expired record counts as absent.
+    let again = h
+        .store
+        .transact(vec![
+            TransactItem::put_entity(&h.ws, &ada, Condition::None).unwrap(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(again[0].version, 3);
+    let d = WebhookDedup {
+        key: "delivery-tx".into(),
+        expires_at: h.clock_now() + Duration::seconds(10),
+    };
+    h.store.insert(&h.ws, &d).await.unwrap();
+    h.clock.advance(Duration::seconds(11));
+    let d2 = WebhookDedup {
+        expires_at: h.clock_now() + Duration::seconds(10),
+        ..d
+    };
+    let fresh = h
+        .store
+        .transact(vec![
+            TransactItem::put_entity(&h.ws, &d2, Condition::Absent).unwrap(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(fresh[0].version, 1);
+}
+
+/// Transactions the DynamoDB API would refuse are refused by every backend, writing nothing.
+pub async fn transact_refuses_invalid_transactions(h: &Harness) {
+    let people: Vec<Person> = (0..=MAX_TRANSACT_ITEMS)
+        .map(|i| person(&format!("P{i}"), &format!("p{i}@example.com")))
+        .collect();
+    let too_many: Vec<TransactItem> = people
+        .iter()
+        .map(|p| TransactItem::put_entity(&h.ws, p, Condition::Absent).unwrap())
+        .collect();
+    assert!(matches!(
+        h.store.transact(too_many).await,
+        Err(StoreError::Backend(_))
+    ));
+    let twice = vec![
+        TransactItem::put_entity(&h.ws, &people[0], Condition::Absent).unwrap(),
+        TransactItem::put_entity(&h.ws, &people[0], Condition::None).unwrap(),
+    ];
+    assert!(matches!(
+        h.store.transact(twice).await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(
+        h.store.transact(Vec::new()).await,
+        Err(StoreError::Backend(_))
+    ));
+    let q = h.store.query::<Person>(&h.ws, IndexSel::Primary, 10);
+    assert!(
+        h.store
+            .list::<Person>(q, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Exactly the limit is fine.
+    let max: Vec<TransactItem> = people[..MAX_TRANSACT_ITEMS]
+        .iter()
+        .map(|p| TransactItem::put_entity(&h.ws, p, Condition::Absent).unwrap())
+        .collect();
+    assert_eq!(
+        h.store.transact(max).await.unwrap().len(),
+        MAX_TRANSACT_ITEMS
+    );
+}
+
+/// Creates a work log in `project` with its change entry; returns the log and its seq.
+async fn logged(h: &Harness, project: &RecordId) -> (WorkLog, u64) {
+    let l = log(project, &new_id(), day(1), "feed");
+    let c = h
+        .store
+        .commit_with_changes(
+            &h.ws,
+            vec![TransactItem::put_entity(&h.ws, &l, Condition::Absent).unwrap()],
+            vec![ChangeDraft::new(
+                HostKind::WorkLog,
+                &l.id,
+                project,
+                ChangeOp::Created,
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.records.len(), 1);
+    (l, c.changes[0].seq)
+}
+
+/// The feed is read in seq order from any watermark, a page at a time, optionally only one
+/// project's entries, and each workspace has its own.
+pub async fn change_feed_reads_in_order_from_a_watermark_and_pages(h: &Harness) {
+    assert_eq!(h.store.change_head(&h.ws).await.unwrap(), 0);
+    let empty = h.store.changes_after(&h.ws, 0, 10, None).await.unwrap();
+    assert!(empty.changes.is_empty() && !empty.lost);
+    assert_eq!(empty.next_watermark, 0);
+
+    let (p1, p2) = (new_id(), new_id());
+    let mut logs = Vec::new();
+    for i in 0..25 {
+        let (l, seq) = logged(h, if i % 3 == 0 { &p2 } else { &p1 }).await;
+        assert_eq!(seq, i + 1);
+        logs.push(l);
+    }
+    // A task change with an update and a delete, in one commit: consecutive seqs.
+    let t = new_id();
+    let both = h
+        .store
+        .commit_with_changes(
+            &h.ws,
+            vec![TransactItem::delete_entity::<WorkLog>(
+                &h.ws,
+                logs[0].id.as_str(),
+                Condition::Version(1),
+            )],
+            vec![
+                ChangeDraft::new(HostKind::WorkLog, &logs[0].id, &p2, ChangeOp::Deleted),
+                ChangeDraft::new(HostKind::Task, &t, &p1, ChangeOp::Updated),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(both.records.is_empty());
+    assert_eq!(
+        both.changes.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        vec![26, 27]
+    );
+    assert_eq!(h.store.change_head(&h.ws).await.unwrap(), 27);
+
+    // Pages of 10 from 0: 1..=10, 11..=20, 21..=27, then nothing new.
+    let mut watermark = 0;
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = h
+            .store
+            .changes_after(&h.ws, watermark, 10, None)
+            .await
+            .unwrap();
+        assert!(!page.lost);
+        assert!(page.changes.len() <= 10);
+        if page.changes.is_empty() {
+            assert_eq!(page.next_watermark, watermark);
+            break;
+        }
+        pages += 1;
+        seen.extend(page.changes.iter().map(|c| c.seq));
+        watermark = page.next_watermark;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, (1..=27).collect::<Vec<_>>());
+
+    // From a watermark in the middle.
+    let mid = h.store.changes_after(&h.ws, 24, 10, None).await.unwrap();
+    let got: Vec<_> = mid.changes.iter().map(|c| (c.seq, c.kind, c.op)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (25, HostKind::WorkLog, ChangeOp::Created),
+            (26, HostKind::WorkLog, ChangeOp::Deleted),
+            (27, HostKind::Task, ChangeOp::Updated)
+        ]
+    );
+    assert_eq!(mid.changes[1].id, logs[0].id);
+    assert_eq!(mid.next_watermark, 27);
+
+    // One project's entries, paged: the watermark moves past the other project's entries.
+    let mut watermark = 0;
+    let mut only_p2 = Vec::new();
+    loop {
+        let page = h
+            .store
+            .changes_after(&h.ws, watermark, 3, Some(&p2))
+            .await
+            .unwrap();
+        assert!(page.changes.iter().all(|c| c.project_id == p2));
+        only_p2.extend(page.changes.iter().map(|c| c.seq));
+        if page.next_watermark == watermark {
+            break;
+        }
+        watermark = page.next_watermark;
+    }
+    assert_eq!(watermark, 27);
+    let want: Vec<u64> = (0..25u64)
+        .filter(|i| i % 3 == 0)
+        .map(|i| i + 1)
+        .chain([26])
+        .collect();
+    assert_eq!(only_p2, want);
+
+    // Other workspaces have their own feed.
+    assert_eq!(h.store.change_head(&h.other_ws).await.unwrap(), 0);
+    assert!(
+        h.store
+            .changes_after(&h.other_ws, 0, 100, None)
+            .await
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+}
+
+/// Writers racing for the next number retry instead of reusing one: every append gets a
+/// distinct seq and the feed is 1..=n without gaps.
+pub async fn change_feed_concurrent_appends_get_unique_consecutive_seqs(h: &Harness) {
+    let (tasks, each) = (5u64, 4u64);
+    let project = new_id();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (store, ws, project) = (h.store.clone(), h.ws.clone(), project.clone());
+        handles.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for _ in 0..each {
+                let l = log(&project, &new_id(), day(2), "race");
+                let c = store
+                    .commit_with_changes(
+                        &ws,
+                        vec![TransactItem::put_entity(&ws, &l, Condition::Absent).unwrap()],
+                        vec![ChangeDraft::new(
+                            HostKind::WorkLog,
+                            &l.id,
+                            &project,
+                            ChangeOp::Created,
+                        )],
+                    )
+                    .await
+                    .unwrap();
+                seqs.push((c.changes[0].seq, l.id));
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in handles {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    let n = tasks * each;
+    assert_eq!(
+        all.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (1..=n).collect::<Vec<_>>()
+    );
+    let page = h.store.changes_after(&h.ws, 0, 1000, None).await.unwrap();
+    let read: Vec<_> = page.changes.iter().map(|c| (c.seq, c.id.clone())).collect();
+    assert_eq!(
+        read, all,
+        "each entry names the record its writer committed"
+    );
+    assert_eq!(h.store.change_head(&h.ws).await.unwrap(), n);
+    let ids: Vec<String> = all.iter().map(|(_, id)| id.to_string()).collect();
+    assert_eq!(
+        h.store
+            .get_many::<WorkLog>(&h.ws, &ids)
+            .await
+            .unwrap()
+            .len() as u64,
+        n
+    );
+}
+
+/// A host write whose own condition fails appends nothing and takes no number.
+pub async fn change_feed_failed_host_write_appends_nothing(h: &Harness) {
+    let project = new_id();
+    let (mut l, _) = logged(h, &project).await;
+    l.minutes = 99;
+    let stale = h
+        .store
+        .commit_with_changes(
+            &h.ws,
+            vec![TransactItem::put_entity(&h.ws, &l, Condition::Version(5)).unwrap()],
+            vec![ChangeDraft::new(
+                HostKind::WorkLog,
+                &l.id,
+                &project,
+                ChangeOp::Updated,
+            )],
+        )
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+    let duplicate = h
+        .store
+        .commit_with_changes(
+            &h.ws,
+            vec![TransactItem::put_entity(&h.ws, &l, Condition::Absent).unwrap()],
+            vec![ChangeDraft::new(
+                HostKind::WorkLog,
+                &l.id,
+                &project,
+                ChangeOp::Created,
+            )],
+        )
+        .await;
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict)),
+        "{duplicate:?}"
+    );
+    assert_eq!(h.store.change_head(&h.ws).await.unwrap(), 1);
+    let page = h.store.changes_after(&h.ws, 0, 10, None).await.unwrap();
+    assert_eq!(page.changes.len(), 1);
+    assert_eq!(page.changes[0].op, ChangeOp::Created);
+    let (read, v) = h
+        .store
+        .get::<WorkLog>(&h.ws, l.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((read.minutes, v), (30, 1));
+
+    // The next successful write takes the next number.
+    let ok = h
+        .store
+        .commit_with_changes(
+            &h.ws,
+            vec![TransactItem::put_entity(&h.ws, &l, Condition::Version(1)).unwrap()],
+            vec![ChangeDraft::new(
+                HostKind::WorkLog,
+                &l.id,
+                &project,
+                ChangeOp::Updated,
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!((ok.changes[0].seq, ok.records[0].version), (2, 2));
+}
+
+/// Entries expire after the retention; a reader behind them is told, and numbers are never
+/// reused.
+pub async fn change_feed_entries_expire_after_the_retention(h: &Harness) {
+    let project = new_id();
+    logged(h, &project).await;
+    logged(h, &project).await;
+    h.clock
+        .advance(Duration::days(CHANGE_RETENTION_DAYS) - Duration::hours(1));
+    let (_, third) = logged(h, &project).await;
+    assert_eq!(third, 3);
+    let page = h.store.changes_after(&h.ws, 0, 10, None).await.unwrap();
+    assert_eq!((page.changes.len(), page.lost), (3, false));
+
+    h.clock.advance(Duration::hours(2));
+    let behind = h.store.changes_after(&h.ws, 0, 10, None).await.unwrap();
+    assert!(behind.lost, "entries 1 and 2 expired");
+    assert_eq!(
+        behind.changes.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        vec![3]
+    );
+    assert_eq!(behind.next_watermark, 3);
+    let current = h.store.changes_after(&h.ws, 2, 10, None).await.unwrap();
+    assert!(!current.lost);
+
+    h.clock.advance(Duration::days(CHANGE_RETENTION_DAYS));
+    let gone = h.store.changes_after(&h.ws, 1, 10, None).await.unwrap();
+    assert!(gone.lost && gone.changes.is_empty());
+    assert_eq!(gone.next_watermark, 3);
+    let (_, fourth) = logged(h, &project).await;
+    assert_eq!(fourth, 4);
 }
 
 impl Harness {

@@ -1,7 +1,8 @@
 use chrono::{DateTime, Utc};
 use hourbridge_domain::{
-    Assignment, Connection, Customer, Person, PersonLink, Project, ProjectLink, RemoteMapping,
-    SyncRun, Task, WorkLog, Workspace, validate::normalize_email,
+    Assignment, Connection, Customer, HostKind, OutboundMapping, Person, PersonLink, Project,
+    ProjectLink, ProviderId, RemoteMapping, SyncRun, Task, WorkLog, Workspace,
+    validate::normalize_email,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -181,6 +182,43 @@ impl Entity for RemoteMapping {
             format!("{}.{}", self.provider, self.entity),
             self.local_id.as_str(),
         )
+    }
+}
+
+/// The record id of the outbound mapping of `host_id` (of `kind`) to `provider`:
+/// `provider.kind.host_id`.
+pub fn outbound_mapping_id(provider: &ProviderId, kind: HostKind, host_id: &str) -> String {
+    format!("{provider}.{}.{host_id}", kind.as_str())
+}
+
+/// Outbound mappings are keyed `provider.host_kind.host_id`; those with a pending push are
+/// found by provider, oldest first (index 1, sparse), and those with a remote id by
+/// `provider.host_kind.remote_id` (index 2), which is how a remote change finds its host record.
+impl Entity for OutboundMapping {
+    const KIND: EntityKind = EntityKind("outbound_mapping");
+    fn id(&self) -> String {
+        outbound_mapping_id(&self.provider, self.host_kind, self.host_id.as_str())
+    }
+    fn index1(&self) -> Option<IndexKey> {
+        self.pending.as_ref().and_then(|p| {
+            key(
+                format!("{}.pending", self.provider),
+                format!(
+                    "{}.{}",
+                    p.started_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    self.host_id
+                ),
+            )
+        })
+    }
+    fn index2(&self) -> Option<IndexKey> {
+        self.remote_id.as_ref().and_then(|r| {
+            key(
+                format!("{}.{}.{r}", self.provider, self.host_kind.as_str()),
+                self.host_id.as_str(),
+            )
+        })
     }
 }
 

@@ -13,9 +13,13 @@
 //! - a record may expire: once `expires_at` is past, every read treats it as absent, even if the
 //!   backend has not physically removed it yet (DynamoDB's TTL deletes lazily);
 //! - writes may be conditional on absence or on a version, which gives optimistic concurrency;
-//! - leases give one holder at a time per name, until they expire or are released.
+//! - leases give one holder at a time per name, until they expire or are released;
+//! - up to [`MAX_TRANSACT_ITEMS`] writes may be applied atomically ([`Backend::transact`]),
+//!   which is what the change feed of host work logs and tasks is built on
+//!   ([`Store::commit_with_changes`], [`Store::changes_after`]).
 
 mod backend;
+mod changes;
 mod entities;
 mod error;
 mod typed;
@@ -25,8 +29,9 @@ pub mod conformance;
 
 pub use backend::{
     Backend, Condition, Cursor, GLOBAL_SCOPE, IdPage, IndexKey, IndexSel, Lease, MAX_BATCH_WRITE,
-    Query, RawPage, Record, RecordFilter,
+    MAX_TRANSACT_ITEMS, Query, RawPage, Record, RecordFilter, TransactItem, check_transaction,
 };
-pub use entities::{Entity, EntityKind, OAuthState, WebhookDedup};
+pub use changes::{ChangesPage, Committed, change_id};
+pub use entities::{Entity, EntityKind, OAuthState, WebhookDedup, outbound_mapping_id};
 pub use error::StoreError;
 pub use typed::{EntityFilter, Page, Store, Upserted};

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use hourbridge_domain::Clock;
 
-use crate::{Backend, Condition, Cursor, Entity, IndexSel, Lease, Query, Record, StoreError};
+use crate::{
+    Backend, Condition, Cursor, Entity, IndexSel, Lease, Query, Record, StoreError, TransactItem,
+};
 
 /// A typed view over a [`Backend`]: what the API and the sync engine use.
 #[derive(Debug, Clone)]
@@ -36,6 +38,31 @@ pub enum Upserted {
 }
 
 const UPSERT_ATTEMPTS: usize = 5;
+
+impl TransactItem {
+    /// A write of `entity` in `scope` if `condition` holds ([`Condition::Absent`] to create,
+    /// [`Condition::Version`] to replace what was read).
+    pub fn put_entity<E: Entity>(
+        scope: &str,
+        entity: &E,
+        condition: Condition,
+    ) -> Result<Self, StoreError> {
+        Ok(Self::Put {
+            record: Store::to_record(scope, entity)?,
+            condition,
+        })
+    }
+
+    /// A delete of the `E` record `id` in `scope` if `condition` holds.
+    pub fn delete_entity<E: Entity>(scope: &str, id: &str, condition: Condition) -> Self {
+        Self::Delete {
+            scope: scope.to_owned(),
+            kind: E::KIND.0.to_owned(),
+            id: id.to_owned(),
+            condition,
+        }
+    }
+}
 
 impl Store {
     /// Wraps a backend; `clock` is the time every expiry and lease is judged by.
@@ -72,7 +99,7 @@ impl Store {
         })
     }
 
-    fn decode<E: Entity>(record: &Record) -> Result<E, StoreError> {
+    pub(crate) fn decode<E: Entity>(record: &Record) -> Result<E, StoreError> {
         serde_json::from_str(&record.data).map_err(|e| StoreError::Corrupt {
             kind: record.kind.clone(),
             id: record.id.clone(),
@@ -172,6 +199,12 @@ impl Store {
             }
         }
         Err(StoreError::Conflict)
+    }
+
+    /// Applies `items` atomically (all or nothing, see [`Backend::transact`]); a failed condition
+    /// is [`StoreError::Conflict`] and writes nothing. Returns the stored records of the puts.
+    pub async fn transact(&self, items: Vec<TransactItem>) -> Result<Vec<Record>, StoreError> {
+        self.backend.transact(items).await
     }
 
     /// Writes many records of one kind unconditionally, each with the version given.

@@ -62,6 +62,15 @@ impl Backend for Counting {
         }
         self.inner.put_batch(records).await
     }
+    async fn transact(
+        &self,
+        items: Vec<hourbridge_store::TransactItem>,
+    ) -> Result<Vec<Record>, StoreError> {
+        for item in &items {
+            self.add(item.key().1, 1);
+        }
+        self.inner.transact(items).await
+    }
     async fn get_many(
         &self,
         scope: &str,
