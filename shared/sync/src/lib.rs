@@ -12,10 +12,12 @@
 //! - [`worklogs`]: the work-log pull for one project link (resumable, idempotent).
 //! - [`runs`]: sync runs, jobs, the worker loop with leases, checkpoints and deadlines.
 //! - [`schedule`]: when connections are due and the tick that fans them out.
+//! - [`outbound`]: crash-safe mappings for writes to providers (pending mark, idempotency key).
 
 pub mod budget;
 pub mod connections;
 mod error;
+pub mod outbound;
 pub mod runs;
 pub mod schedule;
 pub mod worklogs;
