@@ -7,4 +7,5 @@ mod functions;
 mod harness;
 mod host_api;
 mod infra;
+mod preview;
 mod worklog_sync;

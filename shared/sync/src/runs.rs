@@ -16,8 +16,11 @@ use hourbridge_domain::{
 use hourbridge_store::{Entity, EntityKind, GLOBAL_SCOPE, IndexSel, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::worklogs::{LinkOutcome, LinkProgress};
+use crate::kinds::{self, Step, Unit, UnitCx};
 use crate::{Engine, SyncError};
+
+/// Checkpoint at least this often while nothing is being written.
+const IDLE_CHECKPOINT_SECONDS: i64 = 10;
 
 /// The message that asks a worker to (continue to) execute a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,12 +112,14 @@ pub enum RunMode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RunPlan {
     pub mode: RunMode,
-    /// Project links still to do (host project ids), in order.
-    pub links: Option<Vec<String>>,
-    /// Index into `links` of the one in progress.
-    pub link_idx: usize,
-    /// Progress within that link.
-    pub progress: LinkProgress,
+    /// The units of the run (a sync kind on a scope), planned from the provider's capabilities
+    /// when the run starts executing.
+    pub units: Option<Vec<Unit>>,
+    /// Index into `units` of the one in progress.
+    pub unit_idx: usize,
+    /// The current unit's own checkpoint: opaque here, read only by its kind.
+    #[serde(default)]
+    pub progress: serde_json::Value,
     /// Retryable failures so far (the run fails after too many).
     pub attempts: u32,
 }
@@ -171,9 +176,9 @@ impl Engine {
         };
         let plan = RunPlan {
             mode,
-            links: None,
-            link_idx: 0,
-            progress: LinkProgress::default(),
+            units: None,
+            unit_idx: 0,
+            progress: serde_json::Value::Null,
             attempts: 0,
         };
         let run = SyncRun {
@@ -304,6 +309,8 @@ impl Engine {
     }
 
     /// Works through the plan; `Ok(true)` when done, `Ok(false)` when paused for the deadline.
+    /// Each unit's pass does its pages and reconcile; this loop owns checkpoints and the
+    /// deadline, the same for every kind.
     async fn drive(
         &self,
         job: &SyncJob,
@@ -314,49 +321,50 @@ impl Engine {
         lease: &mut hourbridge_store::Lease,
     ) -> Result<bool, SyncError> {
         let ws = job.workspace_id.as_str();
-        if plan.links.is_none() {
-            plan.links = Some(match &run.project_id {
-                Some(p) => vec![p.to_string()],
-                None => {
-                    let q = self.store.query::<ProjectLink>(
-                        ws,
-                        IndexSel::Index1(job.provider.clone()),
-                        1000,
-                    );
-                    self.store
-                        .list_all::<ProjectLink>(q)
-                        .await?
-                        .into_iter()
-                        .map(|l| l.project_id.to_string())
-                        .collect()
-                }
-            });
+        if plan.units.is_none() {
+            let provider = self.provider(&job.provider)?.clone();
+            let scope = match &run.project_id {
+                Some(p) => RunScope::Project(p.clone()),
+                None => RunScope::Connection,
+            };
+            plan.units = Some(kinds::plan_units(self, ws, provider.as_ref(), &scope).await?);
         }
-        let links = plan.links.clone().unwrap_or_default();
-        while plan.link_idx < links.len() {
-            let project = &links[plan.link_idx];
-            let outcome = crate::worklogs::sync_link(
-                self,
-                crate::worklogs::LinkRun {
-                    ws,
-                    provider: &job.provider,
-                    project,
-                    run,
-                    version,
-                    plan,
-                    stop_at,
-                    lease,
-                    dry_run: false,
-                },
-            )
-            .await?;
-            match outcome {
-                LinkOutcome::Done => {
-                    plan.link_idx += 1;
-                    plan.progress = LinkProgress::default();
+        let units = plan.units.clone().unwrap_or_default();
+        let mut last_checkpoint = self.clock.now();
+        while plan.unit_idx < units.len() {
+            let unit = &units[plan.unit_idx];
+            let cx = UnitCx {
+                ws: ws.to_owned(),
+                provider: job.provider.clone(),
+                project: unit.project.clone(),
+                mode: plan.mode,
+                dry_run: false,
+                run_id: run.id.to_string(),
+            };
+            let checkpoint = std::mem::take(&mut plan.progress);
+            let mut pass = kinds::open(self, unit, cx, checkpoint, run).await?;
+            loop {
+                let may_prefetch = !past(stop_at, self.clock.now());
+                match pass.step(run, may_prefetch).await? {
+                    Step::Done => break,
+                    Step::Progress { wrote } => {
+                        let now = self.clock.now();
+                        let pausing = past(stop_at, now);
+                        let idle =
+                            now - last_checkpoint >= Duration::seconds(IDLE_CHECKPOINT_SECONDS);
+                        if wrote || pausing || idle {
+                            plan.progress = pass.checkpoint().await?;
+                            self.checkpoint(ws, run, version, plan, lease).await?;
+                            last_checkpoint = now;
+                        }
+                        if pausing {
+                            return Ok(false);
+                        }
+                    }
                 }
-                LinkOutcome::Paused => return Ok(false),
             }
+            plan.unit_idx += 1;
+            plan.progress = serde_json::Value::Null;
         }
         Ok(true)
     }
@@ -379,8 +387,8 @@ impl Engine {
         run.failure_message = error.map(|e| e.to_string());
         run.problems.truncate(MAX_PROBLEMS);
         run.checkpoint = serde_json::to_value(RunPlan {
-            links: None,
-            progress: LinkProgress::default(),
+            units: None,
+            progress: serde_json::Value::Null,
             ..plan.clone()
         })
         .ok();
@@ -389,7 +397,7 @@ impl Engine {
             Err(StoreError::Conflict) => return Err(SyncError::Busy),
             Err(e) => return Err(e.into()),
         }
-        crate::worklogs::drop_seen(self, ws, &run.id).await?;
+        crate::kinds::work_logs_in::drop_seen(self, ws, &run.id).await?;
         self.store
             .delete::<OpenRun>(GLOBAL_SCOPE, &format!("{ws}.{}", run.id))
             .await?;

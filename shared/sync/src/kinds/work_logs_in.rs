@@ -8,6 +8,10 @@
 //!   run killed at any point resumes and ends with the same data as an uninterrupted one.
 //! - Deletions and moves: providers without a deletion feed (Harvest, Hubstaff) are reconciled:
 //!   after the pull, synced logs of the project whose remote id was not seen are deleted.
+//!   Providers that declare a deletion feed list deleted entries instead, and no window is
+//!   reconciled.
+//! - Windows: the sync window is cut to the provider's declared `max_window_days`, so no
+//!   adapter has to split windows itself.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -17,23 +21,28 @@ use hourbridge_domain::{
     SyncRun, WorkLog, WorkLogSource, validate::normalize_email,
 };
 use hourbridge_provider_api::{DateWindow, RemotePage, RemotePerson, RemoteWorkLog};
-use hourbridge_store::{Entity, EntityKind, IndexKey, IndexSel, Lease};
+use hourbridge_store::{Entity, EntityKind, IndexKey, IndexSel};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::runs::{RunMode, RunPlan, past};
+use async_trait::async_trait;
+
+use super::{KindPass, Step, SyncKind, UnitCx};
+use crate::runs::RunMode;
 use crate::{Engine, SyncError};
 
-/// Checkpoint at least this often while nothing is being written.
-const IDLE_CHECKPOINT_SECONDS: i64 = 10;
+pub use super::Preview;
 
-/// Where a link's sync stands.
+/// Where a link's sync stands: the kind's checkpoint, opaque to `runs.rs`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct LinkProgress {
     /// Wipe done (wipe mode).
     pub wiped: bool,
     /// Index of the remote project being pulled.
     pub remote_idx: usize,
+    /// Index of the date window (the sync window cut to the provider's `max_window_days`).
+    #[serde(default)]
+    pub window_idx: usize,
     /// Page token within it.
     pub page: Option<String>,
     /// Chunks of seen remote ids saved so far.
@@ -47,34 +56,26 @@ pub(crate) struct LinkProgress {
     pub spans: BTreeMap<RecordId, (NaiveDate, NaiveDate)>,
 }
 
-/// Aborts a prefetch task if the page loop leaves early (error or pause).
-struct AbortOnDrop(Option<tokio::task::AbortHandle>);
+/// Where in a link's pages a fetch is: remote project, date window, page token.
+type Position = (usize, usize, Option<String>);
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(h) = &self.0 {
-            h.abort();
-        }
+/// Cuts the sync window into windows of at most `max_days` days (inclusive), in order, so that
+/// every provider with a window limit gets requests it accepts.
+pub(crate) fn split_window(window: DateWindow, max_days: Option<u32>) -> Vec<DateWindow> {
+    let Some(max) = max_days.filter(|m| *m > 0) else {
+        return vec![window];
+    };
+    let mut out = Vec::new();
+    let mut from = window.from;
+    while from <= window.to {
+        let to = (from + Duration::days(i64::from(max) - 1)).min(window.to);
+        out.push(DateWindow { from, to });
+        from = to + Duration::days(1);
     }
-}
-
-/// What [`sync_link`] needs.
-pub(crate) struct LinkRun<'a> {
-    pub ws: &'a str,
-    pub provider: &'a str,
-    pub project: &'a str,
-    pub run: &'a mut SyncRun,
-    pub version: &'a mut u64,
-    pub plan: &'a mut RunPlan,
-    pub stop_at: Option<DateTime<Utc>>,
-    pub lease: &'a mut Lease,
-    pub dry_run: bool,
-}
-
-/// How a link's sync ended.
-pub(crate) enum LinkOutcome {
-    Done,
-    Paused,
+    if out.is_empty() {
+        out.push(window);
+    }
+    out
 }
 
 /// Host ids of the synced logs a run has seen, saved in chunks so a resumed run can still reconcile deletions.
@@ -161,6 +162,8 @@ pub(crate) struct LinkContext {
 #[derive(Debug, Default)]
 pub(crate) struct PagePlan {
     pub writes: Vec<(WorkLog, u64)>,
+    /// Host ids of synced logs the provider reported deleted (deletion feeds).
+    pub deletes: Vec<String>,
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
@@ -184,6 +187,12 @@ pub(crate) fn plan_page(
     for e in entries {
         let id = work_log_id(ctx.provider.as_str(), project_id, &e.id);
         let current = existing.get(id.as_str());
+        if e.deleted {
+            if current.is_some() {
+                plan.deletes.push(id.to_string());
+            }
+            continue;
+        }
         if e.running {
             // A running timer is not final: keep what an earlier run synced, add nothing new.
             if let Some((old, _)) = current {
@@ -468,185 +477,322 @@ fn add_problems(run: &mut SyncRun, progress: &LinkProgress, project: &str) {
     }
 }
 
-/// Pulls one project link; see the module docs.
-pub(crate) async fn sync_link(engine: &Engine, lr: LinkRun<'_>) -> Result<LinkOutcome, SyncError> {
-    let LinkRun {
-        ws,
-        provider,
-        project,
-        run,
-        version,
-        plan,
-        stop_at,
-        lease,
-        dry_run,
-    } = lr;
-    let Some(ctx) = load_context(engine, ws, provider, project).await? else {
-        run.problems.push(RecordProblem {
-            record: project.to_owned(),
-            code: "link_missing".into(),
-            message: "the project or its link was removed before the run reached it".into(),
-        });
-        return Ok(LinkOutcome::Done);
-    };
-    let run_id = run.id.to_string();
-    let mut seen = if plan.progress.seen_chunks > 0 {
-        load_seen(engine, ws, &run_id).await?
-    } else {
-        HashSet::new()
-    };
+/// The work-logs-in sync kind; see the module docs.
+pub(crate) struct WorkLogsIn;
 
-    if plan.mode == RunMode::Wipe && !plan.progress.wiped {
-        let ids: Vec<String> = synced_logs(engine, ws, provider, project)
+/// A pass over one project link.
+struct WorkLogsPass {
+    engine: Engine,
+    cx: UnitCx,
+    /// `None` when the link or project vanished before the run reached it.
+    ctx: Option<LinkContext>,
+    progress: LinkProgress,
+    windows: Vec<DateWindow>,
+    deletion_feed: bool,
+    /// Host ids of the synced logs seen so far in this run.
+    seen: HashSet<String>,
+    /// Seen ids not yet saved to a chunk.
+    unsaved: Vec<String>,
+    /// A dry-run wipe: the host is treated as already emptied.
+    assume_empty: bool,
+    /// The next page, fetched while the current one is written.
+    prefetch: Option<(
+        Position,
+        tokio::task::JoinHandle<Result<RemotePage<RemoteWorkLog>, SyncError>>,
+    )>,
+}
+
+impl Drop for WorkLogsPass {
+    fn drop(&mut self) {
+        // A pass left early (error, pause) must not leave a request running on its own.
+        if let Some((_, h)) = &self.prefetch {
+            h.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl SyncKind for WorkLogsIn {
+    async fn open(
+        &self,
+        engine: &Engine,
+        cx: UnitCx,
+        checkpoint: serde_json::Value,
+        run: &mut SyncRun,
+    ) -> Result<Box<dyn KindPass>, SyncError> {
+        let progress: LinkProgress = if checkpoint.is_null() {
+            LinkProgress::default()
+        } else {
+            serde_json::from_value(checkpoint)
+                .map_err(|e| SyncError::InvalidState(format!("work-log checkpoint: {e}")))?
+        };
+        let project = cx.project.clone().unwrap_or_default();
+        let ctx = load_context(engine, &cx.ws, &cx.provider, &project).await?;
+        if ctx.is_none() {
+            run.problems.push(RecordProblem {
+                record: project.clone(),
+                code: "link_missing".into(),
+                message: "the project or its link was removed before the run reached it".into(),
+            });
+        }
+        let declared = engine
+            .provider(&cx.provider)?
+            .descriptor()
+            .capabilities
+            .work_logs_in;
+        let windows = ctx.as_ref().map_or_else(Vec::new, |c| {
+            split_window(c.window, declared.and_then(|d| d.max_window_days))
+        });
+        let seen = if progress.seen_chunks > 0 && !cx.dry_run {
+            load_seen(engine, &cx.ws, &cx.run_id).await?
+        } else {
+            HashSet::new()
+        };
+        Ok(Box::new(WorkLogsPass {
+            engine: engine.clone(),
+            cx,
+            ctx,
+            progress,
+            windows,
+            deletion_feed: declared.is_some_and(|d| d.deletion_feed),
+            seen,
+            unsaved: Vec::new(),
+            assume_empty: false,
+            prefetch: None,
+        }))
+    }
+}
+
+impl WorkLogsPass {
+    fn remote_ids(&self) -> &[String] {
+        self.ctx
+            .as_ref()
+            .map_or(&[], |c| c.link.remote_project_ids.as_slice())
+    }
+
+    fn position(&self) -> Position {
+        (
+            self.progress.remote_idx,
+            self.progress.window_idx,
+            self.progress.page.clone(),
+        )
+    }
+
+    /// The position after the page at `pos` whose next-page token is `next`.
+    fn after(&self, pos: &Position, next: Option<&String>) -> Option<Position> {
+        let (r, w, _) = pos;
+        if let Some(n) = next {
+            return Some((*r, *w, Some(n.clone())));
+        }
+        if w + 1 < self.windows.len() {
+            return Some((*r, w + 1, None));
+        }
+        (r + 1 < self.remote_ids().len()).then_some((r + 1, 0, None))
+    }
+
+    fn spawn_fetch(
+        &self,
+        pos: &Position,
+    ) -> tokio::task::JoinHandle<Result<RemotePage<RemoteWorkLog>, SyncError>> {
+        let engine = self.engine.clone();
+        let (ws, provider) = (self.cx.ws.clone(), self.cx.provider.clone());
+        let remote = self.remote_ids()[pos.0].clone();
+        let window = self.windows[pos.1];
+        let token = pos.2.clone();
+        tokio::spawn(
+            async move { fetch_page(&engine, &ws, &provider, &remote, window, token).await },
+        )
+    }
+
+    async fn wipe(&mut self, run: &mut SyncRun) -> Result<bool, SyncError> {
+        let engine = &self.engine;
+        let project = self.cx.project.as_deref().unwrap_or_default();
+        let ids: Vec<String> = synced_logs(engine, &self.cx.ws, &self.cx.provider, project)
             .await?
             .iter()
             .map(|l| l.id.to_string())
             .collect();
-        if !dry_run {
-            engine.store.delete_batch::<WorkLog>(ws, &ids).await?;
+        if self.cx.dry_run {
+            self.assume_empty = true;
+        } else {
+            engine
+                .store
+                .delete_batch::<WorkLog>(&self.cx.ws, &ids)
+                .await?;
         }
         run.counts.deleted += ids.len() as u64;
-        plan.progress.wiped = true;
-        if !dry_run {
-            engine.checkpoint(ws, run, version, plan, lease).await?;
-        }
+        self.progress.wiped = true;
+        Ok(!self.cx.dry_run)
     }
 
-    let remote_ids = ctx.link.remote_project_ids.clone();
-    let mut unsaved: Vec<String> = Vec::new();
-    let mut last_checkpoint = engine.clock.now();
-    // The next page is fetched while this one is written: the provider's latency and the
-    // store's overlap instead of adding up.
-    let mut prefetch: Option<
-        tokio::task::JoinHandle<Result<RemotePage<RemoteWorkLog>, SyncError>>,
-    > = None;
-    let spawn_fetch = |idx: usize, token: Option<String>| {
-        let (engine, ws, provider, remote, window) = (
-            engine.clone(),
-            ws.to_owned(),
-            provider.to_owned(),
-            remote_ids[idx].clone(),
-            ctx.window,
-        );
-        tokio::spawn(
-            async move { fetch_page(&engine, &ws, &provider, &remote, window, token).await },
-        )
-    };
-    while plan.progress.remote_idx < remote_ids.len() {
-        let page = match prefetch.take() {
-            Some(handle) => handle
+    async fn page(&mut self, run: &mut SyncRun, may_prefetch: bool) -> Result<bool, SyncError> {
+        let pos = self.position();
+        let page = match self.prefetch.take() {
+            Some((at, handle)) if at == pos => handle
                 .await
                 .map_err(|e| SyncError::Queue(format!("page fetch task: {e}")))??,
-            None => spawn_fetch(plan.progress.remote_idx, plan.progress.page.clone())
-                .await
-                .map_err(|e| SyncError::Queue(format!("page fetch task: {e}")))??,
+            other => {
+                if let Some((_, h)) = other {
+                    h.abort();
+                }
+                self.spawn_fetch(&pos)
+                    .await
+                    .map_err(|e| SyncError::Queue(format!("page fetch task: {e}")))??
+            }
         };
-        let (next_idx, next_token) = match &page.next {
-            Some(n) => (plan.progress.remote_idx, Some(n.clone())),
-            None => (plan.progress.remote_idx + 1, None),
-        };
-        if next_idx < remote_ids.len() && !past(stop_at, engine.clock.now()) {
-            prefetch = Some(spawn_fetch(next_idx, next_token));
+        let next = self.after(&pos, page.next.as_ref());
+        // The next page is fetched while this one is written: the provider's latency and the
+        // store's overlap instead of adding up.
+        if may_prefetch && let Some(n) = &next {
+            self.prefetch = Some((n.clone(), self.spawn_fetch(n)));
         }
-        let mut guard = AbortOnDrop(prefetch.as_ref().map(|h| h.abort_handle()));
-        let ids: Vec<String> = page
-            .items
-            .iter()
-            .map(|e| work_log_id(provider, ctx.project.id.as_str(), &e.id).to_string())
-            .collect();
-        let existing = engine.store.get_many::<WorkLog>(ws, &ids).await?;
-        let decided = plan_page(&ctx, &page.items, &existing);
-        let wrote = !decided.writes.is_empty();
-        if wrote && !dry_run {
-            engine.store.put_batch(ws, &decided.writes).await?;
+        let ctx = self.ctx.as_ref().ok_or_else(|| {
+            SyncError::InvalidState("work-log pass without a link context".into())
+        })?;
+        let (ws, provider) = (self.cx.ws.as_str(), self.cx.provider.as_str());
+        let existing = if self.assume_empty {
+            HashMap::new()
+        } else {
+            let ids: Vec<String> = page
+                .items
+                .iter()
+                .map(|e| work_log_id(provider, ctx.project.id.as_str(), &e.id).to_string())
+                .collect();
+            self.engine.store.get_many::<WorkLog>(ws, &ids).await?
+        };
+        let decided = plan_page(ctx, &page.items, &existing);
+        let wrote = !self.cx.dry_run && (!decided.writes.is_empty() || !decided.deletes.is_empty());
+        if !self.cx.dry_run {
+            if !decided.writes.is_empty() {
+                self.engine.store.put_batch(ws, &decided.writes).await?;
+            }
+            if !decided.deletes.is_empty() {
+                self.engine
+                    .store
+                    .delete_batch::<WorkLog>(ws, &decided.deletes)
+                    .await?;
+            }
         }
         run.counts.created += decided.created;
         run.counts.updated += decided.updated;
+        run.counts.deleted += decided.deletes.len() as u64;
         run.counts.unchanged += decided.unchanged;
         run.counts.skipped += decided.skipped;
-        plan.progress.missing.extend(decided.missing);
-        plan.progress.not_assigned.extend(decided.not_assigned);
+        self.progress.missing.extend(decided.missing);
+        self.progress.not_assigned.extend(decided.not_assigned);
         for (person, day) in decided.days {
-            let e = plan.progress.spans.entry(person).or_insert((day, day));
+            let e = self.progress.spans.entry(person).or_insert((day, day));
             e.0 = e.0.min(day);
             e.1 = e.1.max(day);
         }
-        seen.extend(decided.seen.iter().cloned());
-        unsaved.extend(decided.seen);
-        match page.next {
-            Some(next) => plan.progress.page = Some(next),
+        self.seen.extend(decided.seen.iter().cloned());
+        if !self.cx.dry_run {
+            self.unsaved.extend(decided.seen);
+        }
+        match next {
+            Some((r, w, p)) => {
+                self.progress.remote_idx = r;
+                self.progress.window_idx = w;
+                self.progress.page = p;
+            }
             None => {
-                plan.progress.remote_idx += 1;
-                plan.progress.page = None;
+                self.progress.remote_idx = self.remote_ids().len();
+                self.progress.window_idx = 0;
+                self.progress.page = None;
             }
         }
-        let now = engine.clock.now();
-        let pausing = past(stop_at, now);
-        if !dry_run
-            && (wrote
-                || pausing
-                || now - last_checkpoint >= Duration::seconds(IDLE_CHECKPOINT_SECONDS))
-        {
-            if !unsaved.is_empty() {
-                let chunk = RunSeen {
-                    run_id: run_id.clone(),
-                    n: plan.progress.seen_chunks,
-                    ids: std::mem::take(&mut unsaved),
-                    expires_at: now + Duration::days(7),
-                };
-                engine.store.put(ws, &chunk).await?;
-                plan.progress.seen_chunks += 1;
-            }
-            engine.checkpoint(ws, run, version, plan, lease).await?;
-            last_checkpoint = now;
-        }
-        if pausing && plan.progress.remote_idx < remote_ids.len() {
-            return Ok(LinkOutcome::Paused);
-        }
-        // The prefetch is wanted: the next iteration awaits it.
-        guard.0 = None;
+        Ok(wrote)
     }
 
-    // Reconcile: what the provider no longer lists (deleted, moved, before sync_from, on an
-    // unlinked remote project) goes. Only ids are listed; only logs not seen are read.
-    let mut candidates = Vec::new();
-    let mut q = engine
-        .store
-        .query::<WorkLog>(ws, IndexSel::Index1(project.to_owned()), 1000);
-    loop {
-        let page = engine.store.backend().query_ids(&q).await?;
-        candidates.extend(page.ids.into_iter().filter(|id| !seen.contains(id)));
-        match page.next {
-            Some(c) => q.cursor = Some(c),
-            None => break,
+    /// What the provider no longer lists (deleted, moved, before sync_from, on an unlinked
+    /// remote project) goes — unless the provider has a deletion feed, whose deletions came
+    /// with the pages. Only ids are listed; only logs not seen are read.
+    async fn reconcile(&mut self, run: &mut SyncRun) -> Result<(), SyncError> {
+        let engine = &self.engine;
+        let (ws, provider) = (self.cx.ws.as_str(), self.cx.provider.as_str());
+        let project = self.cx.project.as_deref().unwrap_or_default();
+        let ctx = self.ctx.as_ref().ok_or_else(|| {
+            SyncError::InvalidState("work-log pass without a link context".into())
+        })?;
+        if !self.deletion_feed && !self.assume_empty {
+            let mut candidates = Vec::new();
+            let mut q =
+                engine
+                    .store
+                    .query::<WorkLog>(ws, IndexSel::Index1(project.to_owned()), 1000);
+            loop {
+                let page = engine.store.backend().query_ids(&q).await?;
+                candidates.extend(page.ids.into_iter().filter(|id| !self.seen.contains(id)));
+                match page.next {
+                    Some(c) => q.cursor = Some(c),
+                    None => break,
+                }
+            }
+            let gone: Vec<String> = engine
+                .store
+                .get_many::<WorkLog>(ws, &candidates)
+                .await?
+                .into_iter()
+                .filter(|(_, (l, _))| {
+                    l.source
+                        .as_ref()
+                        .is_some_and(|s| s.provider.as_str() == provider)
+                })
+                .map(|(id, _)| id)
+                .collect();
+            if !self.cx.dry_run && !gone.is_empty() {
+                engine.store.delete_batch::<WorkLog>(ws, &gone).await?;
+            }
+            run.counts.deleted += gone.len() as u64;
         }
+        if !self.cx.dry_run {
+            sync_assignments(engine, ws, provider, ctx, &self.progress.spans).await?;
+            let mut link = ctx.link.clone();
+            link.missing_people = self.progress.missing.iter().cloned().collect();
+            link.last_run_id = Some(run.id.clone());
+            engine.store.upsert(ws, &link).await?;
+        }
+        add_problems(run, &self.progress, ctx.project.name.as_str());
+        Ok(())
     }
-    let gone: Vec<String> = engine
-        .store
-        .get_many::<WorkLog>(ws, &candidates)
-        .await?
-        .into_iter()
-        .filter(|(_, (l, _))| {
-            l.source
-                .as_ref()
-                .is_some_and(|s| s.provider.as_str() == provider)
-        })
-        .map(|(id, _)| id)
-        .collect();
-    if !dry_run && !gone.is_empty() {
-        engine.store.delete_batch::<WorkLog>(ws, &gone).await?;
+}
+
+#[async_trait]
+impl KindPass for WorkLogsPass {
+    async fn step(&mut self, run: &mut SyncRun, may_prefetch: bool) -> Result<Step, SyncError> {
+        if self.ctx.is_none() {
+            return Ok(Step::Done);
+        }
+        if self.cx.mode == RunMode::Wipe && !self.progress.wiped {
+            let wrote = self.wipe(run).await?;
+            return Ok(Step::Progress { wrote });
+        }
+        if self.progress.remote_idx < self.remote_ids().len() && !self.windows.is_empty() {
+            let wrote = self.page(run, may_prefetch).await?;
+            return Ok(Step::Progress { wrote });
+        }
+        self.reconcile(run).await?;
+        Ok(Step::Done)
     }
-    run.counts.deleted += gone.len() as u64;
-    let span = plan.progress.spans.clone();
-    if !dry_run {
-        sync_assignments(engine, ws, provider, &ctx, &span).await?;
-        let mut link = ctx.link.clone();
-        link.missing_people = plan.progress.missing.iter().cloned().collect();
-        link.last_run_id = Some(run.id.clone());
-        engine.store.upsert(ws, &link).await?;
+
+    async fn checkpoint(&mut self) -> Result<serde_json::Value, SyncError> {
+        if !self.unsaved.is_empty() {
+            let chunk = RunSeen {
+                run_id: self.cx.run_id.clone(),
+                n: self.progress.seen_chunks,
+                ids: std::mem::take(&mut self.unsaved),
+                expires_at: self.engine.clock.now() + Duration::days(7),
+            };
+            self.engine.store.put(&self.cx.ws, &chunk).await?;
+            self.progress.seen_chunks += 1;
+        }
+        serde_json::to_value(&self.progress)
+            .map_err(|e| SyncError::InvalidState(format!("work-log checkpoint: {e}")))
     }
-    add_problems(run, &plan.progress, ctx.project.name.as_str());
-    Ok(LinkOutcome::Done)
+
+    fn missing_people(&self) -> Vec<MissingPerson> {
+        self.progress.missing.iter().cloned().collect()
+    }
 }
 
 /// Creates (or adjusts) one assignment per person with synced logs, unless new assignments are
@@ -706,85 +852,7 @@ async fn sync_assignments(
     Ok(())
 }
 
-/// What a reset would do, computed without writing anything.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Preview {
-    /// Logs that would be created.
-    pub created: u64,
-    /// Logs that would change.
-    pub updated: u64,
-    /// Logs that would be deleted.
-    pub deleted: u64,
-    /// Logs already up to date.
-    pub unchanged: u64,
-    /// Remote logs that would not be synced (running timers, unmatched or unassigned people).
-    pub skipped: u64,
-    /// People who would be reported missing.
-    pub missing_people: Vec<MissingPerson>,
-}
-
 impl Engine {
-    /// Computes what a reset-and-sync of one project link would do, without writing.
-    pub async fn preview(
-        &self,
-        ws: &str,
-        provider: &str,
-        project: &str,
-        mode: RunMode,
-    ) -> Result<Preview, SyncError> {
-        let Some(ctx) = load_context(self, ws, provider, project).await? else {
-            return Err(SyncError::Invalid(
-                "the project is not linked to this provider".into(),
-            ));
-        };
-        let mut preview = Preview::default();
-        let mut seen = HashSet::new();
-        let mut missing = BTreeSet::new();
-        let synced = synced_logs(self, ws, provider, project).await?;
-        let wiped = mode == RunMode::Wipe;
-        for remote in &ctx.link.remote_project_ids {
-            let mut page = None;
-            loop {
-                let got = fetch_page(self, ws, provider, remote, ctx.window, page).await?;
-                let ids: Vec<String> = got
-                    .items
-                    .iter()
-                    .map(|e| work_log_id(provider, project, &e.id).to_string())
-                    .collect();
-                let existing = if wiped {
-                    HashMap::new()
-                } else {
-                    self.store.get_many::<WorkLog>(ws, &ids).await?
-                };
-                let d = plan_page(&ctx, &got.items, &existing);
-                preview.created += d.created;
-                preview.updated += d.updated;
-                preview.unchanged += d.unchanged;
-                preview.skipped += d.skipped;
-                missing.extend(d.missing);
-                seen.extend(d.seen);
-                match got.next {
-                    Some(n) => page = Some(n),
-                    None => break,
-                }
-            }
-        }
-        preview.deleted = if wiped {
-            synced.len() as u64
-        } else {
-            synced
-                .iter()
-                .filter(|l| {
-                    l.source
-                        .as_ref()
-                        .is_some_and(|s| !seen.contains(&s.remote_id))
-                })
-                .count() as u64
-        };
-        preview.missing_people = missing.into_iter().collect();
-        Ok(preview)
-    }
-
     /// Deletes every work log synced from `provider` on the project ("Clear data").
     pub async fn clear(&self, ws: &str, provider: &str, project: &str) -> Result<u64, SyncError> {
         let ids: Vec<String> = synced_logs(self, ws, provider, project)
@@ -872,6 +940,7 @@ mod tests {
             note: "n".into(),
             running,
             updated_at: None,
+            deleted: false,
         }
     }
 
@@ -968,6 +1037,51 @@ mod tests {
             &HashMap::new(),
         );
         assert_eq!(p.created, 1);
+    }
+
+    #[test]
+    fn windows_are_cut_to_the_declared_maximum_and_cover_every_day_once() {
+        let w = DateWindow {
+            from: d("2026-01-01"),
+            to: d("2026-03-11"),
+        };
+        let parts = split_window(w, Some(31));
+        assert_eq!(
+            parts
+                .iter()
+                .map(|p| (p.from.to_string(), p.to.to_string()))
+                .collect::<Vec<_>>(),
+            [
+                ("2026-01-01".into(), "2026-01-31".into()),
+                ("2026-02-01".into(), "2026-03-03".into()),
+                ("2026-03-04".into(), "2026-03-11".into()),
+            ] as [(String, String); 3]
+        );
+        assert_eq!(split_window(w, None), vec![w]);
+        let day = DateWindow {
+            from: d("2026-05-05"),
+            to: d("2026-05-05"),
+        };
+        assert_eq!(split_window(day, Some(31)), vec![day]);
+    }
+
+    #[test]
+    fn a_deletion_feed_entry_deletes_the_synced_copy_and_nothing_else() {
+        let c = ctx(false);
+        let first = plan_page(
+            &c,
+            &[entry("1", "u1", "2026-02-01", 60, false)],
+            &HashMap::new(),
+        );
+        let (log, v) = first.writes[0].clone();
+        let existing = [(log.id.to_string(), (log.clone(), v))].into_iter().collect();
+        let mut gone = entry("1", "u1", "2026-02-01", 60, false);
+        gone.deleted = true;
+        let mut never_synced = entry("2", "u1", "2026-02-01", 60, false);
+        never_synced.deleted = true;
+        let p = plan_page(&c, &[gone, never_synced], &existing);
+        assert_eq!(p.deletes, vec![log.id.to_string()]);
+        assert!(p.writes.is_empty() && p.seen.is_empty());
     }
 
     #[test]
