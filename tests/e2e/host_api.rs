@@ -936,3 +936,350 @@ async fn webhooks_with_unknown_tokens_or_providers_answer_404_without_a_bearer()
     }
     s.stop().await;
 }
+
+/// Host writes through the API append to the workspace's change feed in the same write: a
+/// task, a work log created, moved (one entry per project) and deleted; a refused write
+/// appends nothing.
+#[tokio::test]
+async fn host_writes_append_to_the_change_feed() {
+    use hourbridge_domain::{ChangeOp, HostKind};
+    let (_keep, dir) = data_dir();
+    let s = Server::start(&dir).await;
+    let t = bootstrap(&s, "acme", "olga").await;
+    let (_, p1) = s
+        .call(Some(&t), POST, "/v1/projects", Some(json!({"name": "One"})))
+        .await;
+    let (_, p2) = s
+        .call(Some(&t), POST, "/v1/projects", Some(json!({"name": "Two"})))
+        .await;
+    let (p1, p2) = (id(&p1), id(&p2));
+    let (st, task) = s
+        .call(
+            Some(&t),
+            POST,
+            &format!("/v1/projects/{p1}/tasks"),
+            Some(json!({"name": "Design"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{task}");
+    let (st, l) = s
+        .call(
+            Some(&t),
+            POST,
+            "/v1/worklogs",
+            Some(json!({"project_id": p1, "date": "2026-03-02", "minutes": 60})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{l}");
+    let lid = id(&l);
+    // Refused: bad minutes (422) and a missing project (422); neither appends.
+    for body in [json!({"minutes": 0}), json!({"project_id": "nope"})] {
+        let (st, b) = s
+            .call(Some(&t), PATCH, &format!("/v1/worklogs/{lid}"), Some(body))
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    }
+    let (st, b) = s
+        .call(
+            Some(&t),
+            PATCH,
+            &format!("/v1/worklogs/{lid}"),
+            Some(json!({"project_id": p2})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let (st, _) = s
+        .call(Some(&t), DELETE, &format!("/v1/worklogs/{lid}"), None)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+
+    let page = s
+        .ctx
+        .store
+        .changes_after("acme", 0, 100, None)
+        .await
+        .unwrap();
+    let got: Vec<(u64, HostKind, String, String, ChangeOp)> = page
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                c.seq,
+                c.kind,
+                c.id.to_string(),
+                c.project_id.to_string(),
+                c.op,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, HostKind::Task, id(&task), p1.clone(), ChangeOp::Created),
+            (
+                2,
+                HostKind::WorkLog,
+                lid.clone(),
+                p1.clone(),
+                ChangeOp::Created
+            ),
+            (
+                3,
+                HostKind::WorkLog,
+                lid.clone(),
+                p2.clone(),
+                ChangeOp::Updated
+            ),
+            (
+                4,
+                HostKind::WorkLog,
+                lid.clone(),
+                p1.clone(),
+                ChangeOp::Updated
+            ),
+            (
+                5,
+                HostKind::WorkLog,
+                lid.clone(),
+                p2.clone(),
+                ChangeOp::Deleted
+            ),
+        ]
+    );
+    assert_eq!(page.next_watermark, 5);
+    let only_p1 = s
+        .ctx
+        .store
+        .changes_after(
+            "acme",
+            1,
+            100,
+            Some(&hourbridge_domain::RecordId::parse(&p1).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        only_p1.changes.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        vec![2, 4]
+    );
+    s.stop().await;
+}
+
+/// A provider defined here, in test code: it declares two-way time and nothing else.
+mod two_way {
+    use async_trait::async_trait;
+    use hourbridge_provider_api::{
+        AccountInfo, Capabilities, OutboundTime, Provider, ProviderDescriptor, ProviderError,
+        ProviderErrorKind, ProviderSession, RemotePage, TimeChange, TimeChangeFeed, TimeSink,
+    };
+
+    pub const ID: &str = "twoway-test";
+
+    pub struct TwoWay(pub ProviderDescriptor);
+
+    fn refuse() -> ProviderError {
+        ProviderError::new(ID, ProviderErrorKind::NotFound, "test provider")
+    }
+
+    #[async_trait]
+    impl Provider for TwoWay {
+        fn descriptor(&self) -> &ProviderDescriptor {
+            &self.0
+        }
+        async fn check_credentials(
+            &self,
+            _session: &ProviderSession,
+        ) -> Result<AccountInfo, ProviderError> {
+            Err(refuse())
+        }
+        fn time_sink(&self) -> Option<&dyn TimeSink> {
+            Some(self)
+        }
+        fn time_changes(&self) -> Option<&dyn TimeChangeFeed> {
+            Some(self)
+        }
+    }
+
+    #[async_trait]
+    impl TimeSink for TwoWay {
+        async fn create(
+            &self,
+            _session: &ProviderSession,
+            _time: &OutboundTime,
+            _idempotency_key: &str,
+        ) -> Result<String, ProviderError> {
+            Err(refuse())
+        }
+        async fn update(
+            &self,
+            _session: &ProviderSession,
+            _remote_id: &str,
+            _time: &OutboundTime,
+        ) -> Result<(), ProviderError> {
+            Err(refuse())
+        }
+        async fn delete(
+            &self,
+            _session: &ProviderSession,
+            _remote_id: &str,
+        ) -> Result<(), ProviderError> {
+            Err(refuse())
+        }
+    }
+
+    #[async_trait]
+    impl TimeChangeFeed for TwoWay {
+        async fn changes_since(
+            &self,
+            _session: &ProviderSession,
+            _cursor: Option<String>,
+        ) -> Result<RemotePage<TimeChange>, ProviderError> {
+            Err(refuse())
+        }
+    }
+
+    /// A descriptor like `base`'s (auth, schedule...) with this id and only two-way time.
+    pub fn descriptor(base: &ProviderDescriptor) -> ProviderDescriptor {
+        let mut d = base.clone();
+        d.id = ID;
+        d.display_name = "Two-way test";
+        d.capabilities = Capabilities {
+            time_two_way: true,
+            ..Capabilities::default()
+        };
+        d
+    }
+}
+
+/// Work logs from a provider that declares two-way time are editable and deletable in the
+/// host (and their edits reach the change feed); those from one-way or unknown providers stay
+/// read-only.
+#[tokio::test]
+async fn work_logs_from_a_two_way_source_are_editable_one_way_ones_are_not() {
+    use std::sync::Arc;
+
+    use tower::ServiceExt as _;
+
+    let (_keep, dir) = data_dir();
+    let s = Server::start(&dir).await;
+    let t = bootstrap(&s, "acme", "olga").await;
+    let (_, p) = s
+        .call(
+            Some(&t),
+            POST,
+            "/v1/projects",
+            Some(json!({"name": "Both ways"})),
+        )
+        .await;
+    let project = hourbridge_domain::RecordId::parse(id(&p)).unwrap();
+    let synced = |provider: &str, remote: &str| WorkLog {
+        id: new_id(),
+        person_id: hourbridge_domain::RecordId::parse("olga").unwrap(),
+        project_id: project.clone(),
+        task_id: None,
+        date: chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+        minutes: 60,
+        note: "synced".into(),
+        source: Some(WorkLogSource {
+            provider: ProviderId::parse(provider).unwrap(),
+            remote_id: remote.into(),
+        }),
+    };
+    let (two, two_del, one, unknown) = (
+        synced(two_way::ID, "tw-1"),
+        synced(two_way::ID, "tw-2"),
+        synced("harvest", "h-1"),
+        synced("retired", "r-1"),
+    );
+    for l in [&two, &two_del, &one, &unknown] {
+        s.ctx.store.insert("acme", l).await.unwrap();
+    }
+
+    // The server's registry plus the test provider.
+    let mut state = s.ctx.api_state();
+    let mut registry = (*state.engine.providers).clone();
+    let base = registry
+        .descriptors()
+        .next()
+        .expect("a built-in provider")
+        .clone();
+    registry
+        .register(Arc::new(two_way::TwoWay(two_way::descriptor(&base))))
+        .expect("the test provider declares what it implements");
+    state.engine.providers = Arc::new(registry);
+    let app = hourbridge_api::router(state);
+    let call = |method: Method, path: String, body: Option<Value>| {
+        let app = app.clone();
+        let t = t.clone();
+        async move {
+            let mut req = http::Request::builder()
+                .method(method.as_str())
+                .uri(path)
+                .header("authorization", format!("Bearer {t}"));
+            let body = match body {
+                Some(b) => {
+                    req = req.header("content-type", "application/json");
+                    axum::body::Body::from(b.to_string())
+                }
+                None => axum::body::Body::empty(),
+            };
+            let res = app.oneshot(req.body(body).unwrap()).await.unwrap();
+            let status = res.status().as_u16();
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (status, json)
+        }
+    };
+
+    for l in [&one, &unknown] {
+        let (st, b) = call(
+            PATCH,
+            format!("/v1/worklogs/{}", l.id),
+            Some(json!({"minutes": 5})),
+        )
+        .await;
+        assert_eq!(
+            (st, &b["error"]["code"]),
+            (409, &json!("managed_by_provider"))
+        );
+        let (st, _) = call(DELETE, format!("/v1/worklogs/{}", l.id), None).await;
+        assert_eq!(st, 409);
+    }
+    let (st, b) = call(
+        PATCH,
+        format!("/v1/worklogs/{}", two.id),
+        Some(json!({"minutes": 45, "note": "fixed in the host"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["minutes"], 45);
+    assert_eq!(
+        b["source"],
+        json!({"provider": two_way::ID, "remote_id": "tw-1"}),
+        "the link to the remote record stays, so the edit can be pushed"
+    );
+    let (st, _) = call(DELETE, format!("/v1/worklogs/{}", two_del.id), None).await;
+    assert_eq!(st, 204);
+
+    let feed = s
+        .ctx
+        .store
+        .changes_after("acme", 0, 100, None)
+        .await
+        .unwrap();
+    let got: Vec<(String, hourbridge_domain::ChangeOp)> = feed
+        .changes
+        .iter()
+        .map(|c| (c.id.to_string(), c.op))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (two.id.to_string(), hourbridge_domain::ChangeOp::Updated),
+            (two_del.id.to_string(), hourbridge_domain::ChangeOp::Deleted),
+        ]
+    );
+    s.stop().await;
+}

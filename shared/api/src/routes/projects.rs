@@ -2,10 +2,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hourbridge_domain::{
-    Assignment, Customer, ManagedBy, Person, Project, RecordId, Role, Task, WorkLog, check_period,
-    new_id, validate,
+    Assignment, ChangeDraft, ChangeOp, Customer, HostKind, ManagedBy, Person, Project, RecordId,
+    Role, Task, WorkLog, check_period, new_id, validate,
 };
-use hourbridge_store::IndexSel;
+use hourbridge_store::{Condition, IndexSel, TransactItem};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -321,7 +321,23 @@ async fn create_task(
         name: validate::text("name", &input.name, validate::MAX_NAME_CHARS)?,
         managed_by: ManagedBy::Local,
     };
-    s.store.insert(c.scope(), &task).await?;
+    // The task and its change-feed entry are one atomic write.
+    s.store
+        .commit_with_changes(
+            c.scope(),
+            vec![TransactItem::put_entity(
+                c.scope(),
+                &task,
+                Condition::Absent,
+            )?],
+            vec![ChangeDraft::new(
+                HostKind::Task,
+                &task.id,
+                &task.project_id,
+                ChangeOp::Created,
+            )],
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(task)))
 }
 

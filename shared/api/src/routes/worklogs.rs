@@ -3,8 +3,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hourbridge_domain::{Person, RecordId, Role, Task, WorkLog, new_id, validate};
-use hourbridge_store::{EntityFilter, IndexSel};
+use hourbridge_domain::{
+    ChangeDraft, ChangeOp, HostKind, Person, ProviderId, RecordId, Role, Task, WorkLog, new_id,
+    validate,
+};
+use hourbridge_store::{Condition, EntityFilter, IndexSel, TransactItem};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -82,17 +85,34 @@ fn minutes(m: i64) -> ApiResult<u32> {
     Ok(m as u32)
 }
 
-fn may_edit(c: &Caller, log: &WorkLog) -> ApiResult<()> {
+/// Whether the provider keeps time in sync both ways (its declared capability), so host edits
+/// of the logs it synced are pushed back instead of refused.
+fn is_two_way(s: &AppState, provider: &ProviderId) -> bool {
+    s.engine
+        .providers
+        .get(provider.as_str())
+        .is_some_and(|p| p.descriptor().capabilities.time_two_way)
+}
+
+/// Members edit their own logs, managers anyone's; logs synced from a one-way source are
+/// read-only (409 `managed_by_provider`), those from a two-way source are editable.
+fn may_edit(s: &AppState, c: &Caller, log: &WorkLog) -> ApiResult<()> {
     if log.person_id != c.person_id {
         c.require(Role::Manager)?;
     }
-    if let Some(src) = &log.source {
+    if let Some(src) = &log.source
+        && !is_two_way(s, &src.provider)
+    {
         return Err(ApiError::managed_by_provider(
             "work log",
             src.provider.as_str(),
         ));
     }
     Ok(())
+}
+
+fn change(log: &WorkLog, project: &RecordId, op: ChangeOp) -> ChangeDraft {
+    ChangeDraft::new(HostKind::WorkLog, &log.id, project, op)
 }
 
 /// The referenced project and task exist and fit together.
@@ -221,7 +241,18 @@ async fn create_worklog(
         source: None,
     };
     check_refs(&s, c.scope(), &log).await?;
-    s.store.insert(c.scope(), &log).await?;
+    // The log and its change-feed entry are one atomic write.
+    s.store
+        .commit_with_changes(
+            c.scope(),
+            vec![TransactItem::put_entity(
+                c.scope(),
+                &log,
+                Condition::Absent,
+            )?],
+            vec![change(&log, &log.project_id, ChangeOp::Created)],
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(log)))
 }
 
@@ -241,7 +272,7 @@ async fn get_worklog(
     Ok(Json(l))
 }
 
-/// Changes a work log; synced logs answer 409 `managed_by_provider`.
+/// Changes a work log; logs synced from a one-way provider answer 409 `managed_by_provider`.
 #[utoipa::path(patch, path = "/v1/worklogs/{id}", tag = "worklogs", params(("id" = String, Path)), request_body = WorkLogPatch,
     responses((status = 200, body = WorkLog), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -256,7 +287,8 @@ async fn patch_worklog(
         .get::<WorkLog>(c.scope(), id.as_str())
         .await?
         .ok_or_else(|| ApiError::not_found("work log"))?;
-    may_edit(&c, &l)?;
+    may_edit(&s, &c, &l)?;
+    let before = l.project_id.clone();
     if let Some(p) = patch.project_id {
         if p != l.project_id && patch.task_id.is_none() {
             l.task_id = None;
@@ -276,11 +308,26 @@ async fn patch_worklog(
         l.note = validate::optional_text("note", &n, validate::MAX_NOTE_CHARS)?;
     }
     check_refs(&s, c.scope(), &l).await?;
-    s.store.update(c.scope(), &l, version).await?;
+    // A move is announced to readers of both projects.
+    let mut changes = vec![change(&l, &l.project_id, ChangeOp::Updated)];
+    if before != l.project_id {
+        changes.push(change(&l, &before, ChangeOp::Updated));
+    }
+    s.store
+        .commit_with_changes(
+            c.scope(),
+            vec![TransactItem::put_entity(
+                c.scope(),
+                &l,
+                Condition::Version(version),
+            )?],
+            changes,
+        )
+        .await?;
     Ok(Json(l))
 }
 
-/// Deletes a work log; synced logs answer 409 `managed_by_provider`.
+/// Deletes a work log; logs synced from a one-way provider answer 409 `managed_by_provider`.
 #[utoipa::path(delete, path = "/v1/worklogs/{id}", tag = "worklogs", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete_worklog(
@@ -293,9 +340,17 @@ async fn delete_worklog(
         .get::<WorkLog>(c.scope(), id.as_str())
         .await?
         .ok_or_else(|| ApiError::not_found("work log"))?;
-    may_edit(&c, &l)?;
+    may_edit(&s, &c, &l)?;
     s.store
-        .delete_at::<WorkLog>(c.scope(), id.as_str(), version)
+        .commit_with_changes(
+            c.scope(),
+            vec![TransactItem::delete_entity::<WorkLog>(
+                c.scope(),
+                id.as_str(),
+                Condition::Version(version),
+            )],
+            vec![change(&l, &l.project_id, ChangeOp::Deleted)],
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
