@@ -121,6 +121,13 @@ impl Store {
             .iter()
             .filter(|w| matches!(w, TransactItem::Put { .. }))
             .count();
+        if changes.is_empty() {
+            let records = self.transact(writes).await?;
+            return Ok(Committed {
+                records,
+                changes: Vec::new(),
+            });
+        }
         let mut last_err = StoreError::Conflict;
         for attempt in 0..APPEND_ATTEMPTS {
             if attempt > 0 {
