@@ -16,6 +16,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable message.
     pub message: String,
+    /// Input fields at fault, when the error is about some (sent as `fields`).
+    pub fields: Vec<String>,
 }
 
 /// The error body: `{"error": {"code": "...", "message": "..."}}`.
@@ -32,6 +34,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable message.
     pub message: String,
+    /// Input fields at fault (e.g. of `invalid_credentials`); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
 }
 
 impl ApiError {
@@ -41,7 +46,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            fields: Vec::new(),
         }
+    }
+
+    /// Names the input fields at fault (`fields` in the body).
+    pub fn with_fields(mut self, fields: Vec<String>) -> Self {
+        self.fields = fields;
+        self
     }
 
     /// 404 for a record that does not exist in the caller's workspace (also what another
@@ -194,6 +206,24 @@ impl From<hourbridge_sync::SyncError> for ApiError {
                     "could not queue the job; retry shortly",
                 )
             }
+            S::InvalidFields {
+                problem,
+                fields,
+                message,
+            } => {
+                use hourbridge_sync::FieldProblem as F;
+                let code = match problem {
+                    F::Missing => "required",
+                    F::Unknown => "unknown_field",
+                    F::TooLong => "too_long",
+                };
+                Self::unprocessable(code, message).with_fields(fields)
+            }
+            S::InvalidCredentials { fields, message } => {
+                Self::unprocessable("invalid_credentials", message).with_fields(fields)
+            }
+            S::Unreachable(m) => Self::new(StatusCode::BAD_GATEWAY, "unreachable", m),
+            S::MissingEntitlement(m) => Self::new(StatusCode::FORBIDDEN, "missing_entitlement", m),
         }
     }
 }
@@ -206,6 +236,7 @@ impl IntoResponse for ApiError {
                 error: ErrorDetail {
                     code: self.code.to_owned(),
                     message: self.message,
+                    fields: self.fields,
                 },
             }),
         )

@@ -71,6 +71,30 @@ pub struct Config {
     pub user_agent: String,
     /// Provider settings (base URLs), by variable name, as the adapters read them.
     pub provider_vars: std::collections::BTreeMap<String, String>,
+    /// Platform OAuth client variables (`HOURBRIDGE_<PROVIDER>_CLIENT_ID`,
+    /// `HOURBRIDGE_<PROVIDER>_CLIENT_SECRET_NAME`), by name; see [`Config::platform_clients`].
+    pub platform_vars: std::collections::BTreeMap<String, String>,
+}
+
+/// The variables of a platform OAuth client of `provider`: the client id, and the name of the
+/// secret (in the secret store, under its prefix) that holds the client secret.
+pub fn platform_client_vars(provider: &str) -> (String, String) {
+    let p = provider.to_ascii_uppercase().replace('-', "_");
+    (
+        format!("HOURBRIDGE_{p}_CLIENT_ID"),
+        format!("HOURBRIDGE_{p}_CLIENT_SECRET_NAME"),
+    )
+}
+
+/// The secret name used when `HOURBRIDGE_<PROVIDER>_CLIENT_SECRET_NAME` is not set. It has
+/// three segments, so it cannot collide with a connection's `{workspace}/{provider}` secret.
+pub fn default_platform_secret_name(provider: &str) -> String {
+    format!("platform/{provider}/oauth-client-secret")
+}
+
+fn is_platform_var(name: &str) -> bool {
+    name.starts_with("HOURBRIDGE_")
+        && (name.ends_with("_CLIENT_ID") || name.ends_with("_CLIENT_SECRET_NAME"))
 }
 
 /// Every configuration problem found, reported together.
@@ -84,7 +108,47 @@ pub struct ConfigError {
 impl Config {
     /// Reads the process environment.
     pub fn from_env(mode: Mode) -> Result<Self, ConfigError> {
-        Self::from_lookup(mode, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        let mut config =
+            Self::from_lookup(mode, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))?;
+        config.platform_vars = std::env::vars()
+            .filter(|(k, v)| is_platform_var(k) && !v.is_empty())
+            .collect();
+        Ok(config)
+    }
+
+    /// Hourbridge's own OAuth clients for the registry's providers that declare
+    /// [`OAuthClient::Platform`](hourbridge_provider_api::OAuthClient::Platform): the client id
+    /// from `HOURBRIDGE_<PROVIDER>_CLIENT_ID` (a provider without one cannot be connected, and
+    /// says so), the secret's name from `HOURBRIDGE_<PROVIDER>_CLIENT_SECRET_NAME` (default
+    /// [`default_platform_secret_name`]).
+    pub fn platform_clients(
+        &self,
+        registry: &hourbridge_provider_registry::Registry,
+    ) -> std::collections::BTreeMap<String, hourbridge_sync::PlatformClient> {
+        registry
+            .descriptors()
+            .filter(|d| {
+                d.auth
+                    .oauth2()
+                    .is_some_and(|s| s.client == hourbridge_provider_api::OAuthClient::Platform)
+            })
+            .filter_map(|d| {
+                let (id_var, secret_var) = platform_client_vars(d.id);
+                let client_id = self.platform_vars.get(&id_var)?.clone();
+                let secret_name = self
+                    .platform_vars
+                    .get(&secret_var)
+                    .cloned()
+                    .unwrap_or_else(|| default_platform_secret_name(d.id));
+                Some((
+                    d.id.to_owned(),
+                    hourbridge_sync::PlatformClient {
+                        client_id,
+                        secret_name,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Reads configuration through `get`, collecting every problem before failing.
@@ -199,6 +263,7 @@ impl Config {
                 .into_iter()
                 .filter_map(|k| get(k).map(|v| (k.to_owned(), v)))
                 .collect(),
+            platform_vars: Default::default(),
         })
     }
 
@@ -277,6 +342,27 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.problems.len(), 2, "{err}");
         assert!(err.to_string().contains("HOURBRIDGE_STORE=\"postgres\""));
+    }
+
+    #[test]
+    fn platform_client_variables_are_named_after_the_provider() {
+        assert_eq!(
+            platform_client_vars("base-camp"),
+            (
+                "HOURBRIDGE_BASE_CAMP_CLIENT_ID".to_owned(),
+                "HOURBRIDGE_BASE_CAMP_CLIENT_SECRET_NAME".to_owned()
+            )
+        );
+        assert!(is_platform_var("HOURBRIDGE_BASECAMP_CLIENT_ID"));
+        assert!(is_platform_var("HOURBRIDGE_BASECAMP_CLIENT_SECRET_NAME"));
+        assert!(!is_platform_var("HOURBRIDGE_JWT_SECRET"));
+        // The built-in providers bring their own OAuth clients: none is a platform client.
+        let c = Config::from_lookup(Mode::Local, lookup(&[])).unwrap();
+        let registry = hourbridge_provider_registry::builtin(
+            &hourbridge_provider_registry::ProviderEnv::for_tests(&[]),
+        )
+        .unwrap();
+        assert!(c.platform_clients(&registry).is_empty());
     }
 
     #[test]

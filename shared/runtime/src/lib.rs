@@ -192,8 +192,10 @@ impl AppContext {
                     .clone()
                     .unwrap_or_else(|| "http://127.0.0.1:8080".into()),
                 app_url: config.app_url.clone(),
+                platform_clients: config.platform_clients(&providers),
                 ..SyncSettings::default()
             },
+            sessions: Default::default(),
         };
         Ok(Self {
             store,

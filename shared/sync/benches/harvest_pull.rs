@@ -263,6 +263,7 @@ async fn main() {
         events: Arc::new(hourbridge_sync::runs::LogEvents),
         clock,
         settings: SyncSettings::default(),
+        sessions: Default::default(),
     };
     let ws = "bench";
     let olga = RecordId::parse("olga").unwrap();

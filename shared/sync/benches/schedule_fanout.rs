@@ -69,6 +69,7 @@ async fn run(total: usize, due: usize) -> (Duration, usize) {
         events: Arc::new(hourbridge_sync::runs::LogEvents),
         clock: clock.clone(),
         settings: SyncSettings::default(),
+        sessions: Default::default(),
     };
     // One workspace per connection, as in production; `due` of them are past due, the rest are
     // spread over the next 24 hours.

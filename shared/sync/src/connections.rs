@@ -1,12 +1,26 @@
-//! Installing a provider in a workspace and keeping its credentials usable.
+//! Installing a provider in a workspace and keeping its credentials usable, dispatched on the
+//! provider's declared [`AuthKind`]:
 //!
-//! Credentials (client id and secret, tokens) live in one secret per connection; the
-//! [`Connection`] record holds only the secret's name and non-secret settings. Access tokens
-//! are refreshed before they expire and after a 401, by one process at a time (a store lease),
-//! and a rotated refresh token is saved before the new access token is used.
+//! | auth kind | connect body | after connect | renewal |
+//! |---|---|---|---|
+//! | OAuth 2, customer-supplied client | `client_id`, `client_secret` (+ OAuth settings) | `pending_authorization` until the callback | refresh token, single-flight |
+//! | OAuth 2, platform client ([`OAuthClient::Platform`]) | the OAuth settings only; client id from [`SyncSettings::platform_clients`](crate::SyncSettings), secret from the secret store | `pending_authorization` until the callback | refresh token, single-flight |
+//! | session token ([`AuthKind::SessionToken`]) | the declared fields | `active` once [`Provider::create_session`] and [`Provider::validate_credentials`] accept them | a new session shortly before expiry and once after a 401, single-flight |
+//! | credential set ([`AuthKind::CredentialSet`]) | the declared fields | `active` once [`Provider::validate_credentials`] accepts them | none: a 401 means the connection needs new credentials |
+//!
+//! The connect body is validated against the declared fields (unknown, missing or too long
+//! fields are [`SyncError::InvalidFields`]); a failed credential check is
+//! [`SyncError::InvalidCredentials`], [`SyncError::Unreachable`] or
+//! [`SyncError::MissingEntitlement`], and stores nothing. Secret fields, tokens and sessions
+//! live in one secret per connection; the [`Connection`] record holds only the secret's name and
+//! the non-secret settings (the non-secret connect fields by name, the chosen account).
+//!
+//! Sessions are cached per process ([`SessionCache`]): a run reads the connection and its secret
+//! once, and the cache entry is dropped after a 401, a refresh, a re-install, an account choice
+//! and a disconnect.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use hourbridge_domain::{
@@ -14,32 +28,44 @@ use hourbridge_domain::{
     connection_secret_name,
 };
 use hourbridge_provider_api::{
-    AccountInfo, AuthKind, ClientCredentials, Endpoints, OAuth2Spec, Provider, ProviderError,
-    ProviderErrorKind, ProviderSession, TokenSet,
+    ACCESS_TOKEN, AccountInfo, AuthKind, ClientCredentials, CredentialCheckError, CredentialField,
+    Endpoints, OAuth2Spec, OAuthClient, Provider, ProviderError, ProviderErrorKind,
+    ProviderSession, SESSION_TOKEN, TokenSet,
 };
 use hourbridge_store::{GLOBAL_SCOPE, IndexSel, OAuthState, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::{Engine, SyncError};
+use crate::{Engine, FieldProblem, SyncError};
 
 /// How long an OAuth `state` stays valid.
 pub const STATE_TTL_MINUTES: i64 = 10;
-/// Refresh an access token this long before it expires.
+/// Refresh an access token (or renew a session) this long before it expires.
 const REFRESH_SKEW_SECONDS: i64 = 120;
+/// Longest a cached session is used without reading the connection again, even when its token
+/// lives longer: bounds how long another process's disconnect or re-install goes unnoticed, and
+/// covers a whole Lambda run (15 minutes at most).
+pub const SESSION_CACHE_MAX_AGE_SECONDS: i64 = 900;
+/// Longest value of one connect field.
+pub const MAX_FIELD_CHARS: usize = 2000;
 
 /// What the secret of a connection holds (as JSON).
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct ConnectionSecret {
-    /// OAuth client id.
+    /// OAuth client id (customer-supplied clients only; empty otherwise).
+    #[serde(default)]
     pub client_id: String,
-    /// OAuth client secret.
+    /// OAuth client secret (customer-supplied clients only; empty otherwise).
+    #[serde(default)]
     pub client_secret: String,
-    /// Current access token.
+    /// Current access token (OAuth) or session token (session-token providers).
     pub access_token: Option<String>,
     /// Current refresh token.
     pub refresh_token: Option<String>,
-    /// When the access token expires.
+    /// When the access token or session expires.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Secret connect fields of session-token and credential-set providers, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for ConnectionSecret {
@@ -47,6 +73,7 @@ impl std::fmt::Debug for ConnectionSecret {
         f.debug_struct("ConnectionSecret")
             .field("client_id", &self.client_id)
             .field("expires_at", &self.expires_at)
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -80,9 +107,168 @@ pub struct Authorized {
     pub connection: Connection,
 }
 
-fn random_token() -> String {
+/// Provider sessions of one process, by workspace and provider. An entry lives until shortly
+/// before its token expires, and at most [`SESSION_CACHE_MAX_AGE_SECONDS`]; the engine drops it
+/// after a 401, a refresh, a re-install, an account choice and a disconnect.
+#[derive(Clone, Default)]
+pub struct SessionCache {
+    entries: Arc<Mutex<HashMap<(String, String), CachedSession>>>,
+}
+
+#[derive(Clone)]
+struct CachedSession {
+    session: ProviderSession,
+    until: DateTime<Utc>,
+}
+
+/// Above this many entries, expired ones are swept on insert.
+const SESSION_CACHE_SWEEP_AT: usize = 1024;
+
+impl std::fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCache")
+            .field("entries", &self.len())
+            .finish()
+    }
+}
+
+impl SessionCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), CachedSession>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, ws: &str, provider: &str, now: DateTime<Utc>) -> Option<ProviderSession> {
+        let key = (ws.to_owned(), provider.to_owned());
+        let mut entries = self.lock();
+        match entries.get(&key) {
+            Some(c) if c.until > now => Some(c.session.clone()),
+            Some(_) => {
+                entries.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, ws: &str, provider: &str, session: ProviderSession, until: DateTime<Utc>) {
+        let mut entries = self.lock();
+        if entries.len() >= SESSION_CACHE_SWEEP_AT {
+            let now = Utc::now();
+            entries.retain(|_, c| c.until > now);
+        }
+        entries.insert(
+            (ws.to_owned(), provider.to_owned()),
+            CachedSession { session, until },
+        );
+    }
+
+    /// Forgets the session of one connection; the next call reads it again.
+    pub fn invalidate(&self, ws: &str, provider: &str) {
+        self.lock().remove(&(ws.to_owned(), provider.to_owned()));
+    }
+
+    /// Number of cached sessions.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub(crate) fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The token a session carries (OAuth access token or provider session), for telling whether
+/// someone renewed it meanwhile.
+fn session_token(s: &ProviderSession) -> Option<&str> {
+    s.secrets
+        .get(ACCESS_TOKEN)
+        .or_else(|| s.secrets.get(SESSION_TOKEN))
+        .map(SecretValue::expose)
+}
+
+fn fields_error(problem: FieldProblem, fields: Vec<String>, what: &str) -> SyncError {
+    SyncError::InvalidFields {
+        message: format!("{what}: {}", fields.join(", ")),
+        problem,
+        fields,
+    }
+}
+
+/// Checks a connect body against the declared fields: splits it into secret values (by name)
+/// and non-secret settings (trimmed, empty optional fields dropped).
+fn check_fields(
+    declared: &[CredentialField],
+    mut input: BTreeMap<String, SecretValue>,
+) -> Result<
+    (
+        BTreeMap<String, String>,
+        serde_json::Map<String, serde_json::Value>,
+    ),
+    SyncError,
+> {
+    let unknown: Vec<String> = input
+        .keys()
+        .filter(|k| !declared.iter().any(|f| f.name == k.as_str()))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        let expected: Vec<&str> = declared.iter().map(|f| f.name).collect();
+        return Err(fields_error(
+            FieldProblem::Unknown,
+            unknown,
+            &format!("unknown fields (expected {})", expected.join(", ")),
+        ));
+    }
+    let (mut secrets, mut settings) = (BTreeMap::new(), serde_json::Map::new());
+    let (mut missing, mut too_long) = (Vec::new(), Vec::new());
+    for f in declared {
+        let value = input
+            .remove(f.name)
+            .map(|v| v.expose().trim().to_owned())
+            .unwrap_or_default();
+        if value.is_empty() {
+            if f.required {
+                missing.push(f.name.to_owned());
+            }
+            continue;
+        }
+        if value.chars().count() > MAX_FIELD_CHARS {
+            too_long.push(f.name.to_owned());
+            continue;
+        }
+        if f.secret {
+            secrets.insert(f.name.to_owned(), value);
+        } else {
+            settings.insert(f.name.to_owned(), serde_json::Value::String(value));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(fields_error(FieldProblem::Missing, missing, "required"));
+    }
+    if !too_long.is_empty() {
+        return Err(fields_error(
+            FieldProblem::TooLong,
+            too_long,
+            &format!("longer than {MAX_FIELD_CHARS} characters"),
+        ));
+    }
+    Ok((secrets, settings))
+}
+
+fn secret_field_names(p: &dyn Provider) -> Vec<&'static str> {
+    p.descriptor()
+        .auth
+        .connect_fields()
+        .into_iter()
+        .filter(|f| f.secret)
+        .map(|f| f.name)
+        .collect()
 }
 
 impl Engine {
@@ -102,13 +288,12 @@ impl Engine {
     }
 
     fn oauth_spec<'a>(&self, p: &'a Arc<dyn Provider>) -> Result<&'a OAuth2Spec, SyncError> {
-        match &p.descriptor().auth {
-            AuthKind::OAuth2(spec) => Ok(spec),
-            _ => Err(SyncError::InvalidState(format!(
-                "{} does not use OAuth",
+        p.descriptor().auth.oauth2().ok_or_else(|| {
+            SyncError::InvalidState(format!(
+                "{} does not use OAuth; connect it with its credentials",
                 p.descriptor().id
-            ))),
-        }
+            ))
+        })
     }
 
     fn endpoints(&self, p: &Arc<dyn Provider>, spec: &OAuth2Spec) -> Endpoints {
@@ -120,6 +305,43 @@ impl Engine {
             token_url,
             redirect_url: self.redirect_url(p.descriptor().id),
         }
+    }
+
+    /// The OAuth client of a connection: the customer's (from the connection's secret) or
+    /// Hourbridge's own (id from configuration, secret from the secret store).
+    async fn client_credentials(
+        &self,
+        provider: &str,
+        spec: &OAuth2Spec,
+        secret: &ConnectionSecret,
+    ) -> Result<ClientCredentials, SyncError> {
+        match spec.client {
+            OAuthClient::CustomerSupplied => Ok(ClientCredentials {
+                id: secret.client_id.clone(),
+                secret: SecretValue::new(secret.client_secret.clone()),
+            }),
+            OAuthClient::Platform => {
+                let pc = self.platform_client(provider)?;
+                let value = self.secrets.get(&pc.secret_name).await?.ok_or_else(|| {
+                    SyncError::InvalidState(format!(
+                        "the OAuth client secret of {provider} is missing from the secret store \
+                         on this deployment"
+                    ))
+                })?;
+                Ok(ClientCredentials {
+                    id: pc.client_id.clone(),
+                    secret: value,
+                })
+            }
+        }
+    }
+
+    fn platform_client(&self, provider: &str) -> Result<&crate::PlatformClient, SyncError> {
+        self.settings.platform_clients.get(provider).ok_or_else(|| {
+            SyncError::InvalidState(format!(
+                "{provider} is not configured on this deployment (no platform OAuth client)"
+            ))
+        })
     }
 
     /// The connection of `ws` to `provider`, with its version.
@@ -142,8 +364,8 @@ impl Engine {
         ConnectionSecret::from_value(&value)
     }
 
-    /// Saves the admin's OAuth client for `provider` (creating or resetting the connection to
-    /// `pending_authorization`).
+    /// Saves the admin's OAuth client for a customer-supplied OAuth provider: the same as
+    /// [`Engine::connect`] with the fields `client_id` and `client_secret`.
     pub async fn install(
         &self,
         ws: &str,
@@ -152,32 +374,120 @@ impl Engine {
         client_id: &str,
         client_secret: SecretValue,
     ) -> Result<Connection, SyncError> {
-        let p = self.provider(provider)?;
-        self.oauth_spec(p)?;
-        let name = connection_secret_name(ws, provider);
-        let secret = ConnectionSecret {
-            client_id: client_id.to_owned(),
-            client_secret: client_secret.expose().to_owned(),
-            access_token: None,
-            refresh_token: None,
-            expires_at: None,
-        };
-        self.secrets.put(&name, &secret.to_value()).await?;
+        let fields = BTreeMap::from([
+            ("client_id".to_owned(), SecretValue::new(client_id)),
+            ("client_secret".to_owned(), client_secret),
+        ]);
+        self.connect(ws, person, provider, fields).await
+    }
+
+    /// Connects `provider` with the fields the admin entered (the descriptor's
+    /// [`AuthKind::connect_fields`]), creating or replacing the connection.
+    ///
+    /// OAuth providers end in `pending_authorization` (continue with [`Engine::authorize`]);
+    /// session-token and credential-set providers are checked with the provider first and end
+    /// `active`, scheduled, with their webhook token when they declare webhooks. Nothing is
+    /// stored when the fields or the credentials are refused.
+    pub async fn connect(
+        &self,
+        ws: &str,
+        person: &RecordId,
+        provider: &str,
+        fields: BTreeMap<String, SecretValue>,
+    ) -> Result<Connection, SyncError> {
+        let p = self.provider(provider)?.clone();
+        let provider_id =
+            ProviderId::parse(provider).map_err(|e| SyncError::Invalid(e.to_string()))?;
+        let auth = &p.descriptor().auth;
+        let (mut secret_fields, settings) = check_fields(&auth.connect_fields(), fields)?;
         let now = self.clock.now();
+        let credentials = |secrets: &BTreeMap<String, String>| ProviderSession {
+            workspace_id: ws.to_owned(),
+            secrets: secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), SecretValue::new(v.clone())))
+                .collect(),
+            settings: serde_json::Value::Object(settings.clone()),
+        };
+        let (secret, account) = match auth {
+            AuthKind::OAuth2(spec) => {
+                let mut secret = ConnectionSecret::default();
+                match spec.client {
+                    OAuthClient::CustomerSupplied => {
+                        secret.client_id = settings
+                            .get("client_id")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_owned();
+                        secret.client_secret =
+                            secret_fields.remove("client_secret").unwrap_or_default();
+                    }
+                    OAuthClient::Platform => {
+                        self.platform_client(provider)?;
+                    }
+                }
+                (secret, None)
+            }
+            AuthKind::SessionToken {
+                session_lifetime, ..
+            } => {
+                let creds = credentials(&secret_fields);
+                let until = now
+                    + Duration::from_std(*session_lifetime).unwrap_or_else(|_| Duration::hours(1));
+                let grant = p.create_session(&creds, until).await.map_err(|e| {
+                    CredentialCheckError::from_provider(e, &secret_field_names(&*p))
+                })?;
+                let session = ProviderSession {
+                    secrets: BTreeMap::from([(SESSION_TOKEN.to_owned(), grant.token.clone())]),
+                    ..creds
+                };
+                let account = p.validate_credentials(&session).await?;
+                let secret = ConnectionSecret {
+                    access_token: Some(grant.token.expose().to_owned()),
+                    expires_at: Some(grant.expires_at),
+                    fields: secret_fields,
+                    ..ConnectionSecret::default()
+                };
+                (secret, Some(account))
+            }
+            AuthKind::CredentialSet { .. } => {
+                let account = p.validate_credentials(&credentials(&secret_fields)).await?;
+                let secret = ConnectionSecret {
+                    fields: secret_fields,
+                    ..ConnectionSecret::default()
+                };
+                (secret, Some(account))
+            }
+        };
+        // Everything was checked: only now is anything written.
+        let name = connection_secret_name(ws, provider);
+        self.sessions.invalidate(ws, provider);
+        self.secrets.put(&name, &secret.to_value()).await?;
         let existing = self.connection(ws, provider).await?;
-        let conn = Connection {
-            provider: ProviderId::parse(provider).map_err(|e| SyncError::Invalid(e.to_string()))?,
+        let mut conn = Connection {
+            provider: provider_id,
             state: ConnectionState::PendingAuthorization,
             secret_name: Some(name),
-            settings: serde_json::json!({ "client_id": client_id }),
+            settings: serde_json::Value::Object(settings),
             connected_by: person.clone(),
             created_at: existing.as_ref().map_or(now, |(c, _)| c.created_at),
             updated_at: now,
             next_run_at: None,
             last_run_id: existing.as_ref().and_then(|(c, _)| c.last_run_id.clone()),
         };
+        match account {
+            Some(account) => {
+                apply_account(&mut conn, &account, None);
+                conn.state = ConnectionState::Active;
+                conn.next_run_at = Some(crate::schedule::schedule(self, ws, provider).await?);
+            }
+            None => crate::schedule::unschedule(self, ws, provider).await?,
+        }
         self.store.put(ws, &conn).await?;
-        crate::schedule::unschedule(self, ws, provider).await?;
+        if conn.state == ConnectionState::Active {
+            self.enable_webhooks(ws, provider).await?;
+        }
+        self.sessions.invalidate(ws, provider);
         Ok(conn)
     }
 
@@ -195,10 +505,7 @@ impl Engine {
             .await?
             .ok_or_else(|| SyncError::NotConnected(provider.into()))?;
         let secret = self.secret(&conn).await?;
-        let creds = ClientCredentials {
-            id: secret.client_id,
-            secret: SecretValue::new(secret.client_secret),
-        };
+        let creds = self.client_credentials(provider, spec, &secret).await?;
         let state = random_token();
         let auth = self.oauth.authorize(
             p.descriptor().id,
@@ -220,7 +527,8 @@ impl Engine {
     }
 
     /// Completes the OAuth flow from the provider's redirect: consumes the state, exchanges the
-    /// code, stores the tokens, learns the account and activates the connection.
+    /// code, stores the tokens, learns the account and activates the connection (with its
+    /// webhook token, when the provider declares webhooks).
     pub async fn complete_authorization(
         &self,
         provider: &str,
@@ -249,10 +557,7 @@ impl Engine {
             .await?
             .ok_or_else(|| SyncError::NotConnected(provider.into()))?;
         let secret = self.secret(&conn).await?;
-        let creds = ClientCredentials {
-            id: secret.client_id.clone(),
-            secret: SecretValue::new(secret.client_secret.clone()),
-        };
+        let creds = self.client_credentials(provider, spec, &secret).await?;
         let verifier = pending.pkce_verifier.map(SecretValue::new);
         let tokens = self
             .oauth
@@ -267,13 +572,14 @@ impl Engine {
             )
             .await?;
         let secret = secret.with_tokens(&tokens);
+        self.sessions.invalidate(&ws, provider);
         self.secrets
             .put(
                 conn.secret_name.as_deref().unwrap_or_default(),
                 &secret.to_value(),
             )
             .await?;
-        let session = self.session_from(&ws, &conn, &secret);
+        let session = self.session_from(&ws, p.as_ref(), &conn, &secret);
         let account = p.check_credentials(&session).await?;
         apply_account(&mut conn, &account, None);
         conn.state = ConnectionState::Active;
@@ -282,6 +588,7 @@ impl Engine {
         conn.updated_at = self.clock.now();
         conn.next_run_at = Some(crate::schedule::schedule(self, &ws, provider).await?);
         self.store.put(&ws, &conn).await?;
+        self.enable_webhooks(&ws, provider).await?;
         Ok(Authorized {
             workspace_id: ws,
             connection: conn,
@@ -316,16 +623,30 @@ impl Engine {
         apply_account(&mut conn, &account, Some(account_id));
         conn.updated_at = self.clock.now();
         self.store.update(ws, &conn, version).await?;
+        self.sessions.invalidate(ws, provider);
         Ok(conn)
     }
 
-    /// Disconnects: deletes the credentials, the schedule, the project links' settings and the
-    /// connection. Synced work logs stay.
+    /// Disconnects: removes the webhook subscription and token, revokes what the provider lets
+    /// us revoke ([`Provider::revoke`]), and deletes the credentials, the schedule, the project
+    /// links' settings and the connection. Synced work logs stay.
     pub async fn disconnect(&self, ws: &str, provider: &str) -> Result<bool, SyncError> {
         let Some((conn, _)) = self.connection(ws, provider).await? else {
             return Ok(false);
         };
         crate::schedule::unschedule(self, ws, provider).await?;
+        self.disable_webhooks(ws, provider).await?;
+        if conn.state == ConnectionState::Active
+            && let Ok(p) = self.provider(provider)
+        {
+            let revoked = match self.session(ws, provider).await {
+                Ok(s) => p.revoke(&s).await.map_err(SyncError::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = revoked {
+                tracing::warn!(ws, provider, error = %e, "revoking credentials on disconnect failed");
+            }
+        }
         let links = self
             .store
             .list_all::<ProjectLink>(self.store.query::<ProjectLink>(
@@ -343,24 +664,52 @@ impl Engine {
             self.secrets.delete(name).await?;
         }
         self.store.delete::<Connection>(ws, provider).await?;
+        self.sessions.invalidate(ws, provider);
         Ok(true)
     }
 
+    /// The session adapters get: the token (or the secret fields of a credential set) and the
+    /// non-secret settings, plus `client_id` for OAuth (per-application budgets).
     fn session_from(
         &self,
         ws: &str,
+        p: &dyn Provider,
         conn: &Connection,
         secret: &ConnectionSecret,
     ) -> ProviderSession {
         let mut secrets = BTreeMap::new();
-        if let Some(t) = &secret.access_token {
-            secrets.insert("access_token".to_owned(), SecretValue::new(t.clone()));
-        }
         let mut settings = conn.settings.clone();
         if !settings.is_object() {
             settings = serde_json::json!({});
         }
-        settings["client_id"] = serde_json::Value::String(secret.client_id.clone());
+        match &p.descriptor().auth {
+            AuthKind::OAuth2(spec) => {
+                if let Some(t) = &secret.access_token {
+                    secrets.insert(ACCESS_TOKEN.to_owned(), SecretValue::new(t.clone()));
+                }
+                let client_id = match spec.client {
+                    OAuthClient::CustomerSupplied => Some(secret.client_id.clone()),
+                    OAuthClient::Platform => self
+                        .settings
+                        .platform_clients
+                        .get(p.descriptor().id)
+                        .map(|c| c.client_id.clone()),
+                };
+                if let Some(id) = client_id {
+                    settings["client_id"] = serde_json::Value::String(id);
+                }
+            }
+            AuthKind::SessionToken { .. } => {
+                if let Some(t) = &secret.access_token {
+                    secrets.insert(SESSION_TOKEN.to_owned(), SecretValue::new(t.clone()));
+                }
+            }
+            AuthKind::CredentialSet { .. } => {
+                for (k, v) in &secret.fields {
+                    secrets.insert(k.clone(), SecretValue::new(v.clone()));
+                }
+            }
+        }
         ProviderSession {
             workspace_id: ws.to_owned(),
             secrets,
@@ -368,17 +717,26 @@ impl Engine {
         }
     }
 
-    /// A session with an access token valid for at least two more minutes.
+    /// A session with an access token (or provider session) valid for at least two more
+    /// minutes: from this process's cache when it has one, otherwise read from the connection
+    /// and its secret (renewed first when it is about to expire) and cached.
     pub async fn session(&self, ws: &str, provider: &str) -> Result<ProviderSession, SyncError> {
-        self.session_inner(ws, provider, false).await
+        if let Some(s) = self.sessions.get(ws, provider, self.clock.now()) {
+            return Ok(s);
+        }
+        self.load_session(ws, provider, None).await
     }
 
-    async fn session_inner(
+    /// Reads the connection and its secret, renews the token when it is missing or expiring
+    /// or when `failed` (the session a provider just answered 401 to) still carries the stored
+    /// token, and caches the result.
+    async fn load_session(
         &self,
         ws: &str,
         provider: &str,
-        force_refresh: bool,
+        failed: Option<&ProviderSession>,
     ) -> Result<ProviderSession, SyncError> {
+        let p = self.provider(provider)?.clone();
         let (conn, _) = self
             .connection(ws, provider)
             .await?
@@ -388,15 +746,26 @@ impl Engine {
                 "{provider} is not authorized yet"
             )));
         }
-        let secret = self.secret(&conn).await?;
-        let token = secret.access_token.clone();
-        if !force_refresh && token.is_some() && !self.expiring(&secret) {
-            return Ok(self.session_from(ws, &conn, &secret));
+        let mut secret = self.secret(&conn).await?;
+        let renewable = !matches!(p.descriptor().auth, AuthKind::CredentialSet { .. });
+        let stale = match failed {
+            Some(f) => session_token(f) == secret.access_token.as_deref() || !renewable,
+            None => false,
+        };
+        if stale || (renewable && (secret.access_token.is_none() || self.expiring(&secret))) {
+            let token = secret.access_token.clone();
+            secret = self
+                .refresh_single_flight(ws, provider, &conn, token.as_deref())
+                .await?;
         }
-        let refreshed = self
-            .refresh_single_flight(ws, provider, &conn, token.as_deref())
-            .await?;
-        Ok(self.session_from(ws, &conn, &refreshed))
+        let session = self.session_from(ws, p.as_ref(), &conn, &secret);
+        let now = self.clock.now();
+        let mut until = now + Duration::seconds(SESSION_CACHE_MAX_AGE_SECONDS);
+        if renewable && let Some(exp) = secret.expires_at {
+            until = until.min(exp - Duration::seconds(REFRESH_SKEW_SECONDS));
+        }
+        self.sessions.put(ws, provider, session.clone(), until);
+        Ok(session)
     }
 
     fn expiring(&self, s: &ConnectionSecret) -> bool {
@@ -404,8 +773,9 @@ impl Engine {
             .is_some_and(|t| t <= self.clock.now() + Duration::seconds(REFRESH_SKEW_SECONDS))
     }
 
-    /// Refreshes under a lease so that only one process uses the (possibly rotating) refresh
-    /// token; a process that waited re-reads and takes the token the winner saved.
+    /// Renews under a lease so that only one process uses the (possibly rotating) refresh
+    /// token or creates a session; a process that waited re-reads and takes what the winner
+    /// saved.
     async fn refresh_single_flight(
         &self,
         ws: &str,
@@ -413,8 +783,17 @@ impl Engine {
         conn: &Connection,
         stale_access: Option<&str>,
     ) -> Result<ConnectionSecret, SyncError> {
-        let p = self.provider(provider)?;
-        let spec = self.oauth_spec(p)?;
+        let p = self.provider(provider)?.clone();
+        self.sessions.invalidate(ws, provider);
+        if let AuthKind::CredentialSet { .. } = p.descriptor().auth {
+            // Nothing to renew: the provider refused the stored credentials themselves.
+            self.mark_reauth_required(ws, provider).await?;
+            return Err(SyncError::Provider(ProviderError::new(
+                p.descriptor().id,
+                ProviderErrorKind::ReauthRequired,
+                "the stored credentials were rejected; connect again",
+            )));
+        }
         let lease_name = format!("token:{provider}");
         let owner = random_token();
         let mut lease = None;
@@ -436,31 +815,9 @@ impl Engine {
             if rotated_meanwhile && secret.access_token.is_some() && !self.expiring(&secret) {
                 return Ok(secret);
             }
-            let refresh_token = secret.refresh_token.clone().ok_or_else(|| {
-                SyncError::Provider(ProviderError::new(
-                    p.descriptor().id,
-                    ProviderErrorKind::ReauthRequired,
-                    "no refresh token",
-                ))
-            })?;
-            let creds = ClientCredentials {
-                id: secret.client_id.clone(),
-                secret: SecretValue::new(secret.client_secret.clone()),
-            };
-            let tokens = self
-                .oauth
-                .refresh(
-                    p.descriptor().id,
-                    spec,
-                    &self.endpoints(p, spec),
-                    &creds,
-                    &SecretValue::new(refresh_token),
-                    self.clock.now(),
-                )
-                .await?;
-            let updated = secret.with_tokens(&tokens);
-            // Saved before anyone uses the new access token: with rotating refresh tokens the old
-            // one is already dead, and losing the new one would force a re-authorization.
+            let updated = self.renew(&p, ws, conn, secret).await?;
+            // Saved before anyone uses the new token: with rotating refresh tokens the old one
+            // is already dead, and losing the new one would force a re-authorization.
             self.secrets
                 .put(
                     conn.secret_name.as_deref().unwrap_or_default(),
@@ -479,7 +836,69 @@ impl Engine {
         result
     }
 
+    /// One renewal by auth kind: an OAuth refresh, or a new provider session.
+    async fn renew(
+        &self,
+        p: &Arc<dyn Provider>,
+        ws: &str,
+        conn: &Connection,
+        secret: ConnectionSecret,
+    ) -> Result<ConnectionSecret, SyncError> {
+        let id = p.descriptor().id;
+        match &p.descriptor().auth {
+            AuthKind::OAuth2(spec) => {
+                let refresh_token = secret.refresh_token.clone().ok_or_else(|| {
+                    SyncError::Provider(ProviderError::new(
+                        id,
+                        ProviderErrorKind::ReauthRequired,
+                        "no refresh token",
+                    ))
+                })?;
+                let creds = self.client_credentials(id, spec, &secret).await?;
+                let tokens = self
+                    .oauth
+                    .refresh(
+                        id,
+                        spec,
+                        &self.endpoints(p, spec),
+                        &creds,
+                        &SecretValue::new(refresh_token),
+                        self.clock.now(),
+                    )
+                    .await?;
+                Ok(secret.with_tokens(&tokens))
+            }
+            AuthKind::SessionToken {
+                session_lifetime, ..
+            } => {
+                let mut settings = conn.settings.clone();
+                if !settings.is_object() {
+                    settings = serde_json::json!({});
+                }
+                let creds = ProviderSession {
+                    workspace_id: ws.to_owned(),
+                    secrets: secret
+                        .fields
+                        .iter()
+                        .map(|(k, v)| (k.clone(), SecretValue::new(v.clone())))
+                        .collect(),
+                    settings,
+                };
+                let until = self.clock.now()
+                    + Duration::from_std(*session_lifetime).unwrap_or_else(|_| Duration::hours(1));
+                let grant = p.create_session(&creds, until).await?;
+                Ok(ConnectionSecret {
+                    access_token: Some(grant.token.expose().to_owned()),
+                    expires_at: Some(grant.expires_at),
+                    ..secret
+                })
+            }
+            AuthKind::CredentialSet { .. } => Ok(secret),
+        }
+    }
+
     async fn mark_reauth_required(&self, ws: &str, provider: &str) -> Result<(), SyncError> {
+        self.sessions.invalidate(ws, provider);
         if let Some((mut c, v)) = self.connection(ws, provider).await? {
             c.state = ConnectionState::ReauthRequired;
             c.updated_at = self.clock.now();
@@ -491,17 +910,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs one provider call with a fresh session; after a 401 it refreshes once (single
-    /// flight) and retries, and a second 401 marks the connection as needing re-authorization.
+    /// Runs one provider call with a session (cached per process, see [`Engine::session`]);
+    /// after a 401 it drops the cached session, renews once (single flight) and retries, and a
+    /// second 401 marks the connection as needing re-authorization.
     pub async fn call<T, F, Fut>(&self, ws: &str, provider: &str, f: F) -> Result<T, SyncError>
     where
         F: Fn(ProviderSession) -> Fut,
         Fut: std::future::Future<Output = Result<T, ProviderError>>,
     {
         let session = self.session(ws, provider).await?;
-        match f(session).await {
+        match f(session.clone()).await {
             Err(e) if e.kind == ProviderErrorKind::ReauthRequired => {
-                let session = self.session_inner(ws, provider, true).await?;
+                self.sessions.invalidate(ws, provider);
+                let session = self.load_session(ws, provider, Some(&session)).await?;
                 match f(session).await {
                     Err(e) if e.needs_reauth() => {
                         self.mark_reauth_required(ws, provider).await?;

@@ -32,6 +32,53 @@ pub enum SyncError {
     /// The job queue failed.
     #[error("job queue: {0}")]
     Queue(String),
+    /// Connect fields were missing, unknown, empty or too long (nothing was stored).
+    #[error("{message}")]
+    InvalidFields {
+        /// What is wrong with them.
+        problem: FieldProblem,
+        /// The fields at fault.
+        fields: Vec<String>,
+        /// Explanation.
+        message: String,
+    },
+    /// The provider rejected the credentials entered on connect (nothing was stored).
+    #[error("{message}")]
+    InvalidCredentials {
+        /// The connect fields at fault.
+        fields: Vec<String>,
+        /// Explanation fit for the admin.
+        message: String,
+    },
+    /// The provider could not be reached to check credentials (nothing was stored).
+    #[error("{0}")]
+    Unreachable(String),
+    /// The credentials work but lack a permission, package or add-on (nothing was stored).
+    #[error("{0}")]
+    MissingEntitlement(String),
+}
+
+/// What is wrong with connect fields ([`SyncError::InvalidFields`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldProblem {
+    /// A required field is missing or empty.
+    Missing,
+    /// The provider declares no such field.
+    Unknown,
+    /// A value is longer than allowed.
+    TooLong,
+}
+
+impl From<hourbridge_provider_api::CredentialCheckError> for SyncError {
+    fn from(e: hourbridge_provider_api::CredentialCheckError) -> Self {
+        use hourbridge_provider_api::CredentialCheckError as C;
+        match e {
+            C::Invalid { fields, message } => Self::InvalidCredentials { fields, message },
+            C::Unreachable { message } => Self::Unreachable(message),
+            C::MissingEntitlement { message } => Self::MissingEntitlement(message),
+            C::Other(p) => Self::Provider(p),
+        }
+    }
 }
 
 impl SyncError {
@@ -43,6 +90,7 @@ impl SyncError {
             Self::Store(s) => s.is_retryable(),
             Self::Secrets(s) => s.is_retryable(),
             Self::Queue(_) => true,
+            Self::Unreachable(_) => true,
             _ => false,
         }
     }
@@ -64,7 +112,11 @@ impl SyncError {
             Self::NotConnected(_)
             | Self::InvalidState(_)
             | Self::Invalid(_)
-            | Self::UnknownProvider(_) => FailureReason::Configuration,
+            | Self::UnknownProvider(_)
+            | Self::InvalidFields { .. } => FailureReason::Configuration,
+            Self::InvalidCredentials { .. } => FailureReason::ReauthRequired,
+            Self::MissingEntitlement(_) => FailureReason::Forbidden,
+            Self::Unreachable(_) => FailureReason::ProviderUnavailable,
             _ => FailureReason::Internal,
         }
     }

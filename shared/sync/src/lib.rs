@@ -20,6 +20,7 @@ mod error;
 pub mod outbound;
 pub mod runs;
 pub mod schedule;
+pub mod webhooks;
 pub mod worklogs;
 
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use hourbridge_domain::{Clock, SecretStore};
 use hourbridge_provider_api::{OAuthFlow, Registry};
 use hourbridge_store::Store;
 
-pub use error::SyncError;
+pub use error::{FieldProblem, SyncError};
 pub use runs::{JobQueue, RunScope, SyncJob};
 
 /// Settings of the engine, from configuration.
@@ -42,6 +43,19 @@ pub struct SyncSettings {
     pub lease_ttl: chrono::Duration,
     /// Stop this long before the deadline, checkpoint and re-queue.
     pub deadline_margin: chrono::Duration,
+    /// Hourbridge's own OAuth clients, by provider id, for providers whose descriptor says
+    /// [`OAuthClient::Platform`](hourbridge_provider_api::OAuthClient::Platform).
+    pub platform_clients: std::collections::BTreeMap<String, PlatformClient>,
+}
+
+/// Hourbridge's own OAuth client for one provider: the id from configuration and the name of
+/// the secret (in the secret store) that holds its client secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformClient {
+    /// OAuth client id.
+    pub client_id: String,
+    /// Name of the secret holding the client secret (the value is the secret itself).
+    pub secret_name: String,
 }
 
 impl Default for SyncSettings {
@@ -51,6 +65,7 @@ impl Default for SyncSettings {
             app_url: None,
             lease_ttl: chrono::Duration::minutes(2),
             deadline_margin: chrono::Duration::seconds(20),
+            platform_clients: Default::default(),
         }
     }
 }
@@ -74,6 +89,9 @@ pub struct Engine {
     pub clock: Arc<dyn Clock>,
     /// Settings.
     pub settings: SyncSettings,
+    /// Provider sessions of this process, so a run reads a connection's secret once
+    /// ([`connections::SessionCache`]); start with `Default::default()`.
+    pub sessions: connections::SessionCache,
 }
 
 impl std::fmt::Debug for Engine {

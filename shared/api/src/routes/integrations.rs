@@ -24,14 +24,15 @@ use crate::{
 
 const MAX_LINKED_PROJECTS: usize = 50;
 
+/// The provider's connect fields, by name, as strings. Customer-supplied OAuth (Harvest,
+/// Hubstaff): `client_id` and `client_secret` of the app the admin registered in the provider.
+/// Platform OAuth: only the provider's declared settings. Session-token and credential-set
+/// providers: their declared fields (e.g. a token, or domain, username and password), checked
+/// with the provider before anything is stored. Secret fields are stored encrypted and never
+/// returned.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct InstallBody {
-    /// OAuth client id of the app the admin registered in the provider.
-    client_id: String,
-    /// Its client secret (stored encrypted, never returned).
-    client_secret: String,
-}
+#[schema(value_type = std::collections::HashMap<String, String>, example = json!({"client_id": "abc", "client_secret": "s3cr3t"}))]
+pub(crate) struct InstallBody(serde_json::Map<String, serde_json::Value>);
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +69,9 @@ pub(crate) struct ConnectionView {
     next_run_at: Option<DateTime<Utc>>,
     connected_by: RecordId,
     updated_at: DateTime<Utc>,
+    /// The non-secret connect fields as entered (secret ones are never returned).
+    #[schema(value_type = Object)]
+    fields: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -207,7 +211,11 @@ async fn run_status(s: &AppState, ws: &str, run_id: Option<&RecordId>) -> ApiRes
         Some(id) => s.engine.run(ws, id.as_str()).await?,
         None => None,
     };
-    Ok(match run {
+    Ok(status_of(run))
+}
+
+fn status_of(run: Option<SyncRun>) -> RunStatus {
+    match run {
         None => RunStatus {
             kind: "never_synced",
             at: None,
@@ -228,10 +236,39 @@ async fn run_status(s: &AppState, ws: &str, run_id: Option<&RecordId>) -> ApiRes
             run_id: Some(r.id),
             counts: Some(r.counts),
         },
-    })
+    }
 }
 
 async fn view(s: &AppState, ws: &str, c: Connection) -> ApiResult<ConnectionView> {
+    let status = run_status(s, ws, c.last_run_id.as_ref()).await?;
+    Ok(view_with(s, c, status))
+}
+
+/// Views of many connections, reading their last runs in one batch.
+async fn views(s: &AppState, ws: &str, conns: Vec<Connection>) -> ApiResult<Vec<ConnectionView>> {
+    let ids: Vec<String> = conns
+        .iter()
+        .filter_map(|c| c.last_run_id.as_ref().map(|r| r.to_string()))
+        .collect();
+    let mut runs = if ids.is_empty() {
+        Default::default()
+    } else {
+        s.engine.store.get_many::<SyncRun>(ws, &ids).await?
+    };
+    Ok(conns
+        .into_iter()
+        .map(|c| {
+            let run = c
+                .last_run_id
+                .as_ref()
+                .and_then(|id| runs.remove(id.as_str()))
+                .map(|(r, _)| r);
+            view_with(s, c, status_of(run))
+        })
+        .collect())
+}
+
+fn view_with(s: &AppState, c: Connection, status: RunStatus) -> ConnectionView {
     let account = c.settings.get("account_id").map(|id| {
         serde_json::json!({"id": id, "name": c.settings.get("account_name").cloned().unwrap_or_default()})
     });
@@ -240,9 +277,19 @@ async fn view(s: &AppState, ws: &str, c: Connection) -> ApiResult<ConnectionView
         .get("accounts")
         .and_then(|a| a.as_array().cloned())
         .unwrap_or_default();
-    Ok(ConnectionView {
+    let fields = s
+        .engine
+        .provider(c.provider.as_str())
+        .map(|p| p.descriptor().auth.connect_fields())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| !f.secret)
+        .filter_map(|f| Some((f.name.to_owned(), c.settings.get(f.name)?.clone())))
+        .collect();
+    ConnectionView {
         redirect_url: s.engine.redirect_url(c.provider.as_str()),
-        status: run_status(s, ws, c.last_run_id.as_ref()).await?,
+        status,
+        fields,
         provider: c.provider,
         state: c.state,
         account,
@@ -250,7 +297,7 @@ async fn view(s: &AppState, ws: &str, c: Connection) -> ApiResult<ConnectionView
         next_run_at: c.next_run_at,
         connected_by: c.connected_by,
         updated_at: c.updated_at,
-    })
+    }
 }
 
 fn require_install_role(c: &Caller, s: &AppState, provider: &str) -> ApiResult<()> {
@@ -258,11 +305,16 @@ fn require_install_role(c: &Caller, s: &AppState, provider: &str) -> ApiResult<(
     c.require(role)
 }
 
-/// Saves the OAuth client the admin registered in the provider; answers the redirect URL to
-/// paste there.
+/// Connects the provider with its declared fields. OAuth providers answer
+/// `pending_authorization` and the redirect URL to paste into the provider's app (continue with
+/// `authorize`); session-token and credential-set providers are checked with the provider first
+/// and answer `active`. Refused fields store nothing: 422 `required`, `unknown_field`,
+/// `too_long` or `invalid_credentials` (each with `fields`), 403 `missing_entitlement` (the
+/// credentials lack a permission or add-on), 502 `unreachable` (the provider could not be
+/// reached to check them; retry later).
 #[utoipa::path(put, path = "/v1/connections/{provider}", tag = "connections", params(("provider" = String, Path)),
     request_body = InstallBody,
-    responses((status = 200, body = ConnectionView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ConnectionView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn install(
     State(s): State<AppState>,
     Member(c): Member,
@@ -270,17 +322,26 @@ async fn install(
     Body(b): Body<InstallBody>,
 ) -> ApiResult<Json<ConnectionView>> {
     require_install_role(&c, &s, &provider)?;
-    let client_id = hourbridge_domain::validate::text("client_id", &b.client_id, 500)?;
-    let secret = hourbridge_domain::validate::text("client_secret", &b.client_secret, 2000)?;
+    let mut fields = std::collections::BTreeMap::new();
+    let mut not_text = Vec::new();
+    for (name, value) in b.0 {
+        match value {
+            serde_json::Value::String(v) => {
+                fields.insert(name, SecretValue::new(v));
+            }
+            _ => not_text.push(name),
+        }
+    }
+    if !not_text.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            format!("fields must be strings: {}", not_text.join(", ")),
+        )
+        .with_fields(not_text));
+    }
     let conn = s
         .engine
-        .install(
-            c.scope(),
-            &c.person_id,
-            &provider,
-            &client_id,
-            SecretValue::new(secret),
-        )
+        .connect(c.scope(), &c.person_id, &provider, fields)
         .await?;
     Ok(Json(view(&s, c.scope(), conn).await?))
 }
@@ -379,10 +440,8 @@ async fn list_connections(
         .engine
         .store
         .query::<Connection>(c.scope(), hourbridge_store::IndexSel::Primary, 100);
-    let mut items = Vec::new();
-    for conn in s.engine.store.list_all::<Connection>(q).await? {
-        items.push(view(&s, c.scope(), conn).await?);
-    }
+    let conns = s.engine.store.list_all::<Connection>(q).await?;
+    let items = views(&s, c.scope(), conns).await?;
     Ok(Json(List {
         items,
         next_cursor: None,

@@ -1,77 +1,50 @@
 //! `POST /webhooks/{provider}/{token}`: change notifications from providers. No bearer token:
-//! the path token is unguessable and per connection, and the provider's signature is verified
-//! before anything is read. Deliveries are de-duplicated; each new one queues a sync run.
+//! the path token is unguessable and per connection, and the provider's signature (when it
+//! declares one) is verified before anything is read. Deliveries are de-duplicated; a new one
+//! is handed to the provider's handler and the records it names wait for the next sync
+//! (see [`hourbridge_sync::webhooks`]).
 
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use chrono::Duration;
 use hourbridge_provider_api::WebhookRequest;
-use hourbridge_store::{Entity, EntityKind, GLOBAL_SCOPE, StoreError, WebhookDedup};
-use hourbridge_sync::RunScope;
-use hourbridge_sync::runs::RunMode;
-use serde::{Deserialize, Serialize};
+use hourbridge_sync::webhooks::WebhookError;
+pub use hourbridge_sync::webhooks::WebhookToken;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::{ApiError, ApiResult, AppState, ErrorBody};
 
-/// How long a delivery id is remembered for de-duplication.
-const DEDUP_DAYS: i64 = 7;
-
-/// The connection a webhook path token belongs to (created when a webhook-capable provider is
-/// connected).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WebhookToken {
-    /// The unguessable path token.
-    pub token: String,
-    /// Workspace of the connection.
-    pub workspace_id: String,
-    /// Provider of the connection.
-    pub provider: String,
-    /// Name of the secret holding the signing key.
-    pub secret_name: String,
-}
-
-impl Entity for WebhookToken {
-    const KIND: EntityKind = EntityKind("webhook_token");
-    fn id(&self) -> String {
-        self.token.clone()
-    }
-}
+/// Largest delivery read.
+const MAX_BODY_BYTES: usize = 1 << 20;
 
 fn unknown() -> ApiError {
     // One answer for every way of being wrong, so tokens cannot be probed.
     ApiError::not_found("webhook")
 }
 
-/// Receives a provider webhook.
+/// Receives a provider webhook: 202 for a new or a repeated delivery alike (providers retry
+/// anything else), 401 `invalid_signature` when the signature does not verify, 404 for an
+/// unknown token.
 #[utoipa::path(post, path = "/webhooks/{provider}/{token}", tag = "webhooks", security(()),
     params(("provider" = String, Path), ("token" = String, Path)),
     request_body(content = String, description = "the provider's payload, verified as sent", content_type = "application/json"),
-    responses((status = 202, description = "accepted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 202, description = "accepted (new or duplicate)"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn receive(
     State(s): State<AppState>,
     Path((provider, token)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    if token.len() > 128 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(unknown());
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the delivery is too large",
+        ));
     }
-    let (hook, _) = s
-        .engine
-        .store
-        .get::<WebhookToken>(GLOBAL_SCOPE, &token)
-        .await?
-        .ok_or_else(unknown)?;
-    if hook.provider != provider {
-        return Err(unknown());
-    }
-    let p = s.engine.provider(&provider).map_err(|_| unknown())?;
-    let receiver = p.webhooks().ok_or_else(unknown)?;
     let request = WebhookRequest {
         headers: headers
             .iter()
@@ -81,46 +54,21 @@ async fn receive(
             .collect::<BTreeMap<_, _>>(),
         body: body.to_vec(),
     };
-    let secret = s
-        .engine
-        .secrets
-        .get(&hook.secret_name)
-        .await
-        .map_err(hourbridge_sync::SyncError::from)?
-        .ok_or_else(unknown)?;
-    receiver.verify(&request, &secret).map_err(|_| {
-        ApiError::new(
+    match s.engine.receive_webhook(&provider, &token, &request).await {
+        Ok(_) => Ok(StatusCode::ACCEPTED),
+        Err(WebhookError::Unknown) => Err(unknown()),
+        Err(WebhookError::BadSignature) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_signature",
             "the webhook signature does not verify",
-        )
-    })?;
-    let events = receiver
-        .decode(&request)
-        .map_err(hourbridge_sync::SyncError::from)?;
-    let mut fresh = 0;
-    for e in &events {
-        let dedup = WebhookDedup {
-            key: format!("{provider}.{}", e.delivery_id),
-            expires_at: s.engine.clock.now() + Duration::days(DEDUP_DAYS),
-        };
-        match s.engine.store.insert(&hook.workspace_id, &dedup).await {
-            Ok(_) => fresh += 1,
-            Err(StoreError::Conflict) => {}
-            Err(e) => return Err(e.into()),
-        }
+        )),
+        Err(WebhookError::Unreadable(m)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_delivery",
+            format!("the delivery could not be read: {m}"),
+        )),
+        Err(WebhookError::Sync(e)) => Err(e.into()),
     }
-    if fresh > 0 {
-        s.engine
-            .start_run(
-                &hook.workspace_id,
-                &provider,
-                RunScope::Connection,
-                RunMode::Refetch,
-            )
-            .await?;
-    }
-    Ok(StatusCode::ACCEPTED)
 }
 
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {

@@ -43,7 +43,32 @@ pub struct OAuth2Spec {
     /// Whether each refresh returns a new refresh token that replaces the old one, which must
     /// be stored before it is used (Hubstaff).
     pub refresh_token_rotates: bool,
+    /// Non-secret settings the admin enters on connect, besides the client of a
+    /// [`OAuthClient::CustomerSupplied`] flow (e.g. a platform-OAuth provider's account
+    /// options). [`check_provider`](crate::check_provider) refuses secret ones: OAuth secrets
+    /// come from the token endpoint, not from the admin.
+    pub settings: &'static [CredentialField],
 }
+
+/// The connect fields of a customer-supplied OAuth client: the id and secret of the app the
+/// admin registered in the provider.
+pub const CUSTOMER_OAUTH_FIELDS: &[CredentialField] = &[
+    CredentialField {
+        name: "client_id",
+        label: "Client ID",
+        secret: false,
+        required: true,
+    },
+    CredentialField {
+        name: "client_secret",
+        label: "Client secret",
+        secret: true,
+        required: true,
+    },
+];
+
+/// Names of connection settings the engine writes itself; no credential field may use them.
+pub const RESERVED_SETTINGS: &[&str] = &["account_id", "account_name", "accounts"];
 
 /// A field an admin fills in to connect (credential sets, session-token providers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +79,8 @@ pub struct CredentialField {
     pub label: &'static str,
     /// Whether it is secret (stored in the secret store, never returned).
     pub secret: bool,
+    /// Whether connecting without it (or with it empty) is refused.
+    pub required: bool,
 }
 
 /// How a provider authenticates.
@@ -73,6 +100,32 @@ pub enum AuthKind {
         /// Fields the admin enters.
         fields: &'static [CredentialField],
     },
+}
+
+impl AuthKind {
+    /// The fields of the connect body, in declaration order: a customer-supplied OAuth client's
+    /// id and secret ([`CUSTOMER_OAUTH_FIELDS`]) followed by the OAuth settings, or the
+    /// declared fields of a session-token or credential-set provider.
+    pub fn connect_fields(&self) -> Vec<CredentialField> {
+        match self {
+            Self::OAuth2(spec) => {
+                let client: &[CredentialField] = match spec.client {
+                    OAuthClient::CustomerSupplied => CUSTOMER_OAUTH_FIELDS,
+                    OAuthClient::Platform => &[],
+                };
+                client.iter().chain(spec.settings).copied().collect()
+            }
+            Self::SessionToken { fields, .. } | Self::CredentialSet { fields } => fields.to_vec(),
+        }
+    }
+
+    /// The OAuth flow, for OAuth providers.
+    pub fn oauth2(&self) -> Option<&OAuth2Spec> {
+        match self {
+            Self::OAuth2(spec) => Some(spec),
+            _ => None,
+        }
+    }
 }
 
 /// What a rate limit is counted against; work sharing the key shares one budget.

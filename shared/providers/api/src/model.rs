@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hourbridge_domain::SecretValue;
+
+use crate::ProviderError;
 use serde::{Deserialize, Serialize};
 
 /// What an adapter gets to talk to one connection: its secret material and settings.
@@ -148,17 +150,110 @@ pub struct RemoteRecord {
     pub deleted: bool,
 }
 
-/// A verified, decoded webhook delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One record a webhook says changed: what a later sync should refetch (or, when `deleted`,
+/// remove) instead of refetching the whole connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WebhookEvent {
-    /// Provider's delivery id, for de-duplication.
-    pub delivery_id: String,
     /// Kind of record that changed.
     pub entity: MasterEntity,
     /// Its remote id.
     pub remote_id: String,
     /// Whether it was deleted.
     pub deleted: bool,
+}
+
+/// Where a connection's webhooks are delivered, for providers that subscribe through their API
+/// ([`WebhookReceiver::subscribe`](crate::WebhookReceiver::subscribe)).
+#[derive(Debug, Clone)]
+pub struct WebhookEndpoint {
+    /// `HOURBRIDGE_PUBLIC_URL/webhooks/{provider}/{token}`; the token is unguessable.
+    pub url: String,
+    /// The per-connection signing secret, for providers that verify with
+    /// [`WebhookVerification::HmacSignature`](crate::WebhookVerification::HmacSignature).
+    pub signing_secret: Option<SecretValue>,
+}
+
+/// An expiring session created from long-lived credentials
+/// ([`Provider::create_session`](crate::Provider::create_session)).
+#[derive(Debug, Clone)]
+pub struct SessionGrant {
+    /// The session token; calls get it as the [`SESSION_TOKEN`] secret.
+    pub token: SecretValue,
+    /// When it stops working; the engine renews it shortly before.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Name of the OAuth access token in [`ProviderSession::secrets`].
+pub const ACCESS_TOKEN: &str = "access_token";
+/// Name of a session-token provider's current session in [`ProviderSession::secrets`].
+pub const SESSION_TOKEN: &str = "session_token";
+
+/// Why credentials entered on connect were not accepted
+/// ([`Provider::validate_credentials`](crate::Provider::validate_credentials)).
+#[derive(Debug, Clone)]
+pub enum CredentialCheckError {
+    /// The provider rejected them; `fields` names the fields at fault (every secret field when
+    /// the provider cannot tell which).
+    Invalid {
+        /// Connect fields at fault.
+        fields: Vec<String>,
+        /// Explanation fit for the admin; never contains a secret.
+        message: String,
+    },
+    /// The provider could not be reached (down, timing out, rate limiting); nothing is wrong
+    /// with the credentials as far as we know.
+    Unreachable {
+        /// Explanation fit for the admin.
+        message: String,
+    },
+    /// The credentials work but lack a permission, package or add-on the integration needs.
+    MissingEntitlement {
+        /// Explanation fit for the admin (what is missing).
+        message: String,
+    },
+    /// Anything else (unreadable answer, a bug).
+    Other(ProviderError),
+}
+
+impl CredentialCheckError {
+    /// Classifies a provider failure seen while checking credentials: rejected credentials
+    /// blame `secret_fields`, a missing permission is a missing entitlement, transient failures
+    /// and rate limits are "unreachable".
+    pub fn from_provider(e: ProviderError, secret_fields: &[&str]) -> Self {
+        use crate::ProviderErrorKind as K;
+        match e.kind {
+            K::ReauthRequired => Self::Invalid {
+                fields: secret_fields.iter().map(|f| (*f).to_owned()).collect(),
+                message: format!("{} rejected these credentials", e.provider),
+            },
+            K::Forbidden => Self::MissingEntitlement { message: e.message },
+            K::Transient | K::RateLimited => Self::Unreachable {
+                message: format!("{} could not be reached; try again shortly", e.provider),
+            },
+            _ => Self::Other(e),
+        }
+    }
+}
+
+impl std::fmt::Display for CredentialCheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid { message, .. }
+            | Self::Unreachable { message }
+            | Self::MissingEntitlement { message } => f.write_str(message),
+            Self::Other(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CredentialCheckError {}
+
+/// What a provider's webhook handler made of a verified delivery
+/// ([`WebhookReceiver::handle`](crate::WebhookReceiver::handle)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// The records to refetch or remove.
+    pub events: Vec<WebhookEvent>,
 }
 
 /// An incoming webhook request, transport-neutral.

@@ -1,9 +1,10 @@
 use async_trait::async_trait;
 
 use crate::{
-    AccountInfo, DateWindow, MasterEntity, OutboundTime, ProviderDescriptor, ProviderError,
-    ProviderSession, RemotePage, RemotePerson, RemoteProject, RemoteRecord, RemoteWorkLog,
-    TimeChange, WebhookEvent, WebhookRequest,
+    AccountInfo, AuthKind, CredentialCheckError, DateWindow, MasterEntity, OAuthClient,
+    OutboundTime, ProviderDescriptor, ProviderError, ProviderErrorKind, ProviderSession,
+    RESERVED_SETTINGS, RemotePage, RemotePerson, RemoteProject, RemoteRecord, RemoteWorkLog,
+    SessionGrant, TimeChange, WebhookDelivery, WebhookEndpoint, WebhookRequest,
 };
 use hourbridge_domain::SecretValue;
 
@@ -18,6 +19,65 @@ pub trait Provider: Send + Sync {
         &self,
         session: &ProviderSession,
     ) -> Result<AccountInfo, ProviderError>;
+
+    /// Checks credentials entered on connect, before anything is stored: the engine calls it
+    /// for [`AuthKind::CredentialSet`] providers with the entered fields (secret ones in
+    /// `session.secrets`, the others in `session.settings`), and for
+    /// [`AuthKind::SessionToken`] providers with a session just made by
+    /// [`Provider::create_session`]. On failure the connection is not saved and the admin sees
+    /// the typed reason (`invalid_credentials` with the fields at fault, `unreachable`,
+    /// `missing_entitlement`).
+    ///
+    /// The default runs [`Provider::check_credentials`] and classifies its failure with
+    /// [`CredentialCheckError::from_provider`], blaming every secret field; override it when
+    /// the provider can tell which field is wrong (a bad domain, a bad reporting password).
+    async fn validate_credentials(
+        &self,
+        session: &ProviderSession,
+    ) -> Result<AccountInfo, CredentialCheckError> {
+        let secret: Vec<&str> = self
+            .descriptor()
+            .auth
+            .connect_fields()
+            .into_iter()
+            .filter(|f| f.secret)
+            .map(|f| f.name)
+            .collect();
+        self.check_credentials(session)
+            .await
+            .map_err(|e| CredentialCheckError::from_provider(e, &secret))
+    }
+
+    /// Exchanges the long-lived credentials of an [`AuthKind::SessionToken`] provider
+    /// (`credentials.secrets` holds the declared secret fields, `credentials.settings` the
+    /// others) for a session that should last until `until` (now plus the declared
+    /// `session_lifetime`). The engine stores the session in the connection's secret, renews it
+    /// shortly before it expires and once after a 401, one process at a time, and hands it to
+    /// every other call as the [`SESSION_TOKEN`](crate::SESSION_TOKEN) secret. A
+    /// [`ProviderErrorKind::ReauthRequired`] answer means the long-lived credentials are no
+    /// longer valid.
+    ///
+    /// The default refuses: only session-token providers implement it.
+    async fn create_session(
+        &self,
+        credentials: &ProviderSession,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<SessionGrant, ProviderError> {
+        let _ = (credentials, until);
+        Err(ProviderError::new(
+            self.descriptor().id,
+            ProviderErrorKind::Unsupported,
+            "this provider does not use session tokens",
+        ))
+    }
+
+    /// Revokes what the provider lets us revoke (a session, a token) when the connection is
+    /// disconnected; failures are logged and the credentials are deleted anyway. The default
+    /// does nothing.
+    async fn revoke(&self, session: &ProviderSession) -> Result<(), ProviderError> {
+        let _ = session;
+        Ok(())
+    }
 
     /// The OAuth endpoints actually in use (`authorize`, `token`): the descriptor's, or the
     /// configured overrides that point at a sandbox. `None` for providers without OAuth.
@@ -147,12 +207,55 @@ pub trait TaskSink: Send + Sync {
     ) -> Result<(), ProviderError>;
 }
 
-/// Verifies and decodes webhook deliveries.
+/// Receives a provider's webhook deliveries (capability `webhooks`).
+///
+/// The engine finds the connection by the unguessable path token of
+/// `POST /webhooks/{provider}/{token}`, verifies the delivery as the descriptor declares
+/// ([`WebhookVerification`](crate::WebhookVerification)), drops redeliveries (by
+/// [`WebhookReceiver::delivery_id`], or a hash of the body) and then calls
+/// [`WebhookReceiver::handle`], whose answer it records for the next sync to act on.
+#[async_trait]
 pub trait WebhookReceiver: Send + Sync {
-    /// Checks the delivery's authenticity with the connection's webhook secret.
+    /// Checks the delivery's signature with the connection's signing secret. Called only for
+    /// providers that declare [`WebhookVerification::HmacSignature`](crate::WebhookVerification::HmacSignature);
+    /// with [`PathToken`](crate::WebhookVerification::PathToken) the token is the proof. Compare
+    /// in constant time.
     fn verify(&self, request: &WebhookRequest, secret: &SecretValue) -> Result<(), ProviderError>;
-    /// Decodes a verified delivery.
-    fn decode(&self, request: &WebhookRequest) -> Result<Vec<WebhookEvent>, ProviderError>;
+
+    /// The provider's id of this delivery (a header such as `idempotency-key`), so a
+    /// redelivery is recognised; `None` makes the engine use a hash of the body.
+    fn delivery_id(&self, request: &WebhookRequest) -> Option<String> {
+        let _ = request;
+        None
+    }
+
+    /// Decides what a verified, new delivery means: which records to refetch or remove. It
+    /// must not call the provider (it runs inside the webhook request); the engine stores the
+    /// answer and a later sync refetches just those records.
+    fn handle(&self, request: &WebhookRequest) -> Result<WebhookDelivery, ProviderError>;
+
+    /// Registers `endpoint` with the provider, for providers whose webhooks are subscribed
+    /// through their API; called once the connection is active. The default does nothing (the
+    /// admin registers the URL, or the provider needs no registration).
+    async fn subscribe(
+        &self,
+        session: &ProviderSession,
+        endpoint: &WebhookEndpoint,
+    ) -> Result<(), ProviderError> {
+        let _ = (session, endpoint);
+        Ok(())
+    }
+
+    /// Removes what [`WebhookReceiver::subscribe`] registered; called on disconnect, before
+    /// the credentials are deleted. The default does nothing.
+    async fn unsubscribe(
+        &self,
+        session: &ProviderSession,
+        endpoint: &WebhookEndpoint,
+    ) -> Result<(), ProviderError> {
+        let _ = (session, endpoint);
+        Ok(())
+    }
 }
 
 /// Checks that a provider offers exactly the traits its descriptor declares, and that the
@@ -187,6 +290,26 @@ pub fn check_provider(p: &dyn Provider) -> Result<(), String> {
     );
     expect(c.tasks_out, p.task_sink().is_some(), "tasks_out");
     expect(c.webhooks.is_some(), p.webhooks().is_some(), "webhooks");
+    let fields = d.auth.connect_fields();
+    for (i, f) in fields.iter().enumerate() {
+        if RESERVED_SETTINGS.contains(&f.name) || fields[..i].iter().any(|g| g.name == f.name) {
+            problems.push(format!(
+                "connect field {:?} is reserved or repeated",
+                f.name
+            ));
+        }
+    }
+    if let AuthKind::OAuth2(spec) = &d.auth
+        && spec.settings.iter().any(|f| f.secret)
+    {
+        problems.push("OAuth settings must not be secret".into());
+    }
+    if let AuthKind::OAuth2(spec) = &d.auth
+        && spec.client == OAuthClient::Platform
+        && spec.settings.iter().any(|f| f.name == "client_id")
+    {
+        problems.push("a platform OAuth client's id comes from configuration, not a field".into());
+    }
     if hourbridge_domain::ProviderId::parse(d.id).is_err() {
         problems.push(format!("id {:?} is not a valid provider id", d.id));
     }

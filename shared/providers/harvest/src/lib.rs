@@ -74,6 +74,7 @@ pub static DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
         client_auth: ClientAuth::RequestBody,
         extra_authorize_params: &[],
         refresh_token_rotates: false,
+        settings: &[],
     }),
     // Only an administrator's token sees every user, project and time entry; anything less
     // silently syncs partial data.

@@ -74,6 +74,7 @@ static DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
         client_auth: ClientAuth::BasicHeader,
         extra_authorize_params: &[],
         refresh_token_rotates: true,
+        settings: &[],
     }),
     install_role: Role::Admin,
     requires_add_on: false,
