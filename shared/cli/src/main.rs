@@ -23,6 +23,10 @@ enum Command {
         /// Data directory (SQLite file, encrypted secrets, generated keys).
         #[arg(long, env = "HOURBRIDGE_DATA_DIR", default_value = ".hourbridge")]
         data_dir: PathBuf,
+        /// Seconds a worker holds a connection's lease between renewals (default 120). Tests
+        /// shorten it so a run left by a killed process is resumed without a 2-minute wait.
+        #[arg(long, hide = true)]
+        lease_ttl_secs: Option<i64>,
     },
     /// Run the demo: provider sandboxes, real OAuth, a linked project per provider, a
     /// reset-and-sync with progress, and a report.
@@ -36,6 +40,13 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9900")]
         addr: SocketAddr,
+        /// Extra generated Harvest time entries on "Fleet Portal" (spread over Ada, Bob, Dee
+        /// and Eve in the last 44 days), to try large syncs.
+        #[arg(long, default_value_t = 0)]
+        entries: usize,
+        /// Delay before answering each data-API request, in milliseconds (both providers).
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
     },
     /// Print a bearer token for the local server.
     Token {
@@ -71,10 +82,18 @@ fn local_config(data_dir: &std::path::Path) -> anyhow::Result<Config> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve { addr, data_dir } => {
+        Command::Serve {
+            addr,
+            data_dir,
+            lease_ttl_secs,
+        } => {
             let config = local_config(&data_dir)?;
             init_tracing(config.log_json);
-            let ctx = AppContext::build(config, None).await?;
+            let mut ctx = AppContext::build(config, None).await?;
+            if let Some(secs) = lease_ttl_secs {
+                anyhow::ensure!(secs > 0, "--lease-ttl-secs must be positive");
+                ctx.engine.settings.lease_ttl = chrono::Duration::seconds(secs);
+            }
             // The README promises that `serve` runs syncs: without the in-process worker and
             // scheduler every queued run would stay queued forever.
             let _workers = ctx.start_local_workers();
@@ -95,10 +114,32 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Sandbox { addr } => {
+        Command::Sandbox {
+            addr,
+            entries,
+            latency_ms,
+        } => {
             let sandbox =
                 hourbridge_sandbox::Sandbox::start_on(addr, hourbridge_sandbox::Seed::Demo).await?;
+            let latency = std::time::Duration::from_millis(latency_ms);
+            sandbox.harvest().set_latency(latency);
+            sandbox.hubstaff().set_latency(latency);
+            if entries > 0 {
+                add_harvest_entries(&sandbox.harvest(), entries)?;
+            }
             println!("{}", sandbox.describe());
+            println!("Point a server at it with:");
+            for (var, url) in [
+                ("HOURBRIDGE_HARVEST_API_URL", sandbox.harvest_api_url()),
+                ("HOURBRIDGE_HARVEST_ID_URL", sandbox.harvest_id_url()),
+                ("HOURBRIDGE_HUBSTAFF_API_URL", sandbox.hubstaff_api_url()),
+                (
+                    "HOURBRIDGE_HUBSTAFF_ACCOUNT_URL",
+                    sandbox.hubstaff_account_url(),
+                ),
+            ] {
+                println!("  export {var}={url}");
+            }
             shutdown_signal().await;
             sandbox.stop().await;
         }
@@ -120,6 +161,33 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
         }
     }
+    Ok(())
+}
+
+/// Generates `count` stopped entries on the demo's "Fleet Portal", round-robin over the demo
+/// users a host can match by e-mail.
+fn add_harvest_entries(
+    harvest: &hourbridge_sandbox::HarvestControl,
+    count: usize,
+) -> anyhow::Result<()> {
+    let project = harvest
+        .find_project("Fleet Portal")
+        .context("the demo seed has no \"Fleet Portal\"")?;
+    let users = [
+        "ada@acme.test",
+        "bob.builder@acme.test",
+        "dee@elsewhere.test",
+        "eve@acme.test",
+    ]
+    .iter()
+    .map(|e| {
+        harvest
+            .find_user(e)
+            .with_context(|| format!("no demo user {e}"))
+    })
+    .collect::<anyhow::Result<Vec<u64>>>()?;
+    let from = chrono::Utc::now().date_naive() - chrono::Days::new(44);
+    harvest.bulk_time_entries(project, &users, count, from, 44);
     Ok(())
 }
 
