@@ -8,6 +8,9 @@ use utoipa::ToSchema;
 
 /// An API failure: HTTP status, machine-readable code and a message fit for the caller.
 /// Internal details never reach the body; they are logged.
+///
+/// A 503 answer carries `Retry-After`: the provider's own wait when it gave one
+/// ([`ApiError::retry_after`], whole seconds rounded up), else [`DEFAULT_RETRY_AFTER`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     /// HTTP status.
@@ -16,9 +19,14 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable message.
     pub message: String,
+    /// How long the client should wait before retrying (sent as `Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
     /// Input fields at fault, when the error is about some (sent as `fields`).
     pub fields: Vec<String>,
 }
+
+/// `Retry-After` of a 503 when nobody said how long to wait.
+pub const DEFAULT_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The error body: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,6 +54,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
             fields: Vec::new(),
         }
     }
@@ -53,6 +62,12 @@ impl ApiError {
     /// Names the input fields at fault (`fields` in the body).
     pub fn with_fields(mut self, fields: Vec<String>) -> Self {
         self.fields = fields;
+        self
+    }
+
+    /// Asks the client to wait `wait` before retrying (`Retry-After`, rounded up to seconds).
+    pub fn with_retry_after(mut self, wait: Option<std::time::Duration>) -> Self {
+        self.retry_after = wait;
         self
     }
 
@@ -154,33 +169,52 @@ impl From<hourbridge_sync::SyncError> for ApiError {
                 "busy",
                 "another sync of this connection is running; retry shortly",
             ),
-            S::Provider(p) => match p.kind {
-                K::ReauthRequired => Self::new(
-                    StatusCode::CONFLICT,
-                    "reauth_required",
-                    format!("{} rejected our credentials; authorize again", p.provider),
-                ),
-                K::Forbidden => Self::new(StatusCode::CONFLICT, "provider_forbidden", p.message),
-                K::NotFound => Self::new(StatusCode::NOT_FOUND, "provider_not_found", p.message),
-                K::RateLimited | K::Transient => Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "provider_unavailable",
-                    format!(
-                        "{} is unavailable or limiting us; retry shortly",
-                        p.provider
+            S::Provider(p) => {
+                // The detail (URLs, response bodies) goes to the logs only; the caller gets the
+                // provider's safe message, with any URL an adapter let slip redacted.
+                tracing::warn!(
+                    provider = p.provider,
+                    kind = ?p.kind,
+                    message = %p.message,
+                    detail = p.detail.as_deref().unwrap_or(""),
+                    "provider error answered to an API call"
+                );
+                let safe = redact_urls(&p.message);
+                match p.kind {
+                    K::ReauthRequired => Self::new(
+                        StatusCode::CONFLICT,
+                        "reauth_required",
+                        format!("{} rejected our credentials; authorize again", p.provider),
                     ),
-                ),
-                K::InvalidResponse => Self::new(
-                    StatusCode::BAD_GATEWAY,
-                    "provider_invalid_response",
-                    format!("{} answered something unreadable", p.provider),
-                ),
-                K::Rejected | K::Unsupported => Self::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "provider_rejected",
-                    p.message,
-                ),
-            },
+                    K::Forbidden => Self::new(StatusCode::CONFLICT, "provider_forbidden", safe),
+                    K::NotFound => Self::new(StatusCode::NOT_FOUND, "provider_not_found", safe),
+                    K::RateLimited | K::Transient => Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "provider_unavailable",
+                        format!(
+                            "{} is unavailable or limiting us; retry shortly",
+                            p.provider
+                        ),
+                    )
+                    .with_retry_after(p.retry_after),
+                    K::OutcomeUnknown => Self::new(
+                        StatusCode::BAD_GATEWAY,
+                        "provider_outcome_unknown",
+                        format!(
+                            "{} did not confirm the change; it may or may not have been applied",
+                            p.provider
+                        ),
+                    ),
+                    K::InvalidResponse => Self::new(
+                        StatusCode::BAD_GATEWAY,
+                        "provider_invalid_response",
+                        format!("{} answered something unreadable", p.provider),
+                    ),
+                    K::Rejected | K::Unsupported | K::Fault => {
+                        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "provider_rejected", safe)
+                    }
+                }
+            }
             S::Store(s) => s.into(),
             S::Secrets(s) => {
                 tracing::error!(error = %s, "secret store failure");
@@ -241,15 +275,140 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("5"),
-            );
+        let wait = match (self.retry_after, self.status) {
+            (Some(w), _) => Some(w),
+            (None, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) => {
+                Some(DEFAULT_RETRY_AFTER)
+            }
+            (None, _) => None,
+        };
+        if let Some(wait) = wait {
+            res.headers_mut()
+                .insert(http::header::RETRY_AFTER, retry_after_seconds(wait).into());
         }
         res
     }
 }
 
+/// `Retry-After` in whole seconds, rounded up, at least 1 (a zero would invite a busy loop).
+pub fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+/// Replaces every `http://…` or `https://…` in `text` with `<url>`: provider messages reach API
+/// clients, provider URLs must not.
+fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest
+        .find("http://")
+        .into_iter()
+        .chain(rest.find("https://"))
+        .min()
+    {
+        out.push_str(&rest[..i]);
+        out.push_str("<url>");
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | ')'))
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hourbridge_provider_api::{ProviderError, ProviderErrorKind};
+    use hourbridge_sync::SyncError;
+
+    use super::*;
+
+    async fn answer(e: ApiError) -> (StatusCode, Option<String>, String) {
+        let res = e.into_response();
+        let status = res.status();
+        let retry = res
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, retry, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_providers_retry_after_reaches_the_client_rounded_up() {
+        let e = ProviderError::new(
+            "harvest",
+            ProviderErrorKind::RateLimited,
+            "harvest answered 429",
+        )
+        .with_retry_after(Duration::from_millis(42_100));
+        let (status, retry, _) = answer(SyncError::Provider(e).into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("43"));
+        // Without a provider wait, a 503 still says when to come back.
+        let e = ProviderError::new(
+            "harvest",
+            ProviderErrorKind::Transient,
+            "harvest answered 502",
+        );
+        let (_, retry, _) = answer(SyncError::Provider(e).into()).await;
+        assert_eq!(retry.as_deref(), Some("5"));
+        assert_eq!(retry_after_seconds(Duration::ZERO), 1);
+        assert_eq!(retry_after_seconds(Duration::from_secs(7)), 7);
+    }
+
+    #[tokio::test]
+    async fn provider_urls_and_bodies_never_reach_the_api_json() {
+        let detail = "GET https://api.harvestapp.com/v2/projects?page=2 answered 403 Forbidden: \
+                      {\"error\":\"secret-body-text\"}";
+        for kind in [
+            ProviderErrorKind::Forbidden,
+            ProviderErrorKind::NotFound,
+            ProviderErrorKind::Rejected,
+            ProviderErrorKind::Fault,
+            ProviderErrorKind::Transient,
+            ProviderErrorKind::OutcomeUnknown,
+            ProviderErrorKind::InvalidResponse,
+            ProviderErrorKind::ReauthRequired,
+        ] {
+            // A careless adapter message with a URL is redacted too.
+            let e = ProviderError::new(
+                "harvest",
+                kind,
+                "harvest refused (see https://id.getharvest.com/x?y=1)",
+            )
+            .with_detail(detail);
+            let (_, _, body) = answer(SyncError::Provider(e).into()).await;
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert!(v["error"]["code"].is_string(), "{body}");
+            for leak in [
+                "http",
+                "harvestapp.com",
+                "getharvest",
+                "secret-body-text",
+                "page=2",
+            ] {
+                assert!(!body.contains(leak), "{kind:?} leaked {leak}: {body}");
+            }
+        }
+    }
+
+    #[test]
+    fn urls_are_redacted_wherever_they_are() {
+        assert_eq!(
+            redact_urls("a http://x/y b (https://z) c"),
+            "a <url> b (<url>) c"
+        );
+        assert_eq!(redact_urls("no links"), "no links");
+    }
+}

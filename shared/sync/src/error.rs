@@ -101,13 +101,14 @@ impl SyncError {
             Self::Provider(p) => match p.kind {
                 ProviderErrorKind::ReauthRequired => FailureReason::ReauthRequired,
                 ProviderErrorKind::Forbidden => FailureReason::Forbidden,
-                ProviderErrorKind::RateLimited | ProviderErrorKind::Transient => {
-                    FailureReason::ProviderUnavailable
-                }
+                ProviderErrorKind::RateLimited
+                | ProviderErrorKind::Transient
+                | ProviderErrorKind::OutcomeUnknown => FailureReason::ProviderUnavailable,
                 ProviderErrorKind::InvalidResponse => FailureReason::InvalidResponse,
                 ProviderErrorKind::NotFound
                 | ProviderErrorKind::Rejected
-                | ProviderErrorKind::Unsupported => FailureReason::Configuration,
+                | ProviderErrorKind::Unsupported
+                | ProviderErrorKind::Fault => FailureReason::Configuration,
             },
             Self::NotConnected(_)
             | Self::InvalidState(_)

@@ -19,9 +19,30 @@ pub enum ProviderErrorKind {
     Rejected,
     /// The operation is not supported by this provider.
     Unsupported,
+    /// A request that is not idempotent (a create, most POSTs) was sent, but no answer says
+    /// whether the provider applied it: the attempt timed out, the connection broke after the
+    /// request left, or the provider answered 5xx. The HTTP helper never resends such a request
+    /// on its own, because a blind resend can create a duplicate remote record. It is **not**
+    /// retryable by default ([`ProviderError::is_retryable`] is `false`): the adapter decides,
+    /// e.g. by looking the record up (by an idempotency key or a natural key) and then creating
+    /// it again or taking the one that exists, and may return [`Self::Transient`] when a retry
+    /// is known to be harmless.
+    OutcomeUnknown,
+    /// The provider processed the request and refused it with an application-level error that
+    /// is neither about credentials nor about rate limits (e.g. a SOAP fault). Not retryable as
+    /// is; the fault's code and text are in [`ProviderError::detail`] for the adapter and logs.
+    Fault,
 }
 
 /// A failure of a provider call.
+///
+/// Two texts, for two audiences:
+/// - [`message`](Self::message) is shown to end users (API answers, run and connection status)
+///   and is what `Display` prints. It never contains secrets, provider URLs or response bodies:
+///   adapters write it themselves, and the HTTP helper builds it from the status only.
+/// - [`detail`](Self::detail) is for logs and for the adapter that interprets the failure:
+///   method, URL, status, a snippet of the response body, the transport error. It never contains
+///   secrets either, but it must not reach API clients.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{provider}: {kind:?}: {message}")]
 pub struct ProviderError {
@@ -29,8 +50,11 @@ pub struct ProviderError {
     pub provider: &'static str,
     /// What kind of failure.
     pub kind: ProviderErrorKind,
-    /// Explanation; never contains secrets.
+    /// Explanation fit for end users; never contains secrets, provider URLs or response bodies.
     pub message: String,
+    /// Internal detail for logs and adapters (URL, status, body snippet); never shown to API
+    /// clients.
+    pub detail: Option<String>,
     /// How long to wait before retrying, when the provider said.
     pub retry_after: Option<Duration>,
 }
@@ -46,11 +70,25 @@ impl ProviderError {
             provider,
             kind,
             message: message.into(),
+            detail: None,
             retry_after: None,
         }
     }
 
-    /// Whether retrying the same call later may succeed.
+    /// Sets the internal detail (see [`ProviderError::detail`]).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Sets how long to wait before retrying.
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// Whether retrying the same call later may succeed. [`ProviderErrorKind::OutcomeUnknown`]
+    /// is not: only the adapter can tell whether a resend would duplicate a record.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind,

@@ -223,11 +223,12 @@ impl Harvest {
         let refuse = || {
             err(
                 ProviderErrorKind::InvalidResponse,
-                format!(
-                    "refusing page link {next:?}: it is not {}/{endpoint}",
-                    self.api_base
-                ),
+                "Harvest sent a page link to somewhere else than its API; refused",
             )
+            .with_detail(format!(
+                "refusing page link {next:?}: it is not {}/{endpoint}",
+                self.api_base
+            ))
         };
         let url = Url::parse(next).map_err(|_| refuse())?;
         let base = &self.api_url;

@@ -1,18 +1,36 @@
 //! HTTP plumbing for provider adapters.
 //!
-//! [`ProviderHttp`] sends one logical request: it takes a slot from the shared [`RateBudget`]
-//! before every attempt, retries 429 (after `Retry-After`) and 5xx/timeouts (with backoff), and
-//! classifies what is left into a [`ProviderError`] the sync engine can act on. [`oauth`] runs
-//! the OAuth 2.0 authorization-code flow on top of the `oauth2` crate, driven by a provider's
-//! descriptor.
+//! [`ProviderHttp`] sends one logical request ([`Call`]): it takes a slot from the shared
+//! [`RateBudget`] before every attempt, retries 429 (after `Retry-After`) and, for requests that
+//! are safe to resend, 5xx and timeouts (with backoff), and classifies what is left into a
+//! [`ProviderError`] the sync engine can act on.
+//!
+//! - **Idempotency.** Every call is [`Idempotency::Safe`] or [`Idempotency::Unsafe`] (by default
+//!   from its method: GET, HEAD, PUT, DELETE, OPTIONS are safe; POST and PATCH are not). An
+//!   unsafe call is never resent once it may have reached the provider: a timeout, a connection
+//!   broken after sending, or a 5xx answer returns [`ProviderErrorKind::OutcomeUnknown`] and the
+//!   adapter decides (look the record up, then retry or not). A 429, a 408, a 425 and a failed
+//!   connect are still retried: the provider did not process the request.
+//! - **Bodies.** JSON ([`Call::json`]), raw bytes with a content type ([`Call::raw_body`]), forms
+//!   ([`Call::form`]) and SOAP envelopes ([`Call::soap11`], [`Call::soap12`]); answers as JSON
+//!   ([`ProviderHttp::json`]), text ([`ProviderHttp::send`]), raw status, headers and bytes
+//!   ([`ProviderHttp::raw`]) or SOAP with faults classified ([`ProviderHttp::soap`], [`soap`]).
+//! - **Messages.** An error's `message` names the provider and the HTTP status only; the method,
+//!   URL, response body snippet and transport error go to its `detail` and to the logs, never
+//!   to API clients.
+//!
+//! [`oauth`] runs the OAuth 2.0 authorization-code flow on top of the `oauth2` crate, driven by a
+//! provider's descriptor.
 
 pub mod oauth;
+pub mod soap;
 
 use std::time::Duration;
 
 use hourbridge_domain::SecretValue;
 use hourbridge_provider_api::{ProviderError, ProviderErrorKind, RateBudget, RateLimit};
-use reqwest::{Method, StatusCode};
+pub use reqwest::header::HeaderMap;
+pub use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 /// Reads a configuration variable (`None` when unset or empty).
@@ -93,12 +111,36 @@ impl Default for HttpConfig {
     }
 }
 
-/// An HTTP client for one provider.
+/// Whether a request may be sent again when its outcome is not known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Sending it twice has the effect of sending it once (reads, PUT, DELETE, or a POST the
+    /// provider deduplicates by an idempotency key): timeouts and 5xx are retried.
+    Safe,
+    /// Sending it twice may do it twice (creates): once it may have reached the provider it is
+    /// never resent; see [`ProviderErrorKind::OutcomeUnknown`].
+    Unsafe,
+}
+
+impl Idempotency {
+    /// The default of `method`: POST and PATCH are unsafe, every other method is safe.
+    pub fn of(method: &Method) -> Self {
+        if *method == Method::POST || *method == Method::PATCH {
+            Self::Unsafe
+        } else {
+            Self::Safe
+        }
+    }
+}
+
+/// The body of a request.
 #[derive(Debug, Clone)]
-pub struct ProviderHttp {
-    provider: &'static str,
-    client: reqwest::Client,
-    config: HttpConfig,
+enum Body {
+    Json(serde_json::Value),
+    Raw {
+        content_type: String,
+        bytes: Vec<u8>,
+    },
 }
 
 /// One logical request.
@@ -108,7 +150,8 @@ pub struct Call<'a> {
     query: Vec<(String, String)>,
     headers: Vec<(&'static str, String)>,
     bearer: Option<&'a SecretValue>,
-    json: Option<serde_json::Value>,
+    body: Option<Body>,
+    idempotency: Option<Idempotency>,
     budget: Option<(&'a dyn RateBudget, String, RateLimit)>,
 }
 
@@ -116,6 +159,21 @@ impl<'a> Call<'a> {
     /// A GET of `url`.
     pub fn get(url: impl Into<String>) -> Self {
         Self::new(Method::GET, url)
+    }
+
+    /// A POST to `url` (unsafe to resend unless [`Call::idempotency`] says otherwise).
+    pub fn post(url: impl Into<String>) -> Self {
+        Self::new(Method::POST, url)
+    }
+
+    /// A PUT of `url`.
+    pub fn put(url: impl Into<String>) -> Self {
+        Self::new(Method::PUT, url)
+    }
+
+    /// A DELETE of `url`.
+    pub fn delete(url: impl Into<String>) -> Self {
+        Self::new(Method::DELETE, url)
     }
 
     /// A request with any method.
@@ -126,9 +184,27 @@ impl<'a> Call<'a> {
             query: Vec::new(),
             headers: Vec::new(),
             bearer: None,
-            json: None,
+            body: None,
+            idempotency: None,
             budget: None,
         }
+    }
+
+    /// A SOAP 1.1 call: POSTs `envelope` as `text/xml` with the `SOAPAction` header. SOAP reads
+    /// are POSTs too: mark them [`Idempotency::Safe`] so that timeouts and 5xx are retried.
+    pub fn soap11(url: impl Into<String>, action: &str, envelope: impl Into<Vec<u8>>) -> Self {
+        Self::post(url)
+            .header("SOAPAction", format!("\"{action}\""))
+            .raw_body("text/xml; charset=utf-8", envelope)
+    }
+
+    /// A SOAP 1.2 call: POSTs `envelope` as `application/soap+xml` with the action in the
+    /// content type. Mark reads [`Idempotency::Safe`], as for [`Call::soap11`].
+    pub fn soap12(url: impl Into<String>, action: &str, envelope: impl Into<Vec<u8>>) -> Self {
+        Self::post(url).raw_body(
+            format!("application/soap+xml; charset=utf-8; action=\"{action}\""),
+            envelope,
+        )
     }
 
     /// Adds a query parameter (repeat the name for Rails-style arrays such as `user_ids[]`).
@@ -151,8 +227,39 @@ impl<'a> Call<'a> {
 
     /// Sends a JSON body.
     pub fn json(mut self, body: serde_json::Value) -> Self {
-        self.json = Some(body);
+        self.body = Some(Body::Json(body));
         self
+    }
+
+    /// Sends `bytes` as they are, with `Content-Type: content_type` (XML, SOAP, CSV, ...).
+    pub fn raw_body(mut self, content_type: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(Body::Raw {
+            content_type: content_type.into(),
+            bytes: bytes.into(),
+        });
+        self
+    }
+
+    /// Sends `pairs` as `application/x-www-form-urlencoded`.
+    pub fn form<K: AsRef<str>, V: AsRef<str>>(self, pairs: &[(K, V)]) -> Self {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            form.append_pair(k.as_ref(), v.as_ref());
+        }
+        self.raw_body("application/x-www-form-urlencoded", form.finish())
+    }
+
+    /// Overrides whether the request may be resent (default: [`Idempotency::of`] its method).
+    pub fn idempotency(mut self, idempotency: Idempotency) -> Self {
+        self.idempotency = Some(idempotency);
+        self
+    }
+
+    /// Whether this call may be resent after an unknown outcome.
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotency
+            .unwrap_or_else(|| Idempotency::of(&self.method))
+            == Idempotency::Safe
     }
 
     /// Counts every attempt against `budget` under `key`.
@@ -164,6 +271,29 @@ impl<'a> Call<'a> {
     ) -> Self {
         self.budget = Some((budget, key.into(), limit));
         self
+    }
+}
+
+/// A provider's 2xx answer as it came: status, headers and body bytes.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The value of header `name`, when present and readable as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
@@ -192,12 +322,48 @@ pub fn classify_status(status: StatusCode) -> ProviderErrorKind {
     }
 }
 
-fn snippet(body: &str) -> String {
+/// The first 300 characters of `body`, for an error's detail (never its message).
+fn snippet(body: &[u8]) -> String {
+    let body = String::from_utf8_lossy(body);
     let mut s: String = body.chars().take(300).collect();
     if body.chars().count() > 300 {
         s.push('…');
     }
     s
+}
+
+/// The end-user message for an answer with `status` classified as `kind`: provider and status,
+/// never the URL or the body.
+fn status_message(provider: &str, kind: ProviderErrorKind, status: StatusCode) -> String {
+    use ProviderErrorKind as K;
+    match kind {
+        K::ReauthRequired => format!("{provider} rejected the credentials ({status})"),
+        K::Forbidden => format!(
+            "{provider} refused access ({status}): the connected account lacks a permission"
+        ),
+        K::NotFound => format!("{provider} has no such record ({status})"),
+        K::RateLimited => format!("{provider} is limiting our requests ({status})"),
+        K::Transient => format!("{provider} is unavailable ({status})"),
+        K::OutcomeUnknown => format!(
+            "{provider} did not confirm the change ({status}); it may or may not have been applied"
+        ),
+        _ => format!("{provider} rejected the request ({status})"),
+    }
+}
+
+/// Whether a non-2xx answer shows the provider did not process the request, so that even an
+/// unsafe request may be sent again: 429 (rate limited), 408 (it never read the whole request)
+/// and 425 (too early).
+fn not_processed(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 425 | 429)
+}
+
+/// An HTTP client for one provider.
+#[derive(Debug, Clone)]
+pub struct ProviderHttp {
+    provider: &'static str,
+    client: reqwest::Client,
+    config: HttpConfig,
 }
 
 impl ProviderHttp {
@@ -211,7 +377,8 @@ impl ProviderHttp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
-                ProviderError::new(provider, ProviderErrorKind::Rejected, e.to_string())
+                ProviderError::new(provider, ProviderErrorKind::Rejected, "no HTTP client")
+                    .with_detail(e.to_string())
             })?;
         Ok(Self {
             provider,
@@ -236,17 +403,43 @@ impl ProviderHttp {
 
     /// Sends `call` (retrying what is worth retrying) and decodes the JSON answer.
     pub async fn json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, ProviderError> {
-        let body = self.send(call).await?;
-        serde_json::from_str(&body).map_err(|e| {
+        let what = format!("{} {}", call.method, call.url);
+        let res = self.raw(call).await?;
+        serde_json::from_slice(&res.body).map_err(|e| {
             self.err(
                 ProviderErrorKind::InvalidResponse,
-                format!("unreadable response ({e}): {}", snippet(&body)),
+                format!("{} answered something unreadable", self.provider),
             )
+            .with_detail(format!(
+                "{what}: unreadable JSON ({e}): {}",
+                snippet(&res.body)
+            ))
         })
     }
 
-    /// Sends `call` and returns the body of a 2xx answer.
+    /// Sends `call` and returns the body of a 2xx answer as text.
     pub async fn send(&self, call: Call<'_>) -> Result<String, ProviderError> {
+        Ok(self.raw(call).await?.text())
+    }
+
+    /// Sends `call` and returns a 2xx answer as it came (status, headers, bytes), with the same
+    /// retries, budget and classification of failures as [`ProviderHttp::json`].
+    pub async fn raw(&self, call: Call<'_>) -> Result<RawResponse, ProviderError> {
+        self.execute(call, false).await
+    }
+
+    /// Sends a SOAP `call` ([`Call::soap11`], [`Call::soap12`]) and returns the 2xx answer. A SOAP
+    /// fault in the answer, whatever its HTTP status (faults usually come with 500), is the
+    /// provider's processed refusal: it is not retried and is classified by
+    /// [`soap::classify_fault`] (credentials → [`ProviderErrorKind::ReauthRequired`], anything
+    /// else → [`ProviderErrorKind::Fault`]), with the fault code and text in the detail.
+    pub async fn soap(&self, call: Call<'_>) -> Result<RawResponse, ProviderError> {
+        self.execute(call, true).await
+    }
+
+    async fn execute(&self, call: Call<'_>, soap: bool) -> Result<RawResponse, ProviderError> {
+        let idempotent = call.is_idempotent();
+        let what = format!("{} {}", call.method, call.url);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -263,40 +456,99 @@ impl ProviderHttp {
             if let Some(t) = call.bearer {
                 req = req.bearer_auth(t.expose());
             }
-            if let Some(j) = &call.json {
-                req = req.json(j);
+            match &call.body {
+                Some(Body::Json(j)) => req = req.json(j),
+                Some(Body::Raw {
+                    content_type,
+                    bytes,
+                }) => {
+                    req = req
+                        .header(reqwest::header::CONTENT_TYPE, content_type)
+                        .body(bytes.clone());
+                }
+                None => {}
             }
             let outcome = match req.send().await {
                 Ok(res) => {
                     let status = res.status();
-                    let retry_after = res
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after);
-                    let text = res.text().await.unwrap_or_default();
-                    if status.is_success() {
-                        return Ok(text);
+                    let headers = res.headers().clone();
+                    match res.bytes().await {
+                        Ok(body) => {
+                            let body = body.to_vec();
+                            if soap && let Some(fault) = soap::parse_fault(&body) {
+                                let kind = soap::classify_fault(&fault);
+                                let e = self
+                                    .err(kind, soap::fault_message(self.provider, kind))
+                                    .with_detail(format!("{what} answered {status}: {fault}"));
+                                return Err(self.give_up(e, attempt));
+                            }
+                            if status.is_success() {
+                                return Ok(RawResponse {
+                                    status,
+                                    headers,
+                                    body,
+                                });
+                            }
+                            let mut kind = classify_status(status);
+                            // A 5xx may come after the create was applied; 408/425/429 never do.
+                            if !idempotent
+                                && kind == ProviderErrorKind::Transient
+                                && !not_processed(status)
+                            {
+                                kind = ProviderErrorKind::OutcomeUnknown;
+                            }
+                            let mut e = self
+                                .err(kind, status_message(self.provider, kind, status))
+                                .with_detail(format!(
+                                    "{what} answered {status}: {}",
+                                    snippet(&body)
+                                ));
+                            e.retry_after = headers
+                                .get(reqwest::header::RETRY_AFTER)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(parse_retry_after);
+                            e
+                        }
+                        // The answer started but broke off: a create may have been applied.
+                        Err(err) => {
+                            let kind = if idempotent {
+                                ProviderErrorKind::Transient
+                            } else {
+                                ProviderErrorKind::OutcomeUnknown
+                            };
+                            self.err(kind, format!("the answer of {} broke off", self.provider))
+                                .with_detail(format!("{what} answered {status}, then: {err}"))
+                        }
                     }
-                    let mut e = self.err(
-                        classify_status(status),
-                        format!(
-                            "{} {} answered {status}: {}",
-                            call.method,
-                            call.url,
-                            snippet(&text)
-                        ),
-                    );
-                    e.retry_after = retry_after;
-                    e
                 }
-                Err(e) => self.err(
-                    ProviderErrorKind::Transient,
-                    format!("{} {}: {e}", call.method, call.url),
-                ),
+                Err(err) => {
+                    // A failed connect never sent the request; anything later may have.
+                    let kind = if idempotent || err.is_connect() {
+                        ProviderErrorKind::Transient
+                    } else {
+                        ProviderErrorKind::OutcomeUnknown
+                    };
+                    let how = if err.is_timeout() {
+                        "timed out"
+                    } else if err.is_connect() {
+                        "connection failed"
+                    } else {
+                        "connection broken"
+                    };
+                    let message = if kind == ProviderErrorKind::OutcomeUnknown {
+                        format!(
+                            "{} did not answer ({how}); the change may or may not have been applied",
+                            self.provider
+                        )
+                    } else {
+                        format!("could not reach {} ({how})", self.provider)
+                    };
+                    self.err(kind, message)
+                        .with_detail(format!("{what}: {err}"))
+                }
             };
             if !outcome.is_retryable() || attempt >= self.config.max_attempts {
-                return Err(outcome);
+                return Err(self.give_up(outcome, attempt));
             }
             let wait = match (outcome.kind, outcome.retry_after) {
                 (ProviderErrorKind::RateLimited, Some(w)) => w,
@@ -307,14 +559,30 @@ impl ProviderHttp {
                 }
             };
             if wait > self.config.max_retry_wait {
-                return Err(ProviderError {
-                    retry_after: Some(wait),
-                    ..outcome
-                });
+                return Err(self.give_up(outcome.with_retry_after(wait), attempt));
             }
-            tracing::debug!(provider = self.provider, attempt, ?wait, kind = ?outcome.kind, "retrying");
+            tracing::debug!(
+                provider = self.provider,
+                attempt,
+                ?wait,
+                kind = ?outcome.kind,
+                detail = outcome.detail.as_deref().unwrap_or(""),
+                "retrying"
+            );
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Logs the failure with its detail (the logs are where the detail goes) and returns it.
+    fn give_up(&self, e: ProviderError, attempts: u32) -> ProviderError {
+        tracing::info!(
+            provider = self.provider,
+            attempts,
+            kind = ?e.kind,
+            detail = e.detail.as_deref().unwrap_or(""),
+            "provider request failed"
+        );
+        e
     }
 }
 
@@ -473,5 +741,302 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    fn slow_http(timeout: Duration) -> ProviderHttp {
+        ProviderHttp::new(
+            "test",
+            HttpConfig {
+                base_backoff: Duration::from_millis(1),
+                max_attempts: 4,
+                max_retry_wait: Duration::from_secs(2),
+                timeout,
+                ..HttpConfig::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_create_that_times_out_is_not_sent_twice() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/time_entries"))
+            .respond_with(ResponseTemplate::new(201).set_delay(Duration::from_secs(2)))
+            .mount(&server)
+            .await;
+        let e = slow_http(Duration::from_millis(300))
+            .send(
+                Call::post(format!("{}/time_entries", server.uri()))
+                    .json(serde_json::json!({"hours": 1})),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::OutcomeUnknown);
+        assert!(!e.is_retryable(), "the adapter decides, not the helper");
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_create_answered_5xx_is_not_resent_but_a_429_is() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/five"))
+            .respond_with(ResponseTemplate::new(503))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let e = http()
+            .send(Call::post(format!("{}/five", server.uri())).json(serde_json::json!({})))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::OutcomeUnknown);
+
+        // 429: the provider did not process it, so even a create is sent again.
+        Mock::given(method("POST"))
+            .and(path("/limited"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/limited"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"id": 7})))
+            .mount(&server)
+            .await;
+        let v: serde_json::Value = http()
+            .json(Call::post(format!("{}/limited", server.uri())).json(serde_json::json!({})))
+            .await
+            .unwrap();
+        assert_eq!(v["id"], 7);
+        let limited = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path() == "/limited")
+            .count();
+        assert_eq!(limited, 2);
+    }
+
+    #[tokio::test]
+    async fn a_get_is_still_retried_after_a_5xx_and_so_is_a_post_marked_safe() {
+        for call in [
+            Call::get("/r"),
+            Call::put("/r"),
+            Call::delete("/r"),
+            Call::post("/r").idempotency(Idempotency::Safe),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(path("/r"))
+                .respond_with(ResponseTemplate::new(500))
+                .up_to_n_times(1)
+                .mount(&server)
+                .await;
+            Mock::given(path("/r"))
+                .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
+                .mount(&server)
+                .await;
+            let call = Call {
+                url: format!("{}{}", server.uri(), call.url),
+                ..call
+            };
+            let m = call.method.clone();
+            http().send(call).await.unwrap();
+            assert_eq!(server.received_requests().await.unwrap().len(), 2, "{m}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_create_that_could_not_connect_was_never_sent_and_is_transient() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let e = http()
+            .send(Call::post(format!("http://127.0.0.1:{port}/x")).json(serde_json::json!({})))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::Transient);
+    }
+
+    #[test]
+    fn idempotency_defaults_follow_the_method() {
+        assert!(Call::get("u").is_idempotent());
+        assert!(Call::put("u").is_idempotent());
+        assert!(Call::delete("u").is_idempotent());
+        assert!(!Call::post("u").is_idempotent());
+        assert!(!Call::new(Method::PATCH, "u").is_idempotent());
+        assert!(
+            Call::post("u")
+                .idempotency(Idempotency::Safe)
+                .is_idempotent()
+        );
+    }
+
+    #[tokio::test]
+    async fn raw_bodies_go_out_as_given_and_raw_answers_come_back_whole() {
+        let server = MockServer::start().await;
+        Mock::given(method("PUT"))
+            .and(path("/doc"))
+            .and(header("content-type", "application/xml"))
+            .and(wiremock::matchers::body_string("<a>1</a>"))
+            .respond_with(
+                ResponseTemplate::new(202)
+                    .insert_header("x-request-id", "r-9")
+                    .set_body_raw(vec![0u8, 159, 146, 150], "application/octet-stream"),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let res = http()
+            .raw(Call::put(format!("{}/doc", server.uri())).raw_body("application/xml", "<a>1</a>"))
+            .await
+            .unwrap();
+        assert_eq!(res.status, StatusCode::ACCEPTED);
+        assert_eq!(res.header("x-request-id"), Some("r-9"));
+        assert_eq!(res.body, vec![0u8, 159, 146, 150]);
+
+        Mock::given(method("POST"))
+            .and(path("/form"))
+            .and(header("content-type", "application/x-www-form-urlencoded"))
+            .and(wiremock::matchers::body_string("a=1&b=x+y%26z"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let text = http()
+            .send(Call::post(format!("{}/form", server.uri())).form(&[("a", "1"), ("b", "x y&z")]))
+            .await
+            .unwrap();
+        assert_eq!(text, "ok");
+    }
+
+    #[tokio::test]
+    async fn raw_calls_get_the_same_retries_and_classification() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(502).set_body_string("<html>proxy</html>"))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("id;name\n1;a\n"))
+            .mount(&server)
+            .await;
+        let res = http().raw(Call::get(server.uri())).await.unwrap();
+        assert_eq!(res.text(), "id;name\n1;a\n");
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(404).set_body_string("<html>nope</html>"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let e = http().raw(Call::get(server.uri())).await.unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::NotFound);
+    }
+
+    const FAULT_11: &str = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Client</faultcode><faultstring>Project 12 is closed</faultstring></soap:Fault></soap:Body></soap:Envelope>"#;
+    const AUTH_FAULT_12: &str = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value></s:Code><s:Reason><s:Text xml:lang="en">Invalid username or password</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>"#;
+
+    #[tokio::test]
+    async fn a_soap_fault_on_500_is_a_fault_not_a_retry() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(header("soapaction", "\"urn:GetTasks\""))
+            .and(header("content-type", "text/xml; charset=utf-8"))
+            .respond_with(ResponseTemplate::new(500).set_body_raw(FAULT_11, "text/xml"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let e = http()
+            .soap(
+                Call::soap11(server.uri(), "urn:GetTasks", "<Envelope/>")
+                    .idempotency(Idempotency::Safe),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::Fault);
+        assert!(!e.is_retryable());
+        assert!(!e.message.contains("Project 12"), "{}", e.message);
+        let detail = e.detail.unwrap();
+        assert!(
+            detail.contains("soap:Client") && detail.contains("Project 12 is closed"),
+            "{detail}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_authentication_fault_needs_reauthorisation_even_on_200() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(header(
+                "content-type",
+                "application/soap+xml; charset=utf-8; action=\"urn:Login\"",
+            ))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(AUTH_FAULT_12, "application/soap+xml"),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let e = http()
+            .soap(Call::soap12(server.uri(), "urn:Login", "<Envelope/>"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::ReauthRequired);
+    }
+
+    #[tokio::test]
+    async fn a_soap_answer_without_fault_is_returned_and_a_bare_503_is_retried() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503).set_body_string("busy"))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        let ok = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><GetTasksResponse/></soap:Body></soap:Envelope>"#;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(ok, "text/xml"))
+            .mount(&server)
+            .await;
+        let res = http()
+            .soap(
+                Call::soap11(server.uri(), "urn:GetTasks", "<Envelope/>")
+                    .idempotency(Idempotency::Safe),
+            )
+            .await
+            .unwrap();
+        assert!(res.text().contains("GetTasksResponse"));
+        assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn messages_never_carry_the_url_or_the_body_the_detail_does() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(403).set_body_string("{\"error\":\"secret-body-text\"}"),
+            )
+            .mount(&server)
+            .await;
+        let url = format!("{}/v2/projects", server.uri());
+        let e = http().send(Call::get(&url)).await.unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::Forbidden);
+        for text in [e.message.clone(), e.to_string()] {
+            assert!(!text.contains(&server.uri()), "{text}");
+            assert!(!text.contains("secret-body-text"), "{text}");
+        }
+        let detail = e.detail.unwrap();
+        assert!(
+            detail.contains(&url) && detail.contains("secret-body-text"),
+            "{detail}"
+        );
+        // Transport failures too: reqwest's error names the URL.
+        let e = slow_http(Duration::from_millis(50))
+            .send(Call::get(format!("http://127.0.0.1:{}/y", 1)))
+            .await
+            .unwrap_err();
+        assert!(!e.to_string().contains("127.0.0.1"), "{e}");
     }
 }

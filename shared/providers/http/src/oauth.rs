@@ -113,11 +113,13 @@ fn map_token_error<RE: std::error::Error + 'static>(
                 format!("token endpoint refused: {}", r.error()),
             )
         }
+        // Transport errors name the URL and parse errors quote the body: both go to the detail.
         RequestTokenError::Request(e) => ProviderError::new(
             provider,
             ProviderErrorKind::Transient,
-            format!("token endpoint: {e}"),
-        ),
+            format!("could not reach the {provider} token endpoint"),
+        )
+        .with_detail(format!("token endpoint: {e}")),
         RequestTokenError::Parse(e, body) => ProviderError::new(
             provider,
             // A 5xx page or a proxy error is not JSON; only a 2xx we cannot read is a bad response.
@@ -126,11 +128,15 @@ fn map_token_error<RE: std::error::Error + 'static>(
             } else {
                 ProviderErrorKind::InvalidResponse
             },
-            format!("token endpoint answer unreadable: {e}"),
-        ),
-        RequestTokenError::Other(m) => {
-            ProviderError::new(provider, ProviderErrorKind::InvalidResponse, m)
-        }
+            format!("the {provider} token endpoint answered something unreadable"),
+        )
+        .with_detail(format!("token endpoint answer unreadable: {e}")),
+        RequestTokenError::Other(m) => ProviderError::new(
+            provider,
+            ProviderErrorKind::InvalidResponse,
+            format!("the {provider} token endpoint answered something unexpected"),
+        )
+        .with_detail(m),
     }
 }
 

@@ -150,14 +150,14 @@ fn err(kind: ProviderErrorKind, message: impl Into<String>) -> ProviderError {
 /// endpoint once a subscription lapses. Left as is it reads like missing permissions, and the
 /// admin would re-authorise in vain; what they must do is reactivate the plan.
 fn explain_inactive_plan(e: ProviderError) -> ProviderError {
-    if e.kind == ProviderErrorKind::Forbidden && e.message.to_lowercase().contains("active plan") {
+    // The provider's words are in the detail (the answer's body), never in the message.
+    let said = e.detail.as_deref().unwrap_or(&e.message).to_lowercase();
+    if e.kind == ProviderErrorKind::Forbidden && said.contains("active plan") {
         ProviderError {
-            message: format!(
-                "the Hubstaff plan is inactive: Hubstaff only allows API access for \
-                 organisations on an active plan, so the organisation owner must reactivate \
-                 it in Hubstaff ({})",
-                e.message
-            ),
+            message: "the Hubstaff plan is inactive: Hubstaff only allows API access for \
+                      organisations on an active plan, so the organisation owner must \
+                      reactivate it in Hubstaff"
+                .into(),
             ..e
         }
     } else {
@@ -632,8 +632,7 @@ mod tests {
 
     #[test]
     fn only_forbidden_answers_about_the_plan_are_rewritten() {
-        let plan = err(
-            ProviderErrorKind::Forbidden,
+        let plan = err(ProviderErrorKind::Forbidden, "hubstaff refused access (403)").with_detail(
             "GET x answered 403: {\"error\":\"API access is only for organizations on an active plan\"}",
         );
         let rewritten = explain_inactive_plan(plan);
@@ -643,10 +642,8 @@ mod tests {
                 .starts_with("the Hubstaff plan is inactive")
         );
         assert_eq!(rewritten.kind, ProviderErrorKind::Forbidden);
-        let other = err(
-            ProviderErrorKind::Forbidden,
-            "GET x answered 403: not a manager",
-        );
+        let other = err(ProviderErrorKind::Forbidden, "hubstaff refused access (403)")
+            .with_detail("GET x answered 403: not a manager");
         assert_eq!(explain_inactive_plan(other.clone()).message, other.message);
     }
 }
