@@ -122,10 +122,20 @@ fn transaction_failure<R: std::fmt::Debug>(
         {
             return Ok(Vec::new());
         }
-        // TransactionConflict (another transaction on one of the items), throttling: retry.
-        return Err(StoreError::Unavailable(format!(
-            "transaction cancelled: {tc:?}"
-        )));
+        // TransactionConflict (another transaction on one of the items), throttling: retry
+        // later. Anything else (validation, item collection size) is not retryable.
+        let transient = reasons.iter().any(|r| {
+            matches!(
+                r.code(),
+                Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
+            )
+        });
+        let message = format!("transaction cancelled: {tc:?}");
+        return Err(if transient {
+            StoreError::Unavailable(message)
+        } else {
+            StoreError::Backend(message)
+        });
     }
     Err(classify(e))
 }
