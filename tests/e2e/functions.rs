@@ -216,3 +216,113 @@ async fn logs_count(w: &World, pid: &str) -> usize {
     }
     n
 }
+
+/// How a Lambda crate builds its router (its `app`).
+type Constructor = fn(&hourbridge_runtime::AppContext) -> axum::Router;
+
+/// Every HTTP Lambda's handler, built by the constructor its `main.rs` runs.
+fn http_handlers() -> Vec<(hourbridge_api::HttpFunction, Constructor)> {
+    vec![
+        (workspace_api::FUNCTION, workspace_api::app),
+        (connections::FUNCTION, connections::app),
+        (oauth_callback::FUNCTION, oauth_callback::app),
+        (project_sync::FUNCTION, project_sync::app),
+        (webhooks::FUNCTION, webhooks::app),
+    ]
+}
+
+/// `(method, concrete path)` of every route of `f`'s part of the route table.
+fn concrete_routes(f: hourbridge_api::HttpFunction) -> Vec<(String, String)> {
+    let doc = serde_json::to_value(hourbridge_api::function_openapi(f)).unwrap();
+    let mut out = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let concrete: Vec<String> = path
+            .split('/')
+            .map(|s| {
+                if s.starts_with('{') {
+                    "x".to_owned()
+                } else {
+                    s.to_owned()
+                }
+            })
+            .collect();
+        for m in ops.as_object().unwrap().keys() {
+            out.push((m.to_uppercase(), concrete.join("/")));
+        }
+    }
+    out
+}
+
+/// An API Gateway HTTP API (v2) event without authorizer claims.
+fn gateway_event(method: &str, path: &str) -> lambda_http::Request {
+    let e = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": {"content-type": "application/json", "host": "api.hourbridge.test"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.hourbridge.test",
+            "domainPrefix": "api", "requestId": "r", "routeKey": "$default", "stage": "$default",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+            "time": "21/Nov/2026:09:00:00 +0000", "timeEpoch": 1_795_000_000_000_i64
+        },
+        "body": if method == "GET" || method == "DELETE" { None } else { Some("{}") },
+        "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&e.to_string()).expect("v2 event")
+}
+
+async fn answer(app: axum::Router, req: lambda_http::Request) -> (u16, serde_json::Value) {
+    use tower::ServiceExt as _;
+    let res = app.oneshot(req).await.expect("handler");
+    let status = res.status().as_u16();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn each_lambda_answers_404_for_the_routes_of_the_other_functions() {
+    let (_dir, path) = crate::harness::data_dir();
+    let ctx = hourbridge_runtime::AppContext::build(crate::harness::config(&path, &[]), None)
+        .await
+        .expect("context");
+    let handlers = http_handlers();
+    assert_eq!(
+        handlers.len(),
+        hourbridge_api::HttpFunction::ALL.len(),
+        "every HTTP function has a handler here"
+    );
+    for (f, app) in &handlers {
+        let name = f.crate_name();
+        for (g, _) in &handlers {
+            for (method, path) in concrete_routes(*g) {
+                let (status, body) = answer(app(&ctx), gateway_event(&method, &path)).await;
+                if g == f {
+                    // Its own routes reach a handler (401 without claims, 400 for a bad
+                    // callback, ...), never the router's fallback.
+                    assert_ne!(
+                        body["error"]["message"], "route not found",
+                        "{name} does not serve its own {method} {path}: {status} {body}"
+                    );
+                } else {
+                    assert_eq!(
+                        (status, body["error"]["code"].as_str()),
+                        (404, Some("not_found")),
+                        "{name} answered {method} {path} of {}: {body}",
+                        g.crate_name()
+                    );
+                }
+            }
+        }
+        // `/openapi.json` lives with the host-data API only, like in the template.
+        let (status, _) = answer(app(&ctx), gateway_event("GET", "/openapi.json")).await;
+        assert_eq!(
+            status == 200,
+            f.serves_openapi_json(),
+            "{name} /openapi.json"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! `infra/template.yaml` agrees with the code: the environment it sets is what the code reads,
-//! and every Lambda crate is deployed.
+//! every Lambda crate is deployed, and each HTTP function gets exactly the routes of its part of
+//! the code's route table (`hourbridge_api::HttpFunction`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -87,51 +88,172 @@ fn every_lambda_crate_is_deployed_by_the_template_and_nothing_else() {
     );
 }
 
-#[test]
-fn every_api_route_of_the_code_is_routed_by_the_template_with_the_right_auth() {
-    let t = template();
-    let mut routed: Vec<(String, String, bool)> = Vec::new();
-    for (_, f) in functions(&t) {
+/// One `HttpApi` event of the template: method (or `ANY`), path, whether the JWT authorizer is
+/// off, and the crate of the function it invokes.
+#[derive(Debug, Clone)]
+struct Event {
+    method: String,
+    path: String,
+    open: bool,
+    function: String,
+}
+
+fn http_events(t: &Value) -> Vec<Event> {
+    let mut out = Vec::new();
+    for (name, f) in functions(t) {
+        let function = f["Properties"]["CodeUri"]
+            .as_str()
+            .map(|u| u.trim_start_matches("../functions/").to_owned())
+            .unwrap_or(name);
         if let Some(events) = f["Properties"]["Events"].as_mapping() {
             for (_, e) in events {
                 if e["Type"].as_str() == Some("HttpApi") {
                     let p = &e["Properties"];
-                    let open = p["Auth"]["Authorizer"].as_str() == Some("NONE");
-                    routed.push((
-                        p["Method"].as_str().unwrap_or("").to_owned(),
-                        p["Path"].as_str().unwrap_or("").to_owned(),
-                        open,
-                    ));
+                    out.push(Event {
+                        method: p["Method"].as_str().unwrap_or("").to_owned(),
+                        path: p["Path"].as_str().unwrap_or("").to_owned(),
+                        open: p["Auth"]["Authorizer"].as_str() == Some("NONE"),
+                        function: function.clone(),
+                    });
                 }
             }
         }
     }
-    let matches = |route: &str, path: &str| -> bool {
-        let (r, p): (Vec<&str>, Vec<&str>) =
-            (route.split('/').collect(), path.split('/').collect());
-        if r.last() == Some(&"{proxy+}") {
-            return p.len() >= r.len()
-                && r[..r.len() - 1]
-                    .iter()
-                    .zip(&p)
-                    .all(|(a, b)| a == b || a.starts_with('{'));
-        }
-        r.len() == p.len() && r.iter().zip(&p).all(|(a, b)| a == b || a.starts_with('{'))
-    };
-    let doc = serde_json::to_value(hourbridge_api::openapi()).unwrap();
-    for (path, ops) in doc["paths"].as_object().unwrap() {
-        for method in ops.as_object().unwrap().keys() {
-            let public =
-                path.starts_with("/oauth/") || path.starts_with("/webhooks/") || path == "/health";
-            let found = routed.iter().find(|(m, route, _)| {
-                (m == "ANY" || m.eq_ignore_ascii_case(method)) && matches(route, path)
-            });
-            let (_, route, open) =
-                found.unwrap_or_else(|| panic!("{method} {path} is not routed by the template"));
+    out
+}
+
+/// Whether API Gateway route `route` (with `{param}` and a trailing `{proxy+}`) matches the
+/// OpenAPI path `path` (with `{param}`).
+fn matches(route: &str, path: &str) -> bool {
+    let (r, p): (Vec<&str>, Vec<&str>) = (route.split('/').collect(), path.split('/').collect());
+    let seg = |a: &&str, b: &&str| a == b || a.starts_with('{');
+    if r.last() == Some(&"{proxy+}") {
+        return p.len() >= r.len() && r[..r.len() - 1].iter().zip(&p).all(|(a, b)| seg(a, b));
+    }
+    r.len() == p.len() && r.iter().zip(&p).all(|(a, b)| seg(a, b))
+}
+
+impl Event {
+    fn takes(&self, method: &str, path: &str) -> bool {
+        (self.method == "ANY" || self.method.eq_ignore_ascii_case(method))
+            && matches(&self.path, path)
+    }
+
+    /// API Gateway's preference among matching routes: no greedy `{proxy+}` first, then more
+    /// literal segments, then an exact method over `ANY`.
+    fn specificity(&self) -> (bool, usize, bool) {
+        (
+            !self.path.ends_with("{proxy+}"),
+            self.path
+                .split('/')
+                .filter(|s| !s.is_empty() && !s.starts_with('{'))
+                .count(),
+            self.method != "ANY",
+        )
+    }
+}
+
+/// `(method, path)` of every route function `f` serves, by the code's route table.
+fn code_routes(f: hourbridge_api::HttpFunction) -> Vec<(String, String)> {
+    let doc = serde_json::to_value(hourbridge_api::function_openapi(f)).unwrap();
+    let mut out: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(|m| (m.to_uppercase(), path.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if f.serves_openapi_json() {
+        out.push(("GET".into(), "/openapi.json".into()));
+    }
+    out
+}
+
+#[test]
+fn each_function_is_routed_exactly_its_own_routes_by_the_template_with_the_right_auth() {
+    use hourbridge_api::HttpFunction;
+    let t = template();
+    let events = http_events(&t);
+    // Only HTTP functions have HTTP events.
+    for e in &events {
+        assert!(
+            HttpFunction::from_crate_name(&e.function).is_some(),
+            "{} {} is routed to {}, which is not an HTTP function",
+            e.method,
+            e.path,
+            e.function
+        );
+    }
+    for f in HttpFunction::ALL {
+        let name = f.crate_name();
+        let routes = code_routes(f);
+        assert!(!routes.is_empty(), "{name} serves no route");
+        // Code → template: API Gateway sends each of the function's routes to the function
+        // (the most specific matching event is one of its own), with the authorizer off
+        // exactly for the public routes.
+        for (method, path) in &routes {
+            let best = events
+                .iter()
+                .filter(|e| e.takes(method, path))
+                .max_by_key(|e| e.specificity())
+                .unwrap_or_else(|| {
+                    panic!("{method} {path} ({name}) is not routed by the template")
+                });
             assert_eq!(
-                *open, public,
-                "{method} {path} via {route}: authorizer must be off exactly for public routes"
+                best.function, name,
+                "{method} {path} is served by {name} but routed to {} via {}",
+                best.function, best.path
+            );
+            let public = path.starts_with("/oauth/")
+                || path.starts_with("/webhooks/")
+                || path == "/health"
+                || path == "/openapi.json";
+            assert_eq!(
+                best.open, public,
+                "{method} {path} via {}: authorizer must be off exactly for public routes",
+                best.path
+            );
+        }
+        // Template → code: every event of the function reaches at least one of its routes, so
+        // the template sends it nothing it would answer 404 for.
+        for e in events.iter().filter(|e| e.function == name) {
+            assert!(
+                routes.iter().any(|(m, p)| e.takes(m, p)),
+                "the template routes {} {} to {name}, which serves nothing there",
+                e.method,
+                e.path
             );
         }
     }
+}
+
+#[test]
+fn the_functions_route_tables_partition_the_whole_api() {
+    use hourbridge_api::HttpFunction;
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    for f in HttpFunction::ALL {
+        for r in code_routes(f) {
+            assert!(seen.insert(r.clone()), "{r:?} is served by two functions");
+        }
+    }
+    let all = serde_json::to_value(hourbridge_api::openapi()).unwrap();
+    let mut whole: BTreeSet<(String, String)> = all["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(|m| (m.to_uppercase(), path.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    whole.insert(("GET".into(), "/openapi.json".into()));
+    assert_eq!(seen, whole, "the local server serves exactly the union");
 }

@@ -25,10 +25,13 @@ use tokio::sync::mpsc;
 pub use config::{AuthMode, Config, ConfigError, Mode, SecretsBackend, StoreBackend};
 pub use lambda::gateway_claims;
 
-/// The HTTP API as a Lambda serves it: the router plus the layer that turns the API Gateway JWT
-/// authorizer's claims into the caller's identity.
-pub fn http_app(ctx: &AppContext) -> axum::Router {
-    hourbridge_api::router(ctx.api_state()).layer(axum::middleware::from_fn(gateway_claims))
+pub use hourbridge_api::HttpFunction;
+
+/// The HTTP API as one Lambda serves it: `function`'s routes only (any other path answers 404),
+/// plus the layer that turns the API Gateway JWT authorizer's claims into the caller's identity.
+pub fn http_app(ctx: &AppContext, function: HttpFunction) -> axum::Router {
+    hourbridge_api::function_router(function, ctx.api_state())
+        .layer(axum::middleware::from_fn(gateway_claims))
 }
 
 /// What every Lambda's `main` does first: read configuration (all problems at once), start JSON

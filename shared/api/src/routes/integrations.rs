@@ -733,16 +733,28 @@ async fn get_run(
     Ok(Json(run.into()))
 }
 
-pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+// One function per HTTP Lambda that serves these routes (see `HttpFunction` in lib.rs): a new
+// route goes into the group of the function the template sends it to.
+
+/// `/v1/connections/...` and `/v1/runs/{id}`: the `connections` function.
+pub(crate) fn connection_routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     r.routes(routes!(list_connections))
         .routes(routes!(install, get_connection, disconnect))
         .routes(routes!(authorize))
         .routes(routes!(select_account))
         .routes(routes!(remote_projects))
         .routes(routes!(sync_now))
-        .routes(routes!(callback))
-        .routes(routes!(put_link, get_link))
+        .routes(routes!(get_run))
+}
+
+/// `/oauth/{provider}/callback`: the `oauth-callback` function.
+pub(crate) fn callback_routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(callback))
+}
+
+/// `/v1/projects/{id}/integrations/...`: the `project-sync` function.
+pub(crate) fn project_routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(put_link, get_link))
         .routes(routes!(reset_and_sync))
         .routes(routes!(clear))
-        .routes(routes!(get_run))
 }
