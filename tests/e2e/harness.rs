@@ -41,6 +41,15 @@ impl Server {
     /// Starts a server with extra configuration (provider URLs), its in-process worker and
     /// scheduler included, and `HOURBRIDGE_PUBLIC_URL` set to its own address.
     pub async fn start_with(dir: &Path, vars: &[(&str, String)]) -> Self {
+        let s = Self::start_idle(dir, vars).await;
+        let _ = s.ctx.start_local_workers();
+        s
+    }
+
+    /// Like [`Server::start_with`], but without the in-process worker and scheduler: queued runs
+    /// stay queued until the test executes them itself (or calls `ctx.start_local_workers()`),
+    /// so a test can be sure which executor holds a run's lease.
+    pub async fn start_idle(dir: &Path, vars: &[(&str, String)]) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -50,7 +59,6 @@ impl Server {
         let ctx = AppContext::build(config(dir, &vars), None)
             .await
             .expect("context");
-        let _ = ctx.start_local_workers();
         let (tx, rx) = oneshot::channel::<()>();
         let serve_ctx = ctx.clone();
         let task = tokio::spawn(async move {

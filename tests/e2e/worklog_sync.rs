@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
+use hourbridge_domain::RunState;
 use hourbridge_sandbox::{NewHarvestEntry, Sandbox, Seed};
+use hourbridge_sync::runs::Outcome;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -41,11 +43,21 @@ pub(crate) struct World {
 }
 
 pub(crate) async fn world() -> World {
+    world_with_workers(true).await
+}
+
+/// A world whose server runs its in-process worker and scheduler (`workers`), or not: then
+/// queued runs wait for the test to execute them.
+async fn world_with_workers(workers: bool) -> World {
     let sb = Sandbox::start(Seed::Empty).await.expect("sandbox");
     sb.harvest().register_client("hv-client", "hv-secret");
     sb.hubstaff().register_client("hs-client", "hs-secret");
     let (dir, path) = data_dir();
-    let s = Server::start_with(&path, &sandbox_vars(&sb)).await;
+    let s = if workers {
+        Server::start_with(&path, &sandbox_vars(&sb)).await
+    } else {
+        Server::start_idle(&path, &sandbox_vars(&sb)).await
+    };
     let owner = s.token("acme", "olga", "owner");
     let body = json!({"name": "Acme", "owner": {"name": "Olga", "email": "olga@acme.test"}});
     assert_eq!(
@@ -244,8 +256,28 @@ pub(crate) fn hv_entry(project: u64, user: u64, days: i64, hours: f64) -> NewHar
     }
 }
 
-#[tokio::test]
-async fn harvest_connect_link_two_projects_and_reset_and_sync_end_to_end() {
+/// The Harvest account most tests below start from, connected through the real OAuth flow, with
+/// a host project linked to "Fleet Portal" and "Mobile App" (trim and prevent off).
+struct Linked {
+    w: World,
+    pid: String,
+    other: u64,
+    /// The four entries a sync brings in (linked, from `sync_from` on, stopped, person matched),
+    /// in id order: Ada on Fleet, Bob on Fleet, Ada on Mobile, Bob on Mobile.
+    expected: [u64; 4],
+    /// Ada's running timer on Mobile App (today).
+    running: u64,
+    /// Host id of Bob.
+    bob: String,
+}
+
+impl Linked {
+    fn expected_ids(&self) -> Vec<String> {
+        self.expected.iter().map(u64::to_string).collect()
+    }
+}
+
+async fn harvest_linked() -> Linked {
     let w = world().await;
     let hv = w.sb.harvest();
     let (ada_r, bob_r, dee_r) = (
@@ -258,12 +290,13 @@ async fn harvest_connect_link_two_projects_and_reset_and_sync_end_to_end() {
         hv.add_project("Mobile App", "Northwind", true),
         hv.add_project("Unlinked", "X", true),
     );
-    let mut expected = [
+    let expected = [
         hv.add_time_entry(hv_entry(fleet, ada_r, 10, 1.5)),
         hv.add_time_entry(hv_entry(fleet, bob_r, 20, 2.0)),
         hv.add_time_entry(hv_entry(mobile, ada_r, 5, 0.25)),
         hv.add_time_entry(hv_entry(mobile, bob_r, 30, 3.47)),
     ];
+    assert!(expected.is_sorted(), "sandbox ids only grow");
     hv.add_time_entry(hv_entry(fleet, dee_r, 3, 1.0)); // Dee has no host person.
     hv.add_time_entry(hv_entry(other, ada_r, 3, 1.0)); // Not linked.
     hv.add_time_entry(hv_entry(fleet, ada_r, 70, 1.0)); // Before sync_from.
@@ -273,10 +306,64 @@ async fn harvest_connect_link_two_projects_and_reset_and_sync_end_to_end() {
     });
 
     connect(&w, "harvest", "hv-client", "hv-secret").await;
-    let ada = person(&w, "Ada Admin", "ADA@acme.test ").await;
+    person(&w, "Ada Admin", "ADA@acme.test ").await;
     let bob = person(&w, "Bob Builder", "bob.builder@acme.test").await;
     let pid = project(&w, "Bridge").await;
+    link(
+        &w,
+        &pid,
+        "harvest",
+        &[fleet.to_string(), mobile.to_string()],
+        false,
+        false,
+    )
+    .await;
+    Linked {
+        w,
+        pid,
+        other,
+        expected,
+        running,
+        bob,
+    }
+}
 
+/// [`harvest_linked`] after a first reset-and-sync.
+async fn harvest_synced() -> (Linked, Value) {
+    let h = harvest_linked().await;
+    let run = reset(&h.w, &h.pid, "harvest", "refetch").await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    (h, run)
+}
+
+fn counts(run: &Value) -> (Option<u64>, Option<u64>, Option<u64>) {
+    (
+        run["counts"]["created"].as_u64(),
+        run["counts"]["updated"].as_u64(),
+        run["counts"]["deleted"].as_u64(),
+    )
+}
+
+async fn link_view(w: &World, pid: &str) -> Value {
+    let (st, l) =
+        w.s.call(
+            Some(&w.owner),
+            GET,
+            &format!("/v1/projects/{pid}/integrations/harvest"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{l}");
+    l
+}
+
+#[tokio::test]
+async fn remote_projects_are_searched_by_name_and_have_string_ids() {
+    let w = world().await;
+    let hv = w.sb.harvest();
+    let fleet = hv.add_project("Fleet Portal", "Northwind", true);
+    hv.add_project("Mobile App", "Northwind", true);
+    connect(&w, "harvest", "hv-client", "hv-secret").await;
     let (st, rp) =
         w.s.call(
             Some(&w.owner),
@@ -292,52 +379,40 @@ async fn harvest_connect_link_two_projects_and_reset_and_sync_end_to_end() {
         fleet.to_string(),
         "remote ids are strings"
     );
-    link(
-        &w,
-        &pid,
-        "harvest",
-        &[fleet.to_string(), mobile.to_string()],
-        false,
-        false,
-    )
-    .await;
+}
 
-    // Preview first: nothing is written.
-    let path = format!("/v1/projects/{pid}/integrations/harvest/reset-and-sync");
+#[tokio::test]
+async fn a_preview_before_the_first_sync_counts_creations_and_writes_nothing() {
+    let h = harvest_linked().await;
+    let path = format!("/v1/projects/{}/integrations/harvest/reset-and-sync", h.pid);
     let (st, preview) =
-        w.s.call(
-            Some(&w.owner),
-            POST,
-            &path,
-            Some(json!({"mode": "refetch", "preview": true})),
-        )
-        .await;
+        h.w.s
+            .call(
+                Some(&h.w.owner),
+                POST,
+                &path,
+                Some(json!({"mode": "refetch", "preview": true})),
+            )
+            .await;
     assert_eq!(st, StatusCode::OK, "{preview}");
     assert_eq!(
         (preview["created"].as_u64(), preview["deleted"].as_u64()),
         (Some(4), Some(0))
     );
-    assert!(logs(&w, &pid).await.is_empty());
+    assert!(logs(&h.w, &h.pid).await.is_empty());
+}
 
-    let run = reset(&w, &pid, "harvest", "refetch").await;
-    assert_eq!(run["state"], "succeeded", "{run}");
+#[tokio::test]
+async fn reset_and_sync_brings_in_linked_stopped_entries_from_sync_from_of_matched_people() {
+    let (h, run) = harvest_synced().await;
+    // Not synced: Dee (no host person), the unlinked project, before sync_from, the running timer.
     assert_eq!(run["counts"]["created"], 4, "{run}");
-    assert!(
-        run["problems"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["code"] == "person_not_found")
-    );
-    let synced = logs(&w, &pid).await;
-    expected.sort();
-    assert_eq!(
-        remote_ids(synced.clone()),
-        expected.iter().map(u64::to_string).collect::<Vec<_>>()
-    );
+    let synced = logs(&h.w, &h.pid).await;
+    assert_eq!(remote_ids(synced.clone()), h.expected_ids());
+    // People matched by e-mail, trimmed and case-insensitive; hours become minutes.
     let bobs: Vec<&Value> = synced
         .iter()
-        .filter(|l| l["person_id"] == bob.as_str())
+        .filter(|l| l["person_id"] == h.bob.as_str())
         .collect();
     assert_eq!(
         bobs.iter()
@@ -346,138 +421,196 @@ async fn harvest_connect_link_two_projects_and_reset_and_sync_end_to_end() {
         120 + 208
     );
     assert!(synced.iter().all(|l| l["source"]["provider"] == "harvest"));
+}
 
-    // Missing people are listed by name and e-mail on the project.
-    let (_, l) =
-        w.s.call(
-            Some(&w.owner),
-            GET,
-            &format!("/v1/projects/{pid}/integrations/harvest"),
-            None,
-        )
-        .await;
+#[tokio::test]
+async fn people_without_a_host_person_are_reported_and_synced_once_they_exist() {
+    let (h, run) = harvest_synced().await;
+    assert!(
+        run["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["code"] == "person_not_found"),
+        "{run}"
+    );
+    let l = link_view(&h.w, &h.pid).await;
     assert_eq!(
         l["missing_people"],
         json!([{"name": "Dee Designer", "email": "dee@elsewhere.test"}]),
         "{l}"
     );
-    assert_eq!(l["status"]["kind"], "succeeded");
-    // One assignment per person spanning the project (trim off).
-    let a = assignments(&w, &pid).await;
+    person(&h.w, "Dee Designer", "dee@elsewhere.test").await;
+    let run = reset(&h.w, &h.pid, "harvest", "refetch").await;
+    assert_eq!(counts(&run), (Some(1), Some(0), Some(0)), "{run}");
+    assert_eq!(link_view(&h.w, &h.pid).await["missing_people"], json!([]));
+}
+
+#[tokio::test]
+async fn a_sync_shows_succeeded_on_the_link_and_the_connection() {
+    let (h, _) = harvest_synced().await;
+    let l = link_view(&h.w, &h.pid).await;
+    assert_eq!(l["status"]["kind"], "succeeded", "{l}");
+    let (_, c) =
+        h.w.s
+            .call(Some(&h.w.owner), GET, "/v1/connections/harvest", None)
+            .await;
+    assert_eq!(c["status"]["kind"], "succeeded", "{c}");
+}
+
+#[tokio::test]
+async fn without_trim_each_synced_person_gets_one_assignment_spanning_the_project() {
+    let (h, _) = harvest_synced().await;
+    let a = assignments(&h.w, &h.pid).await;
     assert_eq!(a.len(), 2, "{a:?}");
     assert!(
         a.iter()
             .all(|a| a["start_date"] == days_ago(90).to_string())
     );
-    // Synced logs are read-only.
+}
+
+#[tokio::test]
+async fn synced_work_logs_are_read_only() {
+    let (h, _) = harvest_synced().await;
+    let synced = logs(&h.w, &h.pid).await;
     let lid = synced[0]["id"].as_str().unwrap();
     let (st, _) =
-        w.s.call(
-            Some(&w.owner),
-            Method::PATCH,
-            &format!("/v1/worklogs/{lid}"),
-            Some(json!({"minutes": 1})),
-        )
-        .await;
+        h.w.s
+            .call(
+                Some(&h.w.owner),
+                Method::PATCH,
+                &format!("/v1/worklogs/{lid}"),
+                Some(json!({"minutes": 1})),
+            )
+            .await;
     assert_eq!(st, StatusCode::CONFLICT);
+}
 
-    // A re-run with no changes writes nothing.
-    let before: Vec<Value> = logs(&w, &pid).await;
-    let run = reset(&w, &pid, "harvest", "refetch").await;
-    assert_eq!(
-        (
-            run["counts"]["created"].as_u64(),
-            run["counts"]["updated"].as_u64(),
-            run["counts"]["deleted"].as_u64()
-        ),
-        (Some(0), Some(0), Some(0)),
-        "{run}"
-    );
+#[tokio::test]
+async fn a_rerun_with_no_changes_writes_no_work_log() {
+    let (h, _) = harvest_synced().await;
+    let before: Vec<Value> = logs(&h.w, &h.pid).await;
+    let run = reset(&h.w, &h.pid, "harvest", "refetch").await;
+    assert_eq!(counts(&run), (Some(0), Some(0), Some(0)), "{run}");
     assert_eq!(run["counts"]["unchanged"], 4);
-    assert_eq!(logs(&w, &pid).await, before);
+    assert_eq!(logs(&h.w, &h.pid).await, before);
+}
 
-    // Edits, deletions and moves in Harvest reach the host; a stopped timer is synced.
-    hv.update_time_entry(expected[0], Some(4.0), Some("edited".into()), None, None);
-    hv.delete_time_entry(expected[1]);
-    hv.move_time_entry(expected[2], other);
-    hv.update_time_entry(running, Some(0.75), None, None, Some(false));
-    // Dee now exists in the host: her logs sync.
-    person(&w, "Dee Designer", "dee@elsewhere.test").await;
-    let run = reset(&w, &pid, "harvest", "refetch").await;
-    assert_eq!(run["state"], "succeeded", "{run}");
-    assert_eq!(
-        (
-            run["counts"]["created"].as_u64(),
-            run["counts"]["updated"].as_u64(),
-            run["counts"]["deleted"].as_u64()
-        ),
-        (Some(2), Some(1), Some(2)),
-        "{run}"
-    );
-    let after = logs(&w, &pid).await;
+#[tokio::test]
+async fn reset_and_sync_updates_entries_edited_in_harvest() {
+    let (h, _) = harvest_synced().await;
+    h.w.sb
+        .harvest()
+        .update_time_entry(h.expected[0], Some(4.0), Some("edited".into()), None, None);
+    let run = reset(&h.w, &h.pid, "harvest", "refetch").await;
+    assert_eq!(counts(&run), (Some(0), Some(1), Some(0)), "{run}");
+    let after = logs(&h.w, &h.pid).await;
     let edited = after
         .iter()
-        .find(|l| l["source"]["remote_id"].as_str() == Some(expected[0].to_string().as_str()))
+        .find(|l| l["source"]["remote_id"].as_str() == Some(h.expected[0].to_string().as_str()))
         .unwrap();
     assert_eq!(
         (edited["minutes"].as_u64(), edited["note"].as_str()),
         (Some(240), Some("edited"))
     );
-    assert!(after.iter().all(|l| l["source"]["remote_id"].as_str()
-        != Some(expected[1].to_string().as_str())
-        && l["source"]["remote_id"].as_str() != Some(expected[2].to_string().as_str())));
-    let (_, l) =
-        w.s.call(
-            Some(&w.owner),
-            GET,
-            &format!("/v1/projects/{pid}/integrations/harvest"),
-            None,
-        )
-        .await;
-    assert_eq!(l["missing_people"], json!([]));
+}
 
-    // Wipe mode deletes and re-reads: same data afterwards.
-    let run = reset(&w, &pid, "harvest", "wipe").await;
+#[tokio::test]
+async fn reset_and_sync_removes_entries_deleted_in_harvest() {
+    let (h, _) = harvest_synced().await;
+    h.w.sb.harvest().delete_time_entry(h.expected[1]);
+    let run = reset(&h.w, &h.pid, "harvest", "refetch").await;
+    assert_eq!(counts(&run), (Some(0), Some(0), Some(1)), "{run}");
+    let mut left = h.expected_ids();
+    left.remove(1);
+    assert_eq!(remote_ids(logs(&h.w, &h.pid).await), left);
+}
+
+#[tokio::test]
+async fn reset_and_sync_removes_entries_moved_to_an_unlinked_project() {
+    let (h, _) = harvest_synced().await;
+    h.w.sb.harvest().move_time_entry(h.expected[2], h.other);
+    let run = reset(&h.w, &h.pid, "harvest", "refetch").await;
+    assert_eq!(counts(&run), (Some(0), Some(0), Some(1)), "{run}");
+    let mut left = h.expected_ids();
+    left.remove(2);
+    assert_eq!(remote_ids(logs(&h.w, &h.pid).await), left);
+}
+
+#[tokio::test]
+async fn a_running_timer_is_synced_once_it_is_stopped() {
+    let (h, _) = harvest_synced().await;
+    h.w.sb
+        .harvest()
+        .update_time_entry(h.running, Some(0.75), None, None, Some(false));
+    let run = reset(&h.w, &h.pid, "harvest", "refetch").await;
+    assert_eq!(counts(&run), (Some(1), Some(0), Some(0)), "{run}");
+    let after = logs(&h.w, &h.pid).await;
+    let stopped = after
+        .iter()
+        .find(|l| l["source"]["remote_id"].as_str() == Some(h.running.to_string().as_str()))
+        .expect("the stopped timer is synced");
+    assert_eq!(stopped["minutes"], 45);
+}
+
+#[tokio::test]
+async fn wipe_mode_deletes_the_synced_logs_and_reads_the_same_data_again() {
+    let (h, _) = harvest_synced().await;
+    let before = remote_ids(logs(&h.w, &h.pid).await);
+    let run = reset(&h.w, &h.pid, "harvest", "wipe").await;
+    assert_eq!(run["state"], "succeeded", "{run}");
     assert_eq!(run["counts"]["deleted"], run["counts"]["created"], "{run}");
-    assert_eq!(remote_ids(logs(&w, &pid).await), remote_ids(after.clone()));
+    assert_eq!(run["counts"]["created"], 4, "{run}");
+    assert_eq!(remote_ids(logs(&h.w, &h.pid).await), before);
+}
 
-    // Status and connection-level sync.
-    let (_, c) =
-        w.s.call(Some(&w.owner), GET, "/v1/connections/harvest", None)
-            .await;
-    assert_eq!(c["status"]["kind"], "succeeded", "{c}");
+#[tokio::test]
+async fn sync_now_runs_the_connection_and_succeeds() {
+    let (h, _) = harvest_synced().await;
     let (st, r) =
-        w.s.call(Some(&w.owner), POST, "/v1/connections/harvest/sync", None)
+        h.w.s
+            .call(Some(&h.w.owner), POST, "/v1/connections/harvest/sync", None)
             .await;
     assert_eq!(st, StatusCode::ACCEPTED);
     assert_eq!(
-        wait_run(&w, r["run_id"].as_str().unwrap()).await["state"],
+        wait_run(&h.w, r["run_id"].as_str().unwrap()).await["state"],
         "succeeded"
     );
+}
 
-    // Clear data, then disconnect: logs gone after clear; connection gone after disconnect.
+#[tokio::test]
+async fn clear_deletes_every_log_synced_from_the_provider_on_the_project() {
+    let (h, _) = harvest_synced().await;
+    let synced = logs(&h.w, &h.pid).await;
     let (st, cleared) =
-        w.s.call(
-            Some(&w.owner),
-            POST,
-            &format!("/v1/projects/{pid}/integrations/harvest/clear"),
-            None,
-        )
-        .await;
+        h.w.s
+            .call(
+                Some(&h.w.owner),
+                POST,
+                &format!("/v1/projects/{}/integrations/harvest/clear", h.pid),
+                None,
+            )
+            .await;
     assert_eq!(
         (st, cleared["deleted"].as_u64()),
-        (StatusCode::OK, Some(after.len() as u64))
+        (StatusCode::OK, Some(synced.len() as u64))
     );
-    assert!(logs(&w, &pid).await.is_empty());
+    assert!(logs(&h.w, &h.pid).await.is_empty());
+}
+
+#[tokio::test]
+async fn disconnect_deletes_the_connection() {
+    let (h, _) = harvest_synced().await;
     let (st, _) =
-        w.s.call(Some(&w.owner), DELETE, "/v1/connections/harvest", None)
+        h.w.s
+            .call(Some(&h.w.owner), DELETE, "/v1/connections/harvest", None)
             .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, _) =
-        w.s.call(Some(&w.owner), GET, "/v1/connections/harvest", None)
+        h.w.s
+            .call(Some(&h.w.owner), GET, "/v1/connections/harvest", None)
             .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let _ = ada;
 }
 
 #[tokio::test]
@@ -616,7 +749,11 @@ async fn hubstaff_daily_activities_sync_with_rotating_refresh_tokens() {
 
 /// Builds a Harvest project with `n` entries over many pages, all by one matched person.
 async fn big_harvest_world(n: usize) -> (World, String, u64) {
-    let w = world().await;
+    big_harvest_world_with_workers(n, true).await
+}
+
+async fn big_harvest_world_with_workers(n: usize, workers: bool) -> (World, String, u64) {
+    let w = world_with_workers(workers).await;
     let hv = w.sb.harvest();
     let ada_r = hv.add_user("Ada", "A", "ada@acme.test");
     let fleet = hv.add_project("Fleet", "C", true);
@@ -720,51 +857,123 @@ async fn malformed_provider_responses_fail_the_run_and_keep_what_was_synced() {
     );
 }
 
+async fn run_view(w: &World, run_id: &str) -> Value {
+    let (st, run) =
+        w.s.call(Some(&w.owner), GET, &format!("/v1/runs/{run_id}"), None)
+            .await;
+    assert_eq!(st, StatusCode::OK, "{run}");
+    run
+}
+
 #[tokio::test]
 async fn a_worker_killed_mid_run_resumes_and_ends_with_the_same_result() {
-    let (w, pid, _) = big_harvest_world(9000).await;
+    // No in-process worker: the only executors of the run are the two this test drives, so the
+    // one killed is the one that held the lease.
+    let (w, pid, _) = big_harvest_world_with_workers(9000, false).await;
     let hv = w.sb.harvest();
     hv.set_latency(Duration::from_millis(100));
-    // Use the engine directly so the "process" can be killed: its lease expires quickly.
+    // The engine used directly, with a short lease, so the "process" can be killed and its
+    // lease lapses quickly.
     let mut engine = w.s.ctx.engine.clone();
-    engine.settings.lease_ttl = chrono::Duration::seconds(1);
-    let job_run = {
-        let (st, r) =
-            w.s.call(
-                Some(&w.owner),
-                POST,
-                &format!("/v1/projects/{pid}/integrations/harvest/reset-and-sync"),
-                Some(json!({"mode": "refetch"})),
-            )
-            .await;
-        assert_eq!(st, StatusCode::ACCEPTED);
-        r["run_id"].as_str().unwrap().to_owned()
-    };
-    // The in-process worker runs it too; kill our own executor mid-page and make sure the
-    // run still ends exactly right whichever executor finishes it.
+    engine.settings.lease_ttl = chrono::Duration::seconds(2);
+    let (st, r) =
+        w.s.call(
+            Some(&w.owner),
+            POST,
+            &format!("/v1/projects/{pid}/integrations/harvest/reset-and-sync"),
+            Some(json!({"mode": "refetch"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{r}");
+    let run_id = r["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        run_view(&w, &run_id).await["state"],
+        "queued",
+        "nobody else executes it"
+    );
     let job = hourbridge_sync::SyncJob {
         workspace_id: "acme".into(),
         provider: "harvest".into(),
-        run_id: job_run.clone(),
+        run_id: run_id.clone(),
     };
     let killed = tokio::spawn({
         let engine = engine.clone();
         let job = job.clone();
         async move { engine.execute(&job, None).await }
     });
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Kill it once it has checkpointed at least one page, well before the end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let r = run_view(&w, &run_id).await;
+        if r["state"] == "running" && r["counts"]["created"].as_u64() > Some(0) {
+            break r;
+        }
+        assert!(
+            !killed.is_finished(),
+            "the worker ended before it could be killed: {r}"
+        );
+        assert!(std::time::Instant::now() < deadline, "no progress: {r}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     killed.abort();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(
+        killed.await.expect_err("aborted").is_cancelled(),
+        "the worker was killed mid-run, not finished"
+    );
+    let created_before = before["counts"]["created"].as_u64().unwrap();
+    assert!(created_before < 9000, "killed mid-run: {before}");
+    let after_kill = run_view(&w, &run_id).await;
+    assert_eq!(after_kill["state"], "running", "{after_kill}");
     hv.set_latency(Duration::ZERO);
-    let _ = engine.execute(&job, None).await;
-    let run = wait_run(&w, &job_run).await;
-    assert_eq!(run["state"], "succeeded", "{run}");
+
+    // The killed worker held the lease: another executor is turned away until it lapses...
+    assert!(
+        matches!(
+            engine.execute(&job, None).await.unwrap(),
+            Outcome::RetryAfter(_)
+        ),
+        "the killed worker's lease must still be held"
+    );
+    // ...and then takes the run over where it stopped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let outcome = loop {
+        match engine.execute(&job, None).await.unwrap() {
+            Outcome::Finished(state) => break state,
+            Outcome::Paused => {}
+            Outcome::RetryAfter(wait) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the killed worker's lease never lapsed"
+                );
+                tokio::time::sleep(wait.min(Duration::from_millis(200))).await;
+            }
+        }
+    };
+    assert_eq!(outcome, RunState::Succeeded);
+    let resumed = run_view(&w, &run_id).await;
+    assert_eq!(resumed["state"], "succeeded", "{resumed}");
+    assert_eq!(
+        resumed["started_at"], before["started_at"],
+        "the same run resumed, it was not started over"
+    );
+    let c = &resumed["counts"];
+    assert!(
+        c["created"].as_u64().unwrap() >= created_before,
+        "{resumed}"
+    );
+    assert_eq!(
+        c["created"].as_u64().unwrap() + c["unchanged"].as_u64().unwrap(),
+        9000,
+        "each entry counted once across the kill: {resumed}"
+    );
     let (total, ids) = count_logs(&w, &pid).await;
     assert_eq!(
         (total, ids.len()),
         (9000, 9000),
         "nothing lost, nothing doubled"
     );
+    // A normal worker from now on: an unchanged re-run writes nothing.
+    assert!(w.s.ctx.start_local_workers().is_some());
     let again = reset(&w, &pid, "harvest", "refetch").await;
     assert_eq!(
         (
