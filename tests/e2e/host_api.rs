@@ -972,6 +972,16 @@ async fn host_writes_append_to_the_change_feed() {
         .await;
     assert_eq!(st, StatusCode::CREATED, "{l}");
     let lid = id(&l);
+    // A patch that changes nothing writes nothing.
+    let (st, b) = s
+        .call(
+            Some(&t),
+            PATCH,
+            &format!("/v1/worklogs/{lid}"),
+            Some(json!({"minutes": 60})),
+        )
+        .await;
+    assert_eq!((st, &b["minutes"]), (StatusCode::OK, &json!(60)));
     // Refused: bad minutes (422) and a missing project (422); neither appends.
     for body in [json!({"minutes": 0}), json!({"project_id": "nope"})] {
         let (st, b) = s

@@ -288,6 +288,7 @@ async fn patch_worklog(
         .await?
         .ok_or_else(|| ApiError::not_found("work log"))?;
     may_edit(&s, &c, &l)?;
+    let original = l.clone();
     let before = l.project_id.clone();
     if let Some(p) = patch.project_id {
         if p != l.project_id && patch.task_id.is_none() {
@@ -308,6 +309,10 @@ async fn patch_worklog(
         l.note = validate::optional_text("note", &n, validate::MAX_NOTE_CHARS)?;
     }
     check_refs(&s, c.scope(), &l).await?;
+    if l == original {
+        // Nothing to write, and nothing for push kinds to push.
+        return Ok(Json(l));
+    }
     // A move is announced to readers of both projects.
     let mut changes = vec![change(&l, &l.project_id, ChangeOp::Updated)];
     if before != l.project_id {
