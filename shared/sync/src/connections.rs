@@ -200,18 +200,18 @@ fn fields_error(problem: FieldProblem, fields: Vec<String>, what: &str) -> SyncE
     }
 }
 
+/// Secret values by name, and non-secret settings.
+type CheckedFields = (
+    BTreeMap<String, String>,
+    serde_json::Map<String, serde_json::Value>,
+);
+
 /// Checks a connect body against the declared fields: splits it into secret values (by name)
 /// and non-secret settings (trimmed, empty optional fields dropped).
 fn check_fields(
     declared: &[CredentialField],
     mut input: BTreeMap<String, SecretValue>,
-) -> Result<
-    (
-        BTreeMap<String, String>,
-        serde_json::Map<String, serde_json::Value>,
-    ),
-    SyncError,
-> {
+) -> Result<CheckedFields, SyncError> {
     let unknown: Vec<String> = input
         .keys()
         .filter(|k| !declared.iter().any(|f| f.name == k.as_str()))
