@@ -6,13 +6,16 @@
 //! code runs inside Lambda functions and inside `hourbridge serve`, and tests drive it against
 //! SQLite and sandbox providers.
 //!
-//! - [`connections`]: install a provider (client credentials, OAuth authorize and callback,
-//!   account choice), status, disconnect, and access tokens refreshed single-flight.
+//! - [`connections`]: connect a provider by its auth kind (customer or platform OAuth,
+//!   session token, credential set), OAuth authorize and callback, account choice, disconnect;
+//!   tokens and sessions renewed single-flight and cached per process.
 //! - [`budget`]: request budgets shared across processes through the store.
 //! - [`worklogs`]: the work-log pull for one project link (resumable, idempotent).
 //! - [`runs`]: sync runs, jobs, the worker loop with leases, checkpoints and deadlines.
 //! - [`schedule`]: when connections are due and the tick that fans them out.
 //! - [`outbound`]: crash-safe mappings for writes to providers (pending mark, idempotency key).
+//! - [`webhooks`]: per-connection webhook tokens, verified and deduplicated deliveries, and the
+//!   records they name waiting for a refetch.
 
 pub mod budget;
 pub mod connections;
