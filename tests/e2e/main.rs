@@ -8,4 +8,5 @@ mod harness;
 mod host_api;
 mod infra;
 mod preview;
+mod provider_errors;
 mod worklog_sync;
