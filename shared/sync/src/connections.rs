@@ -639,8 +639,12 @@ impl Engine {
         if conn.state == ConnectionState::Active
             && let Ok(p) = self.provider(provider)
         {
-            let revoked = match self.session(ws, provider).await {
-                Ok(s) => p.revoke(&s).await.map_err(SyncError::from),
+            // The stored session as it is: no renewal just to revoke it.
+            let revoked = match self.secret(&conn).await {
+                Ok(secret) => {
+                    let s = self.session_from(ws, p.as_ref(), &conn, &secret);
+                    p.revoke(&s).await.map_err(SyncError::from)
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = revoked {

@@ -368,6 +368,7 @@ struct SessionProvider {
     d: ProviderDescriptor,
     sessions: AtomicUsize,
     asked_until: std::sync::Mutex<Vec<DateTime<Utc>>>,
+    revoked: std::sync::Mutex<Vec<String>>,
 }
 
 impl SessionProvider {
@@ -382,6 +383,7 @@ impl SessionProvider {
             ),
             sessions: AtomicUsize::new(0),
             asked_until: Default::default(),
+            revoked: Default::default(),
         })
     }
     fn created(&self) -> usize {
@@ -403,6 +405,13 @@ impl Provider for SessionProvider {
                 "no session",
             )),
         }
+    }
+    async fn revoke(&self, s: &ProviderSession) -> Result<(), ProviderError> {
+        self.revoked
+            .lock()
+            .unwrap()
+            .push(s.secrets[SESSION_TOKEN].expose().to_owned());
+        Ok(())
     }
     async fn create_session(
         &self,
@@ -541,6 +550,33 @@ async fn session_token_is_exchanged_on_connect_and_renewed_before_expiry_and_onc
         .unwrap()
         .unwrap();
     assert_eq!(conn.state, ConnectionState::ReauthRequired);
+}
+
+#[tokio::test]
+async fn disconnect_revokes_the_stored_session_without_renewing_it_and_deletes_the_secret() {
+    let p = SessionProvider::new();
+    let w = world(vec![p.clone()], SyncSettings::default());
+    w.engine
+        .connect(
+            "acme",
+            &person(),
+            "sessions",
+            fields(&[("employee_token", "good")]),
+        )
+        .await
+        .unwrap();
+    w.clock.advance(Duration::hours(3));
+    assert!(w.engine.disconnect("acme", "sessions").await.unwrap());
+    assert_eq!(*p.revoked.lock().unwrap(), ["session-1"]);
+    assert_eq!(p.created(), 1, "no session made just to revoke it");
+    assert!(w.secrets.names().is_empty());
+    assert!(
+        w.engine
+            .connection("acme", "sessions")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
