@@ -13,6 +13,8 @@
 //! | `/harvest/api/v2/...` | `https://api.harvestapp.com/v2/...` |
 //! | `/hubstaff/account/authorizations/new`, `/hubstaff/account/access_tokens` | `https://account.hubstaff.com/...` |
 //! | `/hubstaff/api/v2/...` | `https://api.hubstaff.com/v2/...` |
+//! | `/basecamp/launchpad/authorization/{new,token}`, `/basecamp/launchpad/authorization.json` | `https://launchpad.37signals.com/...` |
+//! | `/basecamp/api/{account_id}/...` | `https://3.basecampapi.com/{account_id}/...` |
 //!
 //! # Choices where the reference is silent or says UNCONFIRMED
 //!
@@ -43,6 +45,7 @@
 //! # Ok(()) }
 //! ```
 
+mod basecamp;
 mod common;
 mod harvest;
 mod hubstaff;
@@ -58,6 +61,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use basecamp::{
+    BasecampControl, BasecampStatus, SandboxTimesheetEntry, SandboxWebhook,
+    WebhookDelivery as BasecampWebhookDelivery,
+};
 pub use harvest::{HarvestControl, NewHarvestEntry};
 pub use hubstaff::HubstaffControl;
 
@@ -73,6 +80,14 @@ pub const HUBSTAFF_DEMO_CLIENT_ID: &str = hubstaff::DEMO_CLIENT_ID;
 pub const HUBSTAFF_DEMO_CLIENT_SECRET: &str = hubstaff::DEMO_CLIENT_SECRET;
 /// Id of the Hubstaff organization (the same with either seed).
 pub const HUBSTAFF_ORGANIZATION_ID: u64 = hubstaff::ORGANIZATION_ID;
+/// OAuth client id the demo seed registers with Launchpad (Hourbridge's platform app).
+pub const BASECAMP_DEMO_CLIENT_ID: &str = basecamp::DEMO_CLIENT_ID;
+/// OAuth client secret of [`BASECAMP_DEMO_CLIENT_ID`].
+pub const BASECAMP_DEMO_CLIENT_SECRET: &str = basecamp::DEMO_CLIENT_SECRET;
+/// The main Basecamp (`bc3`) account, with either seed.
+pub const BASECAMP_DEMO_ACCOUNT_ID: u64 = basecamp::DEMO_ACCOUNT_ID;
+/// The demo's second `bc3` account.
+pub const BASECAMP_DEMO_SECOND_ACCOUNT_ID: u64 = basecamp::DEMO_SECOND_ACCOUNT_ID;
 
 /// Initial data of a sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,6 +108,13 @@ pub enum Seed {
     /// email), Gus (removed member); projects "Support Desk", "Research" (active) and "Legacy"
     /// (archived); daily activities over the last 40 days for Ada, Bob and Finn on the active
     /// projects, some with task ids and some without.
+    ///
+    /// Basecamp: client `demo-basecamp-client` / `demo-basecamp-secret`; Launchpad lists two
+    /// `bc3` accounts (4410022 "Nordlys Digital", 4410023 "Nordlys Labs"), a `bcx` and a `hey`
+    /// one. 4410022 has Ingrid (owner, the authorizing user), Jonas, Per (`" Per.Hansen@Nordlys.example "`)
+    /// and the client Mia; "Nordlys website relaunch" (lists with a group, a completed and a
+    /// trashed to-do, one project-level entry), "Internal tools" (timesheets disabled), an
+    /// archived and a trashed project. With [`Seed::Empty`] only the empty 4410022 exists.
     Demo,
 }
 
@@ -104,6 +126,7 @@ pub struct Sandbox {
     seed: Seed,
     harvest: HarvestControl,
     hubstaff: HubstaffControl,
+    basecamp: BasecampControl,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -131,12 +154,15 @@ impl Sandbox {
         let addr = listener.local_addr()?;
         let harvest = HarvestControl::new(seed);
         let hubstaff = HubstaffControl::new(seed);
+        let basecamp = BasecampControl::new(seed);
         let base = base_url_for(addr);
         harvest.set_origin(&base);
         hubstaff.set_origin(&base);
+        basecamp.set_origin(&base);
         let app = Router::new()
             .nest("/harvest", harvest::router(harvest.clone()))
             .nest("/hubstaff", hubstaff::router(hubstaff.clone()))
+            .nest("/basecamp", basecamp::router(basecamp.clone()))
             .fallback(|| async { (StatusCode::NOT_FOUND, "no such sandbox endpoint") });
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -156,6 +182,7 @@ impl Sandbox {
             seed,
             harvest,
             hubstaff,
+            basecamp,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -211,6 +238,32 @@ impl Sandbox {
         format!("{}/access_tokens", self.hubstaff_account_url())
     }
 
+    /// Stand-in for `https://launchpad.37signals.com`: `base_url() + "/basecamp/launchpad"`.
+    pub fn basecamp_launchpad_url(&self) -> String {
+        format!("{}/basecamp/launchpad", self.base_url())
+    }
+
+    /// Launchpad's authorize endpoint (`basecamp_launchpad_url() + "/authorization/new"`).
+    pub fn basecamp_authorize_url(&self) -> String {
+        format!("{}/authorization/new", self.basecamp_launchpad_url())
+    }
+
+    /// Launchpad's token endpoint (`basecamp_launchpad_url() + "/authorization/token"`).
+    pub fn basecamp_token_url(&self) -> String {
+        format!("{}/authorization/token", self.basecamp_launchpad_url())
+    }
+
+    /// Stand-in for `https://3.basecampapi.com`: `base_url() + "/basecamp/api"`; accounts are
+    /// under `/{account_id}/`.
+    pub fn basecamp_api_url(&self) -> String {
+        format!("{}/basecamp/api", self.base_url())
+    }
+
+    /// Control handle for the Basecamp emulation.
+    pub fn basecamp(&self) -> BasecampControl {
+        self.basecamp.clone()
+    }
+
     /// Control handle for the Harvest emulation.
     pub fn harvest(&self) -> HarvestControl {
         self.harvest.clone()
@@ -261,6 +314,19 @@ impl Sandbox {
             format!(
                 "  client:     {}",
                 client(HUBSTAFF_DEMO_CLIENT_ID, HUBSTAFF_DEMO_CLIENT_SECRET)
+            ),
+            "Basecamp".to_owned(),
+            format!(
+                "  API:        {}  (bc3 accounts {:?})",
+                self.basecamp_api_url(),
+                self.basecamp.bc3_account_ids()
+            ),
+            format!("  launchpad:  {}", self.basecamp_launchpad_url()),
+            format!("  authorize:  {}", self.basecamp_authorize_url()),
+            format!("  token:      {}", self.basecamp_token_url()),
+            format!(
+                "  client:     {}",
+                client(BASECAMP_DEMO_CLIENT_ID, BASECAMP_DEMO_CLIENT_SECRET)
             ),
         ]
         .join("\n")
