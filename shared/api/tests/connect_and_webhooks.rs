@@ -413,6 +413,11 @@ async fn a_connection_shows_its_non_secret_fields_only_and_its_webhook_verifies_
         .get(hook.secret_name.as_deref().unwrap())
         .cloned()
         .unwrap();
+    assert_eq!(
+        b["webhook_url"].as_str(),
+        Some(w.engine.webhook_url("testy", &hook.token).as_str()),
+        "the admin sees where to point the provider"
+    );
     let body = r#"{"id": "c-9"}"#;
     let st = w.deliver(&hook.token, "d-1", body, "forged").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);

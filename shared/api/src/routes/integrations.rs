@@ -11,6 +11,7 @@ use hourbridge_domain::{
 };
 use hourbridge_sync::RunScope;
 use hourbridge_sync::runs::RunMode;
+use hourbridge_sync::webhooks::ConnectionWebhook;
 use hourbridge_sync::worklogs::Preview;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -72,6 +73,9 @@ pub(crate) struct ConnectionView {
     /// The non-secret connect fields as entered (secret ones are never returned).
     #[schema(value_type = Object)]
     fields: serde_json::Map<String, serde_json::Value>,
+    /// Where the provider delivers webhooks, for providers that declare them; shown only to
+    /// callers who may install the provider (the token in it is a credential).
+    webhook_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -239,13 +243,42 @@ fn status_of(run: Option<SyncRun>) -> RunStatus {
     }
 }
 
-async fn view(s: &AppState, ws: &str, c: Connection) -> ApiResult<ConnectionView> {
-    let status = run_status(s, ws, c.last_run_id.as_ref()).await?;
-    Ok(view_with(s, c, status))
+async fn view(s: &AppState, caller: &Caller, c: Connection) -> ApiResult<ConnectionView> {
+    Ok(views(s, caller, vec![c]).await?.remove(0))
 }
 
-/// Views of many connections, reading their last runs in one batch.
-async fn views(s: &AppState, ws: &str, conns: Vec<Connection>) -> ApiResult<Vec<ConnectionView>> {
+/// Whether `caller` may see the connection's webhook URL (its token is a credential).
+fn sees_webhook(s: &AppState, caller: &Caller, provider: &str) -> bool {
+    s.engine
+        .provider(provider)
+        .is_ok_and(|p| caller.role >= p.descriptor().install_role)
+}
+
+/// Views of connections, reading their last runs (and webhooks) in one batch each.
+async fn views(
+    s: &AppState,
+    caller: &Caller,
+    conns: Vec<Connection>,
+) -> ApiResult<Vec<ConnectionView>> {
+    let ws = caller.scope();
+    let hook_ids: Vec<String> = conns
+        .iter()
+        .filter(|c| {
+            sees_webhook(s, caller, c.provider.as_str())
+                && s.engine
+                    .provider(c.provider.as_str())
+                    .is_ok_and(|p| p.descriptor().capabilities.webhooks.is_some())
+        })
+        .map(|c| c.provider.to_string())
+        .collect();
+    let mut hooks = if hook_ids.is_empty() {
+        Default::default()
+    } else {
+        s.engine
+            .store
+            .get_many::<ConnectionWebhook>(ws, &hook_ids)
+            .await?
+    };
     let ids: Vec<String> = conns
         .iter()
         .filter_map(|c| c.last_run_id.as_ref().map(|r| r.to_string()))
@@ -263,12 +296,20 @@ async fn views(s: &AppState, ws: &str, conns: Vec<Connection>) -> ApiResult<Vec<
                 .as_ref()
                 .and_then(|id| runs.remove(id.as_str()))
                 .map(|(r, _)| r);
-            view_with(s, c, status_of(run))
+            let webhook_url = hooks
+                .remove(c.provider.as_str())
+                .map(|(h, _)| s.engine.webhook_url(c.provider.as_str(), &h.token));
+            view_with(s, c, status_of(run), webhook_url)
         })
         .collect())
 }
 
-fn view_with(s: &AppState, c: Connection, status: RunStatus) -> ConnectionView {
+fn view_with(
+    s: &AppState,
+    c: Connection,
+    status: RunStatus,
+    webhook_url: Option<String>,
+) -> ConnectionView {
     let account = c.settings.get("account_id").map(|id| {
         serde_json::json!({"id": id, "name": c.settings.get("account_name").cloned().unwrap_or_default()})
     });
@@ -290,6 +331,7 @@ fn view_with(s: &AppState, c: Connection, status: RunStatus) -> ConnectionView {
         redirect_url: s.engine.redirect_url(c.provider.as_str()),
         status,
         fields,
+        webhook_url,
         provider: c.provider,
         state: c.state,
         account,
@@ -343,7 +385,7 @@ async fn install(
         .engine
         .connect(c.scope(), &c.person_id, &provider, fields)
         .await?;
-    Ok(Json(view(&s, c.scope(), conn).await?))
+    Ok(Json(view(&s, &c, conn).await?))
 }
 
 /// The URL to send the admin's browser to; valid for 10 minutes, once.
@@ -427,7 +469,7 @@ async fn select_account(
         .engine
         .select_account(c.scope(), &provider, &b.account_id)
         .await?;
-    Ok(Json(view(&s, c.scope(), conn).await?))
+    Ok(Json(view(&s, &c, conn).await?))
 }
 
 /// Every connection of the workspace.
@@ -441,7 +483,7 @@ async fn list_connections(
         .store
         .query::<Connection>(c.scope(), hourbridge_store::IndexSel::Primary, 100);
     let conns = s.engine.store.list_all::<Connection>(q).await?;
-    let items = views(&s, c.scope(), conns).await?;
+    let items = views(&s, &c, conns).await?;
     Ok(Json(List {
         items,
         next_cursor: None,
@@ -462,7 +504,7 @@ async fn get_connection(
         .connection(c.scope(), &provider)
         .await?
         .ok_or_else(|| ApiError::not_found("connection"))?;
-    Ok(Json(view(&s, c.scope(), conn).await?))
+    Ok(Json(view(&s, &c, conn).await?))
 }
 
 /// Disconnects: deletes credentials, schedule and project links; synced work logs stay.
