@@ -341,3 +341,129 @@ impl RateBudget for Unlimited {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Capabilities, ClientAuth, CredentialField, OAuth2Spec, Schedule};
+
+    struct P(ProviderDescriptor);
+
+    #[async_trait]
+    impl Provider for P {
+        fn descriptor(&self) -> &ProviderDescriptor {
+            &self.0
+        }
+        async fn check_credentials(
+            &self,
+            _: &ProviderSession,
+        ) -> Result<AccountInfo, ProviderError> {
+            Err(ProviderError::new(
+                self.0.id,
+                ProviderErrorKind::ReauthRequired,
+                "401",
+            ))
+        }
+    }
+
+    const fn field(name: &'static str, secret: bool) -> CredentialField {
+        CredentialField {
+            name,
+            label: name,
+            secret,
+            required: true,
+        }
+    }
+
+    fn descriptor(auth: AuthKind) -> ProviderDescriptor {
+        ProviderDescriptor {
+            id: "p",
+            display_name: "P",
+            auth,
+            install_role: hourbridge_domain::Role::Admin,
+            requires_add_on: false,
+            rate_limit: None,
+            schedule: Schedule::OnDemand,
+            capabilities: Capabilities::default(),
+        }
+    }
+
+    fn oauth(client: OAuthClient, settings: &'static [CredentialField]) -> AuthKind {
+        AuthKind::OAuth2(OAuth2Spec {
+            authorize_url: "https://a.test/authorize",
+            token_url: "https://a.test/token",
+            scopes: &[],
+            scope_separator: " ",
+            pkce: false,
+            client,
+            client_auth: ClientAuth::RequestBody,
+            extra_authorize_params: &[],
+            refresh_token_rotates: false,
+            settings,
+        })
+    }
+
+    const REGION: &[CredentialField] = &[field("region", false)];
+
+    #[test]
+    fn connect_fields_follow_the_auth_kind() {
+        let names = |a: &AuthKind| {
+            a.connect_fields()
+                .iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&oauth(OAuthClient::CustomerSupplied, REGION)),
+            ["client_id", "client_secret", "region"]
+        );
+        assert_eq!(names(&oauth(OAuthClient::Platform, REGION)), ["region"]);
+        const TOKEN: &[CredentialField] = &[field("token", true)];
+        assert_eq!(
+            names(&AuthKind::SessionToken {
+                fields: TOKEN,
+                session_lifetime: Duration::from_secs(60),
+            }),
+            ["token"]
+        );
+    }
+
+    #[test]
+    fn reserved_repeated_and_secret_oauth_settings_are_refused() {
+        const RESERVED: &[CredentialField] = &[field("account_id", false)];
+        const TWICE: &[CredentialField] = &[field("a", true), field("a", false)];
+        const SECRET: &[CredentialField] = &[field("pin", true)];
+        const CLIENT: &[CredentialField] = &[field("client_id", false)];
+        for auth in [
+            AuthKind::CredentialSet { fields: RESERVED },
+            AuthKind::CredentialSet { fields: TWICE },
+            oauth(OAuthClient::Platform, SECRET),
+            oauth(OAuthClient::Platform, CLIENT),
+            oauth(OAuthClient::CustomerSupplied, CLIENT),
+        ] {
+            assert!(
+                check_provider(&P(descriptor(auth.clone()))).is_err(),
+                "{auth:?}"
+            );
+        }
+        assert!(check_provider(&P(descriptor(oauth(OAuthClient::Platform, REGION)))).is_ok());
+    }
+
+    #[tokio::test]
+    async fn validation_blames_every_secret_field_by_default() {
+        const FIELDS: &[CredentialField] = &[field("user", false), field("password", true)];
+        let p = P(descriptor(AuthKind::CredentialSet { fields: FIELDS }));
+        let s = ProviderSession {
+            workspace_id: "w".into(),
+            secrets: Default::default(),
+            settings: serde_json::json!({}),
+        };
+        match p.validate_credentials(&s).await {
+            Err(CredentialCheckError::Invalid { fields, .. }) => assert_eq!(fields, ["password"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(p.create_session(&s, chrono::Utc::now()).await.is_err());
+    }
+}
