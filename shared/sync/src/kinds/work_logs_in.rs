@@ -59,6 +59,9 @@ pub(crate) struct LinkProgress {
 /// Where in a link's pages a fetch is: remote project, date window, page token.
 type Position = (usize, usize, Option<String>);
 
+/// A page request running in the background.
+type PageFetch = tokio::task::JoinHandle<Result<RemotePage<RemoteWorkLog>, SyncError>>;
+
 /// Cuts the sync window into windows of at most `max_days` days (inclusive), in order, so that
 /// every provider with a window limit gets requests it accepts.
 pub(crate) fn split_window(window: DateWindow, max_days: Option<u32>) -> Vec<DateWindow> {
@@ -496,10 +499,7 @@ struct WorkLogsPass {
     /// A dry-run wipe: the host is treated as already emptied.
     assume_empty: bool,
     /// The next page, fetched while the current one is written.
-    prefetch: Option<(
-        Position,
-        tokio::task::JoinHandle<Result<RemotePage<RemoteWorkLog>, SyncError>>,
-    )>,
+    prefetch: Option<(Position, PageFetch)>,
 }
 
 impl Drop for WorkLogsPass {
@@ -590,10 +590,7 @@ impl WorkLogsPass {
         (r + 1 < self.remote_ids().len()).then_some((r + 1, 0, None))
     }
 
-    fn spawn_fetch(
-        &self,
-        pos: &Position,
-    ) -> tokio::task::JoinHandle<Result<RemotePage<RemoteWorkLog>, SyncError>> {
+    fn spawn_fetch(&self, pos: &Position) -> PageFetch {
         let engine = self.engine.clone();
         let (ws, provider) = (self.cx.ws.clone(), self.cx.provider.clone());
         let remote = self.remote_ids()[pos.0].clone();
@@ -1074,7 +1071,9 @@ mod tests {
             &HashMap::new(),
         );
         let (log, v) = first.writes[0].clone();
-        let existing = [(log.id.to_string(), (log.clone(), v))].into_iter().collect();
+        let existing = [(log.id.to_string(), (log.clone(), v))]
+            .into_iter()
+            .collect();
         let mut gone = entry("1", "u1", "2026-02-01", 60, false);
         gone.deleted = true;
         let mut never_synced = entry("2", "u1", "2026-02-01", 60, false);
