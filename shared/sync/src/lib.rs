@@ -10,7 +10,9 @@
 //!   session token, credential set), OAuth authorize and callback, account choice, disconnect;
 //!   tokens and sessions renewed single-flight and cached per process.
 //! - [`budget`]: request budgets shared across processes through the store.
-//! - [`worklogs`]: the work-log pull for one project link (resumable, idempotent).
+//! - [`kinds`]: the sync kinds a run is made of, chosen from the provider's declared
+//!   capabilities, all with one shape (open a pass, step page by page, checkpoint, reconcile);
+//!   [`worklogs`] is the work-logs-in kind.
 //! - [`runs`]: sync runs, jobs, the worker loop with leases, checkpoints and deadlines.
 //! - [`schedule`]: when connections are due and the tick that fans them out.
 //! - [`outbound`]: crash-safe mappings for writes to providers (pending mark, idempotency key).
@@ -20,11 +22,13 @@
 pub mod budget;
 pub mod connections;
 mod error;
+pub mod kinds;
 pub mod outbound;
 pub mod runs;
 pub mod schedule;
 pub mod webhooks;
-pub mod worklogs;
+
+pub use kinds::work_logs_in as worklogs;
 
 use std::sync::Arc;
 

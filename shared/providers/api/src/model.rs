@@ -82,6 +82,10 @@ pub struct RemoteWorkLog {
     pub running: bool,
     /// Last change in the provider, when known.
     pub updated_at: Option<DateTime<Utc>>,
+    /// Deleted in the provider: only providers that declare a deletion feed
+    /// (`WorkLogsIn::deletion_feed`) list deleted entries; the others are reconciled.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// Host time to be written to a provider.

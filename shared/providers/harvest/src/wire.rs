@@ -144,6 +144,8 @@ impl From<TimeEntry> for RemoteWorkLog {
             note: e.notes.unwrap_or_default(),
             running: e.is_running,
             updated_at: Some(e.updated_at),
+            // Harvest has no deletion feed: the engine reconciles the window.
+            deleted: false,
         }
     }
 }

@@ -369,6 +369,7 @@ fn work_logs(body: DailyActivities) -> Vec<RemoteWorkLog> {
                 note: String::new(),
                 running: false,
                 updated_at: row.updated_at,
+                deleted: false,
             }
         })
         .collect()
