@@ -141,7 +141,7 @@ impl OAuthFlow for FakeOAuth {
     }
 }
 
-struct Discard;
+pub struct Discard;
 
 #[async_trait]
 impl JobQueue for Discard {
