@@ -71,7 +71,7 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// The HTTP Lambda functions. Each serves only its own routes, and this is the one route table:
-/// [`HttpFunction::compose`] says which `routes::*` groups a function serves,
+/// `HttpFunction::compose` says which `routes::*` groups a function serves,
 /// [`function_router`] builds a Lambda's router from it, [`router`] (the local server) serves
 /// all of them, and the template test compares each function's API Gateway events with
 /// [`function_openapi`] in both directions.
