@@ -643,8 +643,11 @@ mod tests {
                 .starts_with("the Hubstaff plan is inactive")
         );
         assert_eq!(rewritten.kind, ProviderErrorKind::Forbidden);
-        let other = err(ProviderErrorKind::Forbidden, "hubstaff refused access (403)")
-            .with_detail("GET x answered 403: not a manager");
+        let other = err(
+            ProviderErrorKind::Forbidden,
+            "hubstaff refused access (403)",
+        )
+        .with_detail("GET x answered 403: not a manager");
         assert_eq!(explain_inactive_plan(other.clone()).message, other.message);
     }
 }

@@ -577,7 +577,11 @@ async fn other_forbidden_answers_keep_their_message() {
     // The provider's words stay in the detail (logs), out of the message shown to users.
     let detail = e.detail.as_deref().unwrap_or_default();
     assert!(detail.contains("Requires manager role"), "{detail}");
-    assert!(!e.message.contains("Requires manager role"), "{}", e.message);
+    assert!(
+        !e.message.contains("Requires manager role"),
+        "{}",
+        e.message
+    );
     assert!(!e.message.contains("plan"), "{}", e.message);
 }
 
