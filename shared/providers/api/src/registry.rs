@@ -69,4 +69,3 @@ impl Registry {
         self.providers.is_empty()
     }
 }
-
