@@ -185,20 +185,8 @@ async fn main() {
     .await
     .expect("install");
     let url = e.authorize(ws, &olga, "harvest").await.expect("authorize");
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let back = browser.get(&url).send().await.unwrap().headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let q: BTreeMap<String, String> = reqwest::Url::parse(&back)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect();
-    e.complete_authorization("harvest", &q["code"], &q["state"])
+    let q = hourbridge_sandbox::consent(&url).await.expect("consent");
+    e.complete_authorization("harvest", &q.code, &q.state)
         .await
         .expect("callback");
     let run = e

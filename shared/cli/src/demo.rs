@@ -294,21 +294,11 @@ async fn authorize(api: &Api, provider: &str) -> anyhow::Result<()> {
     let url = a["authorize_url"]
         .as_str()
         .ok_or_else(|| anyhow!("no authorize_url"))?;
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let consent = browser.get(url).send().await?;
-    let back = consent
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|l| l.to_str().ok())
-        .ok_or_else(|| {
-            anyhow!(
-                "{provider} did not redirect back (status {})",
-                consent.status()
-            )
-        })?
-        .to_owned();
+    let back = hourbridge_sandbox::consent(url)
+        .await
+        .map_err(|e| anyhow!("{provider}: {e}"))?
+        .callback_url;
+    let browser = reqwest::Client::new();
     let done = browser.get(&back).send().await?;
     if !done.status().is_success() {
         bail!("callback failed: {}", done.text().await.unwrap_or_default());

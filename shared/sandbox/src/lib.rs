@@ -47,6 +47,7 @@
 
 mod basecamp;
 mod common;
+mod consent;
 mod harvest;
 mod hubstaff;
 mod json_writer;
@@ -65,6 +66,7 @@ pub use basecamp::{
     BasecampControl, BasecampStatus, SandboxTimesheetEntry, SandboxWebhook,
     WebhookDelivery as BasecampWebhookDelivery,
 };
+pub use consent::{Consent, ConsentError, consent};
 pub use harvest::{HarvestControl, NewHarvestEntry};
 pub use hubstaff::HubstaffControl;
 

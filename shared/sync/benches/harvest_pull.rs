@@ -281,21 +281,9 @@ async fn main() {
         .authorize(ws, &olga, "harvest")
         .await
         .expect("authorize");
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let back = browser.get(&url).send().await.unwrap().headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let q: BTreeMap<String, String> = reqwest::Url::parse(&back)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect();
+    let q = hourbridge_sandbox::consent(&url).await.expect("consent");
     engine
-        .complete_authorization("harvest", &q["code"], &q["state"])
+        .complete_authorization("harvest", &q.code, &q.state)
         .await
         .expect("callback");
     store

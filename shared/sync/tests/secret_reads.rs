@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -75,20 +74,8 @@ async fn a_multi_page_run_in_a_fresh_process_reads_the_secret_once() {
         .authorize(ws, &olga, "harvest")
         .await
         .expect("authorize");
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let back = browser.get(&url).send().await.unwrap().headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let q: BTreeMap<String, String> = reqwest::Url::parse(&back)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect();
-    api.complete_authorization("harvest", &q["code"], &q["state"])
+    let q = hourbridge_sandbox::consent(&url).await.expect("consent");
+    api.complete_authorization("harvest", &q.code, &q.state)
         .await
         .expect("callback");
     store
