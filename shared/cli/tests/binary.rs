@@ -153,3 +153,61 @@ fn token_refuses_an_unknown_role() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("role"));
 }
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fresh_data_directory_and_its_database_files_are_private() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let owner = token(&dir, "acme", "olga", "owner");
+    let s = serve(&dir);
+    let res = reqwest::Client::new()
+        .post(format!("{}/v1/workspaces", s.base))
+        .bearer_auth(&owner)
+        .json(&serde_json::json!({"name": "Acme", "owner": {"name": "Olga", "email": "olga@acme.test"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // While the server runs, SQLite's WAL and shared-memory files exist beside the database.
+    assert_eq!(mode(&dir), 0o700, "data directory");
+    for f in [
+        "hourbridge.db",
+        "hourbridge.db-wal",
+        "hourbridge.db-shm",
+        "jwt.secret",
+    ] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    stop(s);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_data_directory_others_can_read_gets_a_warning_at_start() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = serve(dir.path());
+    let logs = stop(s);
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("data directory is readable by other users")),
+        "{logs:?}"
+    );
+    assert_eq!(
+        mode(dir.path()),
+        0o755,
+        "an existing directory is not changed"
+    );
+}

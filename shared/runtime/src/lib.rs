@@ -106,7 +106,7 @@ impl AppContext {
             (None, false) => None,
         };
         if let Some(dir) = &config.data_dir {
-            std::fs::create_dir_all(dir)
+            private_dir(dir)
                 .map_err(|e| StartupError::DataDir(format!("{}: {e}", dir.display())))?;
         }
         let backend: Arc<dyn hourbridge_store::Backend> = match (&config.store, &aws) {
@@ -232,6 +232,32 @@ impl AppContext {
             local::spawn_scheduler(self.engine.clone(), std::time::Duration::from_secs(60)),
         ))
     }
+}
+
+/// Creates the data directory with mode 0700 (it holds the database, the encrypted secrets and
+/// their key). An existing directory is left as it is, with a warning when others may read it.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                data_dir = %dir.display(),
+                mode = format!("{mode:o}"),
+                "the data directory is readable by other users; `chmod 700` it (it holds names, e-mails, work logs and secrets)"
+            );
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
 }
 
 /// The HS256 secret: `HOURBRIDGE_JWT_SECRET`, else a random one generated once into the data

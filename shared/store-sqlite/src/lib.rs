@@ -79,7 +79,10 @@ struct Position {
 
 impl SqliteBackend {
     /// Opens (creating if needed) the database file at `path`.
+    /// The file is created (or narrowed) to mode 0600 first: it holds people's names, e-mails
+    /// and work logs, and SQLite gives its `-wal` and `-shm` files the database file's mode.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        private_file(path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
         let conn = Connection::open(path).map_err(backend_err)?;
         Self::init(conn, clock)
     }
@@ -583,4 +586,24 @@ impl Backend for SqliteBackend {
         })
         .await
     }
+}
+
+/// Creates `path` with mode 0600 if it is missing, and narrows an existing file to 0600.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode != 0o600 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
