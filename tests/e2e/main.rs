@@ -7,6 +7,7 @@ mod functions;
 mod harness;
 mod host_api;
 mod infra;
+mod oauth_callback;
 mod preview;
 mod provider_errors;
 mod worklog_sync;

@@ -258,6 +258,9 @@ impl From<hourbridge_sync::SyncError> for ApiError {
             }
             S::Unreachable(m) => Self::new(StatusCode::BAD_GATEWAY, "unreachable", m),
             S::MissingEntitlement(m) => Self::new(StatusCode::FORBIDDEN, "missing_entitlement", m),
+            S::AuthorizationFailed(m) => {
+                Self::new(StatusCode::BAD_REQUEST, "authorization_failed", m)
+            }
         }
     }
 }

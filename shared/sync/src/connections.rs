@@ -570,7 +570,22 @@ impl Engine {
                 verifier.as_ref(),
                 self.clock.now(),
             )
-            .await?;
+            .await
+            .map_err(|e| match e.kind {
+                // The provider refused this code (expired, used, foreign): that says nothing
+                // about stored credentials, so the connection keeps its state.
+                ProviderErrorKind::ReauthRequired
+                | ProviderErrorKind::Rejected
+                | ProviderErrorKind::Forbidden
+                | ProviderErrorKind::NotFound => {
+                    tracing::info!(provider, detail = ?e.detail, "authorization code refused");
+                    SyncError::AuthorizationFailed(format!(
+                        "{} refused the authorization (the code expired, was already used or belongs to another app); authorize again",
+                        p.descriptor().display_name
+                    ))
+                }
+                _ => SyncError::Provider(e),
+            })?;
         let secret = secret.with_tokens(&tokens);
         self.sessions.invalidate(&ws, provider);
         self.secrets

@@ -56,6 +56,10 @@ pub enum SyncError {
     /// The credentials work but lack a permission, package or add-on (nothing was stored).
     #[error("{0}")]
     MissingEntitlement(String),
+    /// The provider refused the authorization code of an OAuth callback (expired, replayed or
+    /// issued to another client): the user must authorize again. The connection is unchanged.
+    #[error("{0}")]
+    AuthorizationFailed(String),
 }
 
 /// What is wrong with connect fields ([`SyncError::InvalidFields`]).
@@ -118,6 +122,7 @@ impl SyncError {
             Self::InvalidCredentials { .. } => FailureReason::ReauthRequired,
             Self::MissingEntitlement(_) => FailureReason::Forbidden,
             Self::Unreachable(_) => FailureReason::ProviderUnavailable,
+            Self::AuthorizationFailed(_) => FailureReason::ReauthRequired,
             _ => FailureReason::Internal,
         }
     }
