@@ -3,6 +3,7 @@
 
 mod aws;
 mod blackbox;
+mod coalesce;
 mod functions;
 mod harness;
 mod host_api;

@@ -125,6 +125,9 @@ pub(crate) struct RunPlan {
 }
 
 const MAX_ATTEMPTS: u32 = 8;
+/// A run still queued after this long is presumed lost (its job never arrived): triggers stop
+/// coalescing onto it and queue a new one.
+const STALE_QUEUED_MINUTES: i64 = 15;
 const MAX_PROBLEMS: usize = 500;
 
 /// Global pointer to a run that has not finished.
@@ -140,6 +143,34 @@ impl Entity for OpenRun {
     }
 }
 
+/// The run of a scope (connection or project link, in one mode) that is queued and not yet
+/// started: triggers coalesce onto it instead of queueing another full run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct QueuedRun {
+    pub provider: String,
+    pub scope: String,
+    pub mode: RunMode,
+    pub run_id: String,
+}
+
+impl Entity for QueuedRun {
+    const KIND: EntityKind = EntityKind("queued_run");
+    fn id(&self) -> String {
+        queued_key(&self.provider, &self.scope, self.mode)
+    }
+}
+
+fn scope_key(scope: &RunScope) -> String {
+    match scope {
+        RunScope::Connection => "connection".into(),
+        RunScope::Project(p) => format!("project:{p}"),
+    }
+}
+
+fn queued_key(provider: &str, scope: &str, mode: RunMode) -> String {
+    format!("{provider}.{scope}.{mode:?}")
+}
+
 /// What a worker's pass over a run ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -152,7 +183,10 @@ pub enum Outcome {
 }
 
 impl Engine {
-    /// Creates a queued run and queues its job.
+    /// Creates a queued run and queues its job — unless a run of the same scope and mode is
+    /// already queued and not started, which is answered instead: any number of triggers
+    /// (API calls, scheduler ticks, webhooks) while one run waits make that one run, and
+    /// triggers while it runs queue at most one follow-up.
     pub async fn start_run(
         &self,
         ws: &str,
@@ -174,39 +208,101 @@ impl Engine {
             RunScope::Project(p) => Some(p.clone()),
             RunScope::Connection => None,
         };
-        let plan = RunPlan {
-            mode,
-            units: None,
-            unit_idx: 0,
-            progress: serde_json::Value::Null,
-            attempts: 0,
+        let key = queued_key(provider, &scope_key(&scope), mode);
+        for _ in 0..20 {
+            let slot = self.store.get::<QueuedRun>(ws, &key).await?;
+            if let Some((q, _)) = &slot
+                && let Some((run, _)) = self.store.get::<SyncRun>(ws, &q.run_id).await?
+                && run.state == RunState::Queued
+                && self.clock.now() - run.created_at < Duration::minutes(STALE_QUEUED_MINUTES)
+            {
+                return Ok(run);
+            }
+            let plan = RunPlan {
+                mode,
+                units: None,
+                unit_idx: 0,
+                progress: serde_json::Value::Null,
+                attempts: 0,
+            };
+            let run = SyncRun {
+                id: new_id(),
+                provider: ProviderId::parse(provider)
+                    .map_err(|e| SyncError::Invalid(e.to_string()))?,
+                project_id: project_id.clone(),
+                state: RunState::Queued,
+                counts: RunCounts::default(),
+                problems: Vec::new(),
+                failure: None,
+                failure_message: None,
+                created_at: self.clock.now(),
+                started_at: None,
+                finished_at: None,
+                checkpoint: serde_json::to_value(&plan).ok(),
+            };
+            // The run exists before the slot names it, so a concurrent trigger that reads the
+            // slot always finds the run; the slot write decides which trigger's run it is.
+            self.store.insert(ws, &run).await?;
+            let claim = QueuedRun {
+                provider: provider.to_owned(),
+                scope: scope_key(&scope),
+                mode,
+                run_id: run.id.to_string(),
+            };
+            let claimed = match &slot {
+                Some((_, v)) => self.store.update(ws, &claim, *v).await,
+                None => self.store.insert(ws, &claim).await,
+            };
+            match claimed {
+                Ok(_) => {}
+                Err(StoreError::Conflict) => {
+                    // Another trigger queued one first: drop ours and answer theirs.
+                    self.store.delete::<SyncRun>(ws, run.id.as_str()).await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let job = SyncJob {
+                workspace_id: ws.into(),
+                provider: provider.into(),
+                run_id: run.id.to_string(),
+            };
+            self.store
+                .put(GLOBAL_SCOPE, &OpenRun { job: job.clone() })
+                .await?;
+            self.set_last_run(ws, provider, &run).await?;
+            if let Err(e) = self.queue.enqueue(&job, std::time::Duration::ZERO).await {
+                // Nobody will run it: later triggers must not coalesce onto it.
+                let _ = self.store.delete::<QueuedRun>(ws, &key).await;
+                return Err(e);
+            }
+            return Ok(run);
+        }
+        Err(SyncError::Busy)
+    }
+
+    /// Frees the scope's queued-run slot when its run starts, so the next trigger queues a
+    /// follow-up (changes made from now on may not be seen by the starting run).
+    async fn release_queued_slot(&self, ws: &str, run: &SyncRun) -> Result<(), SyncError> {
+        let scope = match &run.project_id {
+            Some(p) => RunScope::Project(p.clone()),
+            None => RunScope::Connection,
         };
-        let run = SyncRun {
-            id: new_id(),
-            provider: ProviderId::parse(provider).map_err(|e| SyncError::Invalid(e.to_string()))?,
-            project_id,
-            state: RunState::Queued,
-            counts: RunCounts::default(),
-            problems: Vec::new(),
-            failure: None,
-            failure_message: None,
-            created_at: self.clock.now(),
-            started_at: None,
-            finished_at: None,
-            checkpoint: serde_json::to_value(&plan).ok(),
-        };
-        self.store.insert(ws, &run).await?;
-        let job = SyncJob {
-            workspace_id: ws.into(),
-            provider: provider.into(),
-            run_id: run.id.to_string(),
-        };
-        self.store
-            .put(GLOBAL_SCOPE, &OpenRun { job: job.clone() })
-            .await?;
-        self.set_last_run(ws, provider, &run).await?;
-        self.queue.enqueue(&job, std::time::Duration::ZERO).await?;
-        Ok(run)
+        let mode = run
+            .checkpoint
+            .clone()
+            .and_then(|c| serde_json::from_value::<RunPlan>(c).ok())
+            .map_or(RunMode::Refetch, |p| p.mode);
+        let key = queued_key(run.provider.as_str(), &scope_key(&scope), mode);
+        if let Some((q, v)) = self.store.get::<QueuedRun>(ws, &key).await?
+            && q.run_id == run.id.as_str()
+        {
+            match self.store.delete_at::<QueuedRun>(ws, &key, v).await {
+                Ok(_) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     async fn set_last_run(&self, ws: &str, provider: &str, run: &SyncRun) -> Result<(), SyncError> {
@@ -270,6 +366,7 @@ impl Engine {
             .and_then(|c| serde_json::from_value(c).ok())
             .ok_or_else(|| SyncError::InvalidState("run has no plan".into()))?;
         if run.state == RunState::Queued {
+            self.release_queued_slot(ws, &run).await?;
             run.state = RunState::Running;
             run.started_at = Some(self.clock.now());
             version = self.store.update(ws, &run, version).await?;
