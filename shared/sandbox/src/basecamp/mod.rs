@@ -557,6 +557,12 @@ impl BasecampControl {
         self.with(|s| s.insert_account(id, name, product));
     }
 
+    /// Removes an account from what `authorization.json` lists (its data stays, unreachable).
+    /// Answers whether it existed.
+    pub fn remove_account(&self, account: u64) -> bool {
+        self.with(|s| s.accounts.remove(&account).is_some())
+    }
+
     /// Deactivates (`false`) or reactivates an account: every API call on it answers 404 with
     /// `Reason: Account Inactive`. Answers whether the account exists.
     pub fn set_account_active(&self, account: u64, active: bool) -> bool {
