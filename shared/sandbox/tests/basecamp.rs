@@ -708,6 +708,19 @@ async fn timesheet_entries_create_update_delete_and_list() {
     );
     assert_eq!(bc.timesheet_entries(web).len(), 3);
 
+    // A write applied but answered 502: the entry exists all the same.
+    let before = bc.timesheet_entry_count();
+    bc.lose_next_write_answers(1, 502);
+    let (status, _) = send(
+        &t,
+        reqwest::Method::POST,
+        &create,
+        json!({"date": "2026-05-22", "hours": "1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(bc.timesheet_entry_count(), before + 1);
+
     // A trashed to-do takes no time.
     bc.trash_todo(todo);
     let (status, _) = send(

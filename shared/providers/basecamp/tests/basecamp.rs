@@ -572,6 +572,23 @@ async fn revoked_tokens_need_reauth_and_429_5xx_are_retried() {
         .unwrap();
     assert_eq!(bc.timesheet_entries(web).len(), 2);
 
+    // Applied, but the 201 was lost (a gateway timeout): the marker finds the entry, which is
+    // adopted instead of created twice.
+    bc.lose_next_write_answers(1, 504);
+    let adopted = b
+        .time_sink()
+        .unwrap()
+        .create(&s, &time(web, Some(todo), "", 30), "lost-1")
+        .await
+        .unwrap();
+    let entries = bc.timesheet_entries(web);
+    assert_eq!(entries.len(), 3, "exactly one more entry");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.id.to_string() == adopted && e.description.ends_with("[hb:lost-1]"))
+    );
+
     bc.revoke_all_tokens();
     let e = source
         .list(&s, MasterEntity::Project, None, None)

@@ -330,7 +330,12 @@ async fn api(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let write = method == Method::POST || method == Method::PUT || method == Method::DELETE;
     let resp = h.with(|s| match serve(s, &method, &uri, &headers, &body) {
+        Ok(r) if write && r.status().is_success() && take_lost(&mut s.lose_answers) => {
+            let status = StatusCode::from_u16(s.lose_answers.1).unwrap_or(StatusCode::BAD_GATEWAY);
+            json_response(status, &json!({ "error": "Bad Gateway" }))
+        }
         Ok(r) => r,
         Err(r) => r.into_response(),
     });
@@ -341,6 +346,13 @@ async fn api(
         return truncate_body(resp).await;
     }
     resp
+}
+
+/// Takes one queued "applied, answer lost" fault.
+fn take_lost(lost: &mut (u32, u16)) -> bool {
+    let hit = lost.0 > 0;
+    lost.0 = lost.0.saturating_sub(1);
+    hit
 }
 
 /// The request as the handlers see it.

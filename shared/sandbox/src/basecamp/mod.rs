@@ -252,6 +252,8 @@ pub(crate) struct BasecampState {
     pub(crate) webhooks: BTreeMap<u64, Webhook>,
     /// Successful timesheet writes (create, update, delete) through the API.
     pub(crate) timesheet_writes: u64,
+    /// Writes still to be applied and then answered with this status instead of their own.
+    pub(crate) lose_answers: (u32, u16),
     next_id: u64,
     next_small_id: u64,
 }
@@ -277,6 +279,7 @@ impl BasecampState {
             entries: BTreeMap::new(),
             webhooks: BTreeMap::new(),
             timesheet_writes: 0,
+            lose_answers: (0, 502),
             next_id: FIRST_RECORDING_ID,
             next_small_id: 51_200_001,
         };
@@ -535,6 +538,13 @@ impl BasecampControl {
         "14 days",
         "50 requests per 10 s per account"
     );
+
+    /// The next `n` successful writes (POST, PUT, DELETE) are applied, but answered with
+    /// `status` (e.g. 502, 504) instead of their 201/200/204: what a proxy timing out after
+    /// Basecamp did the work looks like. A client must find the write instead of repeating it.
+    pub fn lose_next_write_answers(&self, n: u32, status: u16) {
+        self.with(|s| s.lose_answers = (n, status));
+    }
 
     /// Id of the main `bc3` account (4410022, with either seed).
     pub fn account_id(&self) -> u64 {
