@@ -8,6 +8,7 @@ mod functions;
 mod harness;
 mod host_api;
 mod infra;
+mod limits;
 mod oauth_callback;
 mod preview;
 mod provider_errors;

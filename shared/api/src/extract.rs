@@ -12,6 +12,21 @@ use serde::{Deserialize, Deserializer};
 
 use crate::ApiError;
 
+/// The largest request body the API takes (webhook deliveries included): 1 MiB. Larger bodies
+/// answer 413 `payload_too_large`.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+fn payload_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!(
+            "the request body is over the limit of {} MiB",
+            MAX_BODY_BYTES >> 20
+        ),
+    )
+}
+
 /// A JSON body. Syntax errors are 400 `malformed_json`; well-formed JSON of the wrong shape
 /// (unknown field, wrong type, bad date) is 422 `invalid_body`; a missing JSON content type is
 /// 415 `unsupported_media_type`.
@@ -33,6 +48,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 "invalid_body",
                 e.body_text(),
             )),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(payload_too_large())
+            }
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -44,6 +64,43 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 e.body_text(),
             )),
         }
+    }
+}
+
+/// A raw body (webhook deliveries, verified byte for byte); over [`MAX_BODY_BYTES`] it is 413
+/// `payload_too_large`.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) if b.len() > MAX_BODY_BYTES => Err(payload_too_large()),
+            Ok(b) => Ok(Self(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(payload_too_large()),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                e.body_text(),
+            )),
+        }
+    }
+}
+
+/// Path segments; a segment that is not valid (e.g. not UTF-8) is 400 `invalid_path`.
+pub struct Segments<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Segments<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|e: PathRejection| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text())
+            })
     }
 }
 

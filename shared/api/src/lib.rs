@@ -25,7 +25,7 @@ pub use auth::{Authenticator, Caller, Member, RawClaims, TrustedClaims};
 pub use error::{
     ApiError, ApiResult, DEFAULT_RETRY_AFTER, ErrorBody, ErrorDetail, retry_after_seconds,
 };
-pub use extract::{Body, Day, IdPath, QueryParams};
+pub use extract::{Body, Day, IdPath, MAX_BODY_BYTES, QueryParams, RawBody, Segments};
 pub use paging::{List, MAX_LIMIT};
 pub use routes::webhooks::WebhookToken;
 
@@ -190,6 +190,9 @@ fn finish(router: Router<AppState>, openapi_json: bool, state: AppState) -> Rout
         router
     };
     router
+        .layer(axum::extract::DefaultBodyLimit::max(
+            extract::MAX_BODY_BYTES,
+        ))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

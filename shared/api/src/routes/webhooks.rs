@@ -6,8 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hourbridge_provider_api::WebhookRequest;
 use hourbridge_sync::webhooks::WebhookError;
@@ -15,10 +14,8 @@ pub use hourbridge_sync::webhooks::WebhookToken;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::extract::{RawBody, Segments};
 use crate::{ApiError, ApiResult, AppState, ErrorBody};
-
-/// Largest delivery read.
-const MAX_BODY_BYTES: usize = 1 << 20;
 
 fn unknown() -> ApiError {
     // One answer for every way of being wrong, so tokens cannot be probed.
@@ -34,17 +31,10 @@ fn unknown() -> ApiError {
     responses((status = 202, description = "accepted (new or duplicate)"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn receive(
     State(s): State<AppState>,
-    Path((provider, token)): Path<(String, String)>,
+    Segments((provider, token)): Segments<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<StatusCode> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "the delivery is too large",
-        ));
-    }
     let request = WebhookRequest {
         headers: headers
             .iter()
