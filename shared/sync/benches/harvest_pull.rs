@@ -326,6 +326,34 @@ async fn main() {
         .unwrap();
     counting.take();
 
+    // The floor: the same pages fetched through the same adapter and session, stored nowhere.
+    let window = hourbridge_provider_api::DateWindow {
+        from: today - chrono::Duration::days(365),
+        to: today + chrono::Duration::days(1),
+    };
+    let fetch_only = || async {
+        let session = engine.session(ws, "harvest").await.expect("session");
+        let source = engine.providers.get("harvest").expect("harvest").clone();
+        let started = Instant::now();
+        let (mut page, mut seen) = (None, 0usize);
+        loop {
+            let got = source
+                .work_logs()
+                .expect("work logs")
+                .list_work_logs(&session, &remote.to_string(), window, page)
+                .await
+                .expect("page");
+            seen += got.items.len();
+            match got.next {
+                Some(n) => page = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, n);
+        started.elapsed()
+    };
+    let fetch = fetch_only().await.min(fetch_only().await);
+
     let (first, first_peak, c1) = timed_run(&engine, ws, &project.id).await;
     let w1 = counting.take();
     let (second, second_peak, c2) = timed_run(&engine, ws, &project.id).await;
@@ -354,6 +382,13 @@ async fn main() {
         second.as_secs_f64(),
         second_peak,
         w2
+    );
+    println!(
+        "  fetch only:       {:>8.0} entries/s ({:.2} s); sync/fetch time ratio: first {:.3}, unchanged {:.3}",
+        rate(fetch),
+        fetch.as_secs_f64(),
+        first.as_secs_f64() / fetch.as_secs_f64(),
+        second.as_secs_f64() / fetch.as_secs_f64()
     );
     println!(
         "  work-log writes of the unchanged re-sync: {}",
