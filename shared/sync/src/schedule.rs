@@ -4,11 +4,13 @@
 //! (index 1, partition `due`). A tick reads the index only up to "now", so its cost is
 //! proportional to the connections that are due, not to all connections. Each connection's
 //! time of day is derived from a hash of its id, which spreads 24-hour runs over the day.
+//! Providers whose schedule is [`Schedule::DailyAtLocalTime`] run instead at the connection's
+//! `sync_at` setting (`HH:MM`, quarter hours) in the workspace's IANA time zone, DST-correct.
 
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use hourbridge_domain::Connection;
+use chrono::{DateTime, Duration, LocalResult, NaiveTime, TimeZone, Utc};
+use hourbridge_domain::{Connection, Workspace, parse_time_zone};
 use hourbridge_provider_api::Schedule;
 use hourbridge_store::{Entity, EntityKind, GLOBAL_SCOPE, IndexKey, IndexSel, StoreError};
 use serde::{Deserialize, Serialize};
@@ -68,18 +70,137 @@ pub fn first_run(ws: &str, provider: &str, every: Duration, now: DateTime<Utc>) 
     t
 }
 
+/// The connection setting holding the local time of day of a daily schedule.
+pub const SYNC_AT: &str = "sync_at";
+
+/// Parses a `sync_at` value: `HH:MM`, 24-hour clock, minutes 00, 15, 30 or 45 only.
+pub fn parse_sync_at(s: &str) -> Option<NaiveTime> {
+    let (h, m) = s.trim().split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    if m % 15 != 0 {
+        return None;
+    }
+    NaiveTime::from_hms_opt(h, m, 0)
+}
+
+/// The next instant strictly after `now` at which the local clock of `tz` shows `at`.
+///
+/// DST-correct: a local time that occurs twice (clocks set back) runs once, at its first
+/// occurrence; one that does not occur (clocks set forward) runs once that day, at the first
+/// valid instant after the gap.
+pub fn next_daily<Z: TimeZone>(at: NaiveTime, tz: &Z, now: DateTime<Utc>) -> DateTime<Utc> {
+    let mut day = now.with_timezone(tz).date_naive() - Duration::days(1);
+    for _ in 0..4 {
+        let local = day.and_time(at);
+        let t = match tz.from_local_datetime(&local) {
+            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t),
+            LocalResult::None => (1..=240).find_map(|m| {
+                tz.from_local_datetime(&(local + Duration::minutes(m)))
+                    .earliest()
+            }),
+        };
+        if let Some(t) = t.map(|t| t.with_timezone(&Utc))
+            && t > now
+        {
+            return t;
+        }
+        day += Duration::days(1);
+    }
+    now + Duration::days(1)
+}
+
+/// The next run of a daily-at-local-time connection after `now`, from its `sync_at` setting
+/// and its workspace's time zone (`None` when either is missing or invalid).
+async fn next_local_run(
+    engine: &Engine,
+    ws: &str,
+    provider: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, SyncError> {
+    let Some((conn, _)) = engine.store.get::<Connection>(ws, provider).await? else {
+        return Ok(None);
+    };
+    let Some(at) = conn
+        .settings
+        .get(SYNC_AT)
+        .and_then(|v| v.as_str())
+        .and_then(parse_sync_at)
+    else {
+        return Ok(None);
+    };
+    let Some((workspace, _)) = engine.store.get::<Workspace>(ws, ws).await? else {
+        return Ok(None);
+    };
+    let Ok(tz) = parse_time_zone(&workspace.time_zone) else {
+        return Ok(None);
+    };
+    Ok(Some(next_daily(at, &tz, now)))
+}
+
+/// The next run of a connection after `now` (`None`: its provider is not scheduled).
+async fn next_run(
+    engine: &Engine,
+    ws: &str,
+    provider: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, SyncError> {
+    let p = engine.provider(provider)?;
+    let schedule = p.descriptor().schedule;
+    let Some(every) = interval(schedule) else {
+        return Ok(None);
+    };
+    if schedule == Schedule::DailyAtLocalTime
+        && let Some(t) = next_local_run(engine, ws, provider, now).await?
+    {
+        return Ok(Some(t));
+    }
+    Ok(Some(first_run(ws, provider, every, now)))
+}
+
+/// Moves every scheduled daily-at-local-time connection of a workspace to its next run (after
+/// a change of the workspace's time zone, or of a connection's `sync_at`); returns how many
+/// moved.
+pub async fn reschedule_local(engine: &Engine, ws: &str) -> Result<usize, SyncError> {
+    let mut moved = 0;
+    let daily: Vec<&'static str> = engine
+        .providers
+        .descriptors()
+        .filter(|d| d.schedule == Schedule::DailyAtLocalTime)
+        .map(|d| d.id)
+        .collect();
+    for id in daily {
+        let key = format!("{ws}.{id}");
+        if engine
+            .store
+            .get::<ScheduleEntry>(GLOBAL_SCOPE, &key)
+            .await?
+            .is_none()
+        {
+            continue;
+        }
+        let next = schedule(engine, ws, id).await?;
+        if let Some((mut conn, v)) = engine.store.get::<Connection>(ws, id).await? {
+            conn.next_run_at = Some(next);
+            let _ = engine.store.update(ws, &conn, v).await;
+        }
+        moved += 1;
+    }
+    Ok(moved)
+}
+
 /// Puts a connection on its provider's schedule; returns the first run time.
 pub async fn schedule(
     engine: &Engine,
     ws: &str,
     provider: &str,
 ) -> Result<DateTime<Utc>, SyncError> {
-    let p = engine.provider(provider)?;
     let now = engine.clock.now();
-    let Some(every) = interval(p.descriptor().schedule) else {
+    let Some(next) = next_run(engine, ws, provider, now).await? else {
         return Ok(now);
     };
-    let next = first_run(ws, provider, every, now);
     let entry = ScheduleEntry {
         workspace_id: ws.into(),
         provider: provider.into(),
@@ -121,16 +242,15 @@ pub async fn tick(engine: &Engine, max: usize) -> Result<TickReport, SyncError> 
     q.to = Some(sort_time(now));
     let page = engine.store.list::<ScheduleEntry>(q, None).await?;
     for (entry, version) in page.items {
-        let Ok(p) = engine.provider(&entry.provider) else {
+        if engine.provider(&entry.provider).is_err() {
             continue;
-        };
-        let Some(every) = interval(p.descriptor().schedule) else {
+        }
+        let Some(next_at) = next_run(engine, &entry.workspace_id, &entry.provider, now).await?
+        else {
             continue;
         };
         let mut next = entry.clone();
-        while next.next_run_at <= now {
-            next.next_run_at += every;
-        }
+        next.next_run_at = next_at;
         match engine.store.update(GLOBAL_SCOPE, &next, version).await {
             Ok(_) => {}
             Err(StoreError::Conflict) => {
@@ -179,6 +299,64 @@ pub async fn until_next_due(engine: &Engine, cap: StdDuration) -> Result<StdDura
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    #[test]
+    fn sync_at_is_quarter_hours_only() {
+        assert_eq!(parse_sync_at("18:30"), NaiveTime::from_hms_opt(18, 30, 0));
+        assert_eq!(parse_sync_at("00:00"), NaiveTime::from_hms_opt(0, 0, 0));
+        assert_eq!(parse_sync_at("23:45"), NaiveTime::from_hms_opt(23, 45, 0));
+        for bad in [
+            "18:20", "24:00", "8:30", "18:3", "18.30", "", "ab:cd", "18:30:00",
+        ] {
+            assert_eq!(parse_sync_at(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn daily_runs_follow_oslo_local_time_across_dst() {
+        let oslo = parse_time_zone("Europe/Oslo").unwrap();
+        let at = NaiveTime::from_hms_opt(18, 30, 0).unwrap();
+        // Winter (CET, +1): 18:30 local is 17:30 UTC.
+        assert_eq!(
+            next_daily(at, &oslo, utc(2026, 12, 1, 12, 0)),
+            utc(2026, 12, 1, 17, 30)
+        );
+        assert_eq!(
+            next_daily(at, &oslo, utc(2026, 12, 1, 17, 30)),
+            utc(2026, 12, 2, 17, 30)
+        );
+        // Summer (CEST, +2): 16:30 UTC.
+        assert_eq!(
+            next_daily(at, &oslo, utc(2026, 7, 1, 12, 0)),
+            utc(2026, 7, 1, 16, 30)
+        );
+        // Spring forward on 2026-03-29: the day before at 17:30 UTC, the day itself at 16:30.
+        let before = next_daily(at, &oslo, utc(2026, 3, 28, 12, 0));
+        assert_eq!(before, utc(2026, 3, 28, 17, 30));
+        assert_eq!(next_daily(at, &oslo, before), utc(2026, 3, 29, 16, 30));
+        // Fall back on 2026-10-25: 16:30 UTC the day before, 17:30 UTC that day.
+        let before = next_daily(at, &oslo, utc(2026, 10, 24, 12, 0));
+        assert_eq!(before, utc(2026, 10, 24, 16, 30));
+        assert_eq!(next_daily(at, &oslo, before), utc(2026, 10, 25, 17, 30));
+    }
+
+    #[test]
+    fn missing_and_repeated_local_times_run_once() {
+        let oslo = parse_time_zone("Europe/Oslo").unwrap();
+        // 02:30 does not exist on 2026-03-29 (02:00 CET -> 03:00 CEST): runs at 03:00 CEST.
+        let gap = NaiveTime::from_hms_opt(2, 30, 0).unwrap();
+        let t = next_daily(gap, &oslo, utc(2026, 3, 28, 12, 0));
+        assert_eq!(t, utc(2026, 3, 29, 1, 0));
+        assert_eq!(next_daily(gap, &oslo, t), utc(2026, 3, 30, 0, 30));
+        // 02:30 occurs twice on 2026-10-25: runs at the first (00:30 UTC), not again at 01:30.
+        let t = next_daily(gap, &oslo, utc(2026, 10, 24, 12, 0));
+        assert_eq!(t, utc(2026, 10, 25, 0, 30));
+        assert_eq!(next_daily(gap, &oslo, t), utc(2026, 10, 26, 1, 30));
+    }
 
     #[test]
     fn first_runs_are_spread_over_the_day_and_stable() {
