@@ -22,6 +22,7 @@
 //! declares one of those capabilities cannot be run (planning fails with a typed error) rather
 //! than silently skipping it.
 
+pub mod time_out;
 pub mod work_logs_in;
 
 use async_trait::async_trait;
@@ -39,6 +40,8 @@ use crate::{Engine, SyncError};
 pub enum KindId {
     /// Remote work logs pulled into a host project (capability `work_logs_in`).
     WorkLogsIn,
+    /// Host work logs pushed to the provider (capability `time_out`), once per connection run.
+    TimeOut,
 }
 
 /// One kind applied to one scope.
@@ -115,7 +118,7 @@ pub(crate) fn kinds_for(caps: &Capabilities, provider: &str) -> Result<Vec<KindI
     if caps.time_two_way {
         unsupported.push("time_two_way");
     } else if caps.time_out {
-        unsupported.push("time_out");
+        kinds.push(KindId::TimeOut);
     }
     if !unsupported.is_empty() {
         return Err(SyncError::InvalidState(format!(
@@ -129,6 +132,7 @@ pub(crate) fn kinds_for(caps: &Capabilities, provider: &str) -> Result<Vec<KindI
 fn kind(id: KindId) -> &'static dyn SyncKind {
     match id {
         KindId::WorkLogsIn => &work_logs_in::WorkLogsIn,
+        KindId::TimeOut => &time_out::TimeOut,
     }
 }
 
@@ -136,6 +140,7 @@ fn kind(id: KindId) -> &'static dyn SyncKind {
 fn per_link(id: KindId) -> bool {
     match id {
         KindId::WorkLogsIn => true,
+        KindId::TimeOut => false,
     }
 }
 
@@ -302,12 +307,12 @@ mod tests {
     fn a_capability_without_a_kind_fails_planning_instead_of_being_skipped() {
         let caps = Capabilities {
             master_data_in: Some(MasterDataIn::default()),
-            time_out: true,
+            time_two_way: true,
             ..Capabilities::default()
         };
         let err = kinds_for(&caps, "x").unwrap_err().to_string();
         assert!(
-            err.contains("master_data_in") && err.contains("time_out"),
+            err.contains("master_data_in") && err.contains("time_two_way"),
             "{err}"
         );
     }

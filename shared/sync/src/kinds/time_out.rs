@@ -1,0 +1,573 @@
+//! Time out: host work logs pushed to a provider that declares `time_out` (one unit per
+//! connection run).
+//!
+//! - **What**: host work logs without a `source` on host projects imported from the provider
+//!   (`managed_by` = the provider). The remote project and task ids are found through the
+//!   [`RemoteMapping`]s the master-data-in kind writes (`entity` `project` / `task`, found by
+//!   local id); a log whose project has no such mapping is not pushed.
+//! - **Which**: the host change feed from the kind's own watermark ([`TimeOutState`]); the first
+//!   run, or a feed that lost entries, scans every log of the imported projects and every
+//!   existing outbound mapping. Records refused by the provider are kept in the state and
+//!   retried on the next run; the watermark moves only when the pass is finished.
+//! - **How**: [`outbound`](crate::outbound) bookkeeping: `begin_push` before the remote call,
+//!   `create` with the mapping's idempotency key (the same key after a crash, so the adapter
+//!   adopts the entry it made), `update` for edits, delete + create for a log moved to another
+//!   remote task, `delete` for deleted logs. An unchanged fingerprint makes no write at all.
+//! - **People**: the remote person is the host person's [`PersonLink`] to the provider; without
+//!   one the person is omitted (empty `remote_person_id`: the provider registers the time under
+//!   the connecting user) and the run reports it.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use hourbridge_domain::{
+    HostKind, ManagedBy, OutboundMapping, Person, PersonLink, Project, ProviderId, RecordId,
+    RecordProblem, RemoteMapping, SyncRun, WorkLog,
+};
+use hourbridge_provider_api::{OutboundTime, ProviderError, ProviderErrorKind};
+use hourbridge_store::{Entity, EntityKind, IndexSel};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{KindPass, Step, SyncKind, UnitCx};
+use crate::outbound::{self, MappingKey};
+use crate::{Engine, SyncError};
+
+/// Pushes per step: the run checkpoints after every step that wrote.
+const PUSHES_PER_STEP: usize = 10;
+/// Change-feed page size.
+const FEED_PAGE: usize = 500;
+
+/// The kind's per-connection state: where in the change feed it stands, and the records to
+/// retry next run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TimeOutState {
+    /// The provider (the record id).
+    pub provider: String,
+    /// Every change up to this sequence number is handled; `None` before the first full scan.
+    pub watermark: Option<u64>,
+    /// Host work logs refused by the provider, pushed again on the next run.
+    #[serde(default)]
+    pub retry: BTreeSet<String>,
+}
+
+impl Entity for TimeOutState {
+    const KIND: EntityKind = EntityKind("time_out_state");
+    fn id(&self) -> String {
+        self.provider.clone()
+    }
+}
+
+/// The pass's checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Progress {
+    /// Host work-log ids still to handle, in order.
+    queue: Vec<String>,
+    /// The watermark to store once the queue is empty.
+    target: u64,
+    /// Refused so far in this run.
+    retry: BTreeSet<String>,
+    /// The queue is planned.
+    planned: bool,
+}
+
+/// The time-out sync kind; see the module docs.
+pub(crate) struct TimeOut;
+
+struct TimeOutPass {
+    engine: Engine,
+    cx: UnitCx,
+    provider: ProviderId,
+    progress: Progress,
+    /// Host project → remote project (`None`: not pushed).
+    projects: HashMap<String, Option<String>>,
+    /// Host person → remote person (`None`: no link).
+    people: HashMap<String, Option<String>>,
+}
+
+#[async_trait]
+impl SyncKind for TimeOut {
+    async fn open(
+        &self,
+        engine: &Engine,
+        cx: UnitCx,
+        checkpoint: serde_json::Value,
+        _run: &mut SyncRun,
+    ) -> Result<Box<dyn KindPass>, SyncError> {
+        let progress = if checkpoint.is_null() {
+            Progress::default()
+        } else {
+            serde_json::from_value(checkpoint)
+                .map_err(|e| SyncError::InvalidState(format!("time-out checkpoint: {e}")))?
+        };
+        let provider =
+            ProviderId::parse(&cx.provider).map_err(|e| SyncError::Invalid(e.to_string()))?;
+        Ok(Box::new(TimeOutPass {
+            engine: engine.clone(),
+            cx,
+            provider,
+            progress,
+            projects: HashMap::new(),
+            people: HashMap::new(),
+        }))
+    }
+}
+
+fn fingerprint(t: &OutboundTime) -> String {
+    let json = serde_json::to_string(t).unwrap_or_default();
+    let hash: String = Sha256::digest(json.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // The recording is readable in front, so a move is told from an edit.
+    format!("{}/{}:{hash}", t.remote_project_id, recording(t))
+}
+
+fn recording(t: &OutboundTime) -> &str {
+    t.remote_task_id.as_deref().unwrap_or("-")
+}
+
+fn moved(old: Option<&str>, new: &str) -> bool {
+    let place = |f: &str| f.rsplit_once(':').map(|(p, _)| p.to_owned());
+    old.is_some_and(|o| place(o) != place(new))
+}
+
+/// Whether a provider error is about this record only (the run goes on, the record is retried
+/// next run).
+fn per_record(e: &ProviderError) -> bool {
+    matches!(
+        e.kind,
+        ProviderErrorKind::NotFound
+            | ProviderErrorKind::Unsupported
+            | ProviderErrorKind::Rejected
+            | ProviderErrorKind::Fault
+    )
+}
+
+/// The remote id of a host record imported by master data (`entity` `project` or `task`).
+pub async fn remote_id_of(
+    engine: &Engine,
+    ws: &str,
+    provider: &ProviderId,
+    entity: &str,
+    local_id: &str,
+) -> Result<Option<String>, SyncError> {
+    let mut q = engine.store.query::<RemoteMapping>(
+        ws,
+        IndexSel::Index1(format!("{provider}.{entity}")),
+        1,
+    );
+    q.from = Some(local_id.to_owned());
+    q.to = Some(local_id.to_owned());
+    let page = engine.store.list::<RemoteMapping>(q, None).await?;
+    Ok(page.items.into_iter().next().map(|(m, _)| m.remote_id))
+}
+
+enum Outcome {
+    Created,
+    Updated,
+    Deleted,
+    Unchanged,
+    Skipped,
+}
+
+impl TimeOutPass {
+    fn ws(&self) -> &str {
+        &self.cx.ws
+    }
+
+    async fn state(&self) -> Result<(TimeOutState, Option<u64>), SyncError> {
+        Ok(
+            match self
+                .engine
+                .store
+                .get::<TimeOutState>(self.ws(), self.provider.as_str())
+                .await?
+            {
+                Some((s, v)) => (s, Some(v)),
+                None => (
+                    TimeOutState {
+                        provider: self.provider.to_string(),
+                        ..TimeOutState::default()
+                    },
+                    None,
+                ),
+            },
+        )
+    }
+
+    /// Which logs to look at: pending marks, last run's refusals, then the feed (or a full scan).
+    async fn plan(&mut self) -> Result<(), SyncError> {
+        let engine = self.engine.clone();
+        let ws = self.cx.ws.clone();
+        let (state, _) = self.state().await?;
+        let mut ids: Vec<String> = Vec::new();
+        for m in outbound::pending_pushes(&engine.store, &ws, &self.provider, 1000).await? {
+            if m.host_kind == HostKind::WorkLog {
+                ids.push(m.host_id.to_string());
+            }
+        }
+        ids.extend(state.retry.iter().cloned());
+        let head = engine.store.change_head(&ws).await?;
+        let mut full = state.watermark.is_none();
+        let mut target = head;
+        if let Some(mut w) = state.watermark {
+            loop {
+                let page = engine.store.changes_after(&ws, w, FEED_PAGE, None).await?;
+                if page.lost {
+                    full = true;
+                    break;
+                }
+                ids.extend(
+                    page.changes
+                        .iter()
+                        .filter(|c| c.kind == HostKind::WorkLog)
+                        .map(|c| c.id.to_string()),
+                );
+                if page.next_watermark == w || page.changes.is_empty() {
+                    target = page.next_watermark;
+                    break;
+                }
+                w = page.next_watermark;
+            }
+        }
+        if full {
+            target = head;
+            let projects = engine
+                .store
+                .list_all::<Project>(engine.store.query::<Project>(&ws, IndexSel::Primary, 1000))
+                .await?;
+            for p in projects
+                .iter()
+                .filter(|p| p.managed_by == ManagedBy::Provider(self.provider.clone()))
+            {
+                let q =
+                    engine
+                        .store
+                        .query::<WorkLog>(&ws, IndexSel::Index1(p.id.to_string()), 1000);
+                ids.extend(
+                    engine
+                        .store
+                        .list_all::<WorkLog>(q)
+                        .await?
+                        .into_iter()
+                        .filter(|l| l.source.is_none())
+                        .map(|l| l.id.to_string()),
+                );
+            }
+            // Deleted logs and logs moved off imported projects still have a mapping.
+            let mut q = engine
+                .store
+                .query::<OutboundMapping>(&ws, IndexSel::Primary, 1000);
+            let prefix = format!("{}.{}.", self.provider, HostKind::WorkLog.as_str());
+            q.from = Some(prefix.clone());
+            q.to = Some(format!("{prefix}\u{10FFFF}"));
+            ids.extend(
+                engine
+                    .store
+                    .list_all::<OutboundMapping>(q)
+                    .await?
+                    .into_iter()
+                    .map(|m| m.host_id.to_string()),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        self.progress = Progress {
+            queue: ids,
+            target,
+            retry: BTreeSet::new(),
+            planned: true,
+        };
+        Ok(())
+    }
+
+    async fn remote_project(&mut self, project: &RecordId) -> Result<Option<String>, SyncError> {
+        if let Some(r) = self.projects.get(project.as_str()) {
+            return Ok(r.clone());
+        }
+        let engine = self.engine.clone();
+        let imported = engine
+            .store
+            .get::<Project>(self.ws(), project.as_str())
+            .await?
+            .is_some_and(|(p, _)| p.managed_by == ManagedBy::Provider(self.provider.clone()));
+        let remote = if imported {
+            remote_id_of(
+                &engine,
+                self.ws(),
+                &self.provider,
+                "project",
+                project.as_str(),
+            )
+            .await?
+        } else {
+            None
+        };
+        self.projects.insert(project.to_string(), remote.clone());
+        Ok(remote)
+    }
+
+    async fn remote_person(&mut self, person: &RecordId) -> Result<Option<String>, SyncError> {
+        if let Some(r) = self.people.get(person.as_str()) {
+            return Ok(r.clone());
+        }
+        let link = self
+            .engine
+            .store
+            .get::<PersonLink>(self.ws(), &format!("{person}.{}", self.provider))
+            .await?
+            .map(|(l, _)| l.remote_person_id)
+            .filter(|r| !r.trim().is_empty());
+        self.people.insert(person.to_string(), link.clone());
+        Ok(link)
+    }
+
+    /// What `log` becomes in the provider, `None` when it is not pushed.
+    async fn outbound(
+        &mut self,
+        log: &WorkLog,
+        run: &mut SyncRun,
+    ) -> Result<Option<OutboundTime>, SyncError> {
+        if log.source.is_some() {
+            return Ok(None);
+        }
+        let Some(remote_project_id) = self.remote_project(&log.project_id).await? else {
+            return Ok(None);
+        };
+        let remote_task_id = match &log.task_id {
+            Some(t) => {
+                let engine = self.engine.clone();
+                match remote_id_of(&engine, self.ws(), &self.provider, "task", t.as_str()).await? {
+                    Some(r) => Some(r),
+                    None => {
+                        run.problems.push(RecordProblem {
+                            record: log.id.to_string(),
+                            code: "task_not_imported".into(),
+                            message: format!(
+                                "work log {} is on a task that was not imported from {}",
+                                log.id, self.provider
+                            ),
+                        });
+                        return Ok(None);
+                    }
+                }
+            }
+            None => None,
+        };
+        let remote_person_id = match self.remote_person(&log.person_id).await? {
+            Some(p) => p,
+            None => {
+                let who = self
+                    .engine
+                    .store
+                    .get::<Person>(self.ws(), log.person_id.as_str())
+                    .await?
+                    .map(|(p, _)| format!("{} ({})", p.name, p.email))
+                    .unwrap_or_else(|| log.person_id.to_string());
+                run.problems.push(RecordProblem {
+                    record: log.id.to_string(),
+                    code: "person_not_found".into(),
+                    message: format!(
+                        "{who} has no {} person with the same e-mail: the time is registered under the connecting user",
+                        self.provider
+                    ),
+                });
+                String::new()
+            }
+        };
+        Ok(Some(OutboundTime {
+            remote_project_id,
+            remote_task_id,
+            remote_person_id,
+            date: log.date,
+            minutes: log.minutes,
+            note: log.note.clone(),
+        }))
+    }
+
+    /// Handles one host work log.
+    async fn handle(&mut self, id: &str, run: &mut SyncRun) -> Result<Outcome, SyncError> {
+        let engine = self.engine.clone();
+        let ws = self.cx.ws.clone();
+        let host_id = RecordId::parse(id).map_err(|e| SyncError::Invalid(e.to_string()))?;
+        let key = MappingKey::new(&self.provider, HostKind::WorkLog, &host_id);
+        let mapping = outbound::mapping(&engine.store, &ws, &key).await?;
+        let log = engine.store.get::<WorkLog>(&ws, id).await?.map(|(l, _)| l);
+        let time = match &log {
+            Some(l) => self.outbound(l, run).await?,
+            None => None,
+        };
+        let provider = engine.provider(&self.cx.provider)?.clone();
+        let Some(time) = time else {
+            // Not (or no longer) pushed: remove what an earlier push made.
+            let Some(m) = mapping else {
+                return Ok(Outcome::Unchanged);
+            };
+            if self.cx.dry_run {
+                return Ok(Outcome::Deleted);
+            }
+            let ticket = outbound::begin_push(&engine.store, &ws, &key).await?;
+            if let Some(remote) = m.remote_id.clone() {
+                let p = provider.clone();
+                engine
+                    .call(&ws, &self.cx.provider, move |s| {
+                        let p = p.clone();
+                        let remote = remote.clone();
+                        async move {
+                            match p.time_sink() {
+                                Some(sink) => sink.delete(&s, &remote).await,
+                                None => Err(unsupported(p.descriptor().id)),
+                            }
+                        }
+                    })
+                    .await?;
+            }
+            outbound::complete_delete(&engine.store, &ws, &ticket).await?;
+            return Ok(Outcome::Deleted);
+        };
+        let fp = fingerprint(&time);
+        let clean = mapping.as_ref().is_some_and(|m| m.pending.is_none());
+        if clean && mapping.as_ref().and_then(|m| m.fingerprint.as_deref()) == Some(fp.as_str()) {
+            return Ok(Outcome::Unchanged);
+        }
+        let existed = mapping.as_ref().is_some_and(|m| m.remote_id.is_some());
+        if self.cx.dry_run {
+            return Ok(if existed {
+                Outcome::Updated
+            } else {
+                Outcome::Created
+            });
+        }
+        let ticket = outbound::begin_push(&engine.store, &ws, &key).await?;
+        let mut remote = ticket.remote_id.clone();
+        if let Some(old) = remote.clone()
+            && moved(ticket.fingerprint.as_deref(), &fp)
+        {
+            // A move to another remote task is a delete there and a create here.
+            let p = provider.clone();
+            engine
+                .call(&ws, &self.cx.provider, move |s| {
+                    let p = p.clone();
+                    let old = old.clone();
+                    async move {
+                        match p.time_sink() {
+                            Some(sink) => sink.delete(&s, &old).await,
+                            None => Err(unsupported(p.descriptor().id)),
+                        }
+                    }
+                })
+                .await?;
+            remote = None;
+        }
+        let p = provider.clone();
+        let t = time.clone();
+        let idem = ticket.idempotency_key.clone();
+        let target = remote.clone();
+        let result = engine
+            .call(&ws, &self.cx.provider, move |s| {
+                let p = p.clone();
+                let t = t.clone();
+                let idem = idem.clone();
+                let target = target.clone();
+                async move {
+                    let Some(sink) = p.time_sink() else {
+                        return Err(unsupported(p.descriptor().id));
+                    };
+                    match target {
+                        Some(r) => sink.update(&s, &r, &t).await.map(|()| r),
+                        None => sink.create(&s, &t, &idem).await,
+                    }
+                }
+            })
+            .await;
+        let remote_id = match result {
+            Ok(r) => r,
+            Err(SyncError::Provider(e)) if per_record(&e) => {
+                run.problems.push(RecordProblem {
+                    record: id.to_owned(),
+                    code: "push_refused".into(),
+                    message: format!("work log {id} was not pushed: {}", e.message),
+                });
+                self.progress.retry.insert(id.to_owned());
+                return Ok(Outcome::Skipped);
+            }
+            Err(e) => return Err(e),
+        };
+        outbound::complete_push(&engine.store, &ws, &ticket, &remote_id, &fp).await?;
+        Ok(if remote.is_some() {
+            Outcome::Updated
+        } else if existed {
+            // Moved: re-created elsewhere.
+            Outcome::Updated
+        } else {
+            Outcome::Created
+        })
+    }
+}
+
+fn unsupported(provider: &'static str) -> ProviderError {
+    ProviderError::new(
+        provider,
+        ProviderErrorKind::Unsupported,
+        "this provider does not take time",
+    )
+}
+
+#[async_trait]
+impl KindPass for TimeOutPass {
+    async fn step(&mut self, run: &mut SyncRun, _may_prefetch: bool) -> Result<Step, SyncError> {
+        if !self.progress.planned {
+            self.plan().await?;
+            return Ok(Step::Progress { wrote: false });
+        }
+        if !self.progress.queue.is_empty() {
+            let n = self.progress.queue.len().min(PUSHES_PER_STEP);
+            let batch: Vec<String> = self.progress.queue.drain(..n).collect();
+            let mut wrote = false;
+            for id in batch {
+                match self.handle(&id, run).await {
+                    Ok(o) => {
+                        let c = &mut run.counts;
+                        match o {
+                            Outcome::Created => c.created += 1,
+                            Outcome::Updated => c.updated += 1,
+                            Outcome::Deleted => c.deleted += 1,
+                            Outcome::Unchanged => c.unchanged += 1,
+                            Outcome::Skipped => c.skipped += 1,
+                        }
+                        wrote |=
+                            matches!(o, Outcome::Created | Outcome::Updated | Outcome::Deleted)
+                                && !self.cx.dry_run;
+                    }
+                    Err(e) => {
+                        // Not handled: the next attempt starts with it.
+                        self.progress.queue.insert(0, id);
+                        return Err(e);
+                    }
+                }
+            }
+            return Ok(Step::Progress { wrote });
+        }
+        if !self.cx.dry_run {
+            let (mut state, version) = self.state().await?;
+            let retry = std::mem::take(&mut self.progress.retry);
+            let target = self.progress.target.max(state.watermark.unwrap_or(0));
+            if state.watermark != Some(target) || state.retry != retry {
+                state.watermark = Some(target);
+                state.retry = retry;
+                match version {
+                    Some(v) => self.engine.store.update(self.ws(), &state, v).await?,
+                    None => self.engine.store.insert(self.ws(), &state).await?,
+                };
+            }
+        }
+        Ok(Step::Done)
+    }
+
+    async fn checkpoint(&mut self) -> Result<serde_json::Value, SyncError> {
+        serde_json::to_value(&self.progress)
+            .map_err(|e| SyncError::InvalidState(format!("time-out checkpoint: {e}")))
+    }
+}
