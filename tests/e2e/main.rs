@@ -13,3 +13,4 @@ mod oauth_callback;
 mod preview;
 mod provider_errors;
 mod worklog_sync;
+mod workspace_status;

@@ -46,6 +46,10 @@ pub(crate) struct AccountBody {
 pub(crate) struct RunStatus {
     /// `never_synced`, `in_progress`, `succeeded` or `failed`.
     kind: &'static str,
+    /// The sentence users see, in the workspace's time zone: `Synchronization in progress`,
+    /// `Not synchronized yet`, `Synchronized successfully at 2026-12-01 18:30` or
+    /// `There was an error at 2026-12-01 18:30`.
+    label: String,
     /// When it succeeded or failed.
     at: Option<DateTime<Utc>>,
     /// Typed reason of a failure.
@@ -215,31 +219,65 @@ async fn run_status(s: &AppState, ws: &str, run_id: Option<&RecordId>) -> ApiRes
         Some(id) => s.engine.run(ws, id.as_str()).await?,
         None => None,
     };
-    Ok(status_of(run))
+    let tz = workspace_time_zone(s, ws).await?;
+    Ok(status_of(run, &tz))
 }
 
-fn status_of(run: Option<SyncRun>) -> RunStatus {
+/// The workspace's IANA time-zone name (`UTC` when it has none).
+async fn workspace_time_zone(s: &AppState, ws: &str) -> ApiResult<String> {
+    Ok(s.store
+        .get::<hourbridge_domain::Workspace>(ws, ws)
+        .await?
+        .map_or_else(|| "UTC".to_owned(), |(w, _)| w.time_zone))
+}
+
+/// `at` as `%Y-%m-%d %H:%M` in the time zone named `tz` (UTC when it is not a valid zone).
+fn local_minute(at: DateTime<Utc>, tz: &str) -> String {
+    const FORMAT: &str = "%Y-%m-%d %H:%M";
+    match hourbridge_domain::parse_time_zone(tz) {
+        Ok(zone) => at.with_timezone(&zone).format(FORMAT).to_string(),
+        Err(_) => at.format(FORMAT).to_string(),
+    }
+}
+
+/// The user-facing sentence of a status `kind`.
+fn label_of(kind: &str, at: Option<DateTime<Utc>>, tz: &str) -> String {
+    let when = at.map(|t| local_minute(t, tz)).unwrap_or_default();
+    match kind {
+        "in_progress" => "Synchronization in progress".to_owned(),
+        "succeeded" => format!("Synchronized successfully at {when}"),
+        "failed" => format!("There was an error at {when}"),
+        _ => "Not synchronized yet".to_owned(),
+    }
+}
+
+fn status_of(run: Option<SyncRun>, tz: &str) -> RunStatus {
     match run {
         None => RunStatus {
             kind: "never_synced",
+            label: label_of("never_synced", None, tz),
             at: None,
             reason: None,
             message: None,
             run_id: None,
             counts: None,
         },
-        Some(r) => RunStatus {
-            kind: match r.state {
+        Some(r) => {
+            let kind = match r.state {
                 RunState::Queued | RunState::Running => "in_progress",
                 RunState::Succeeded => "succeeded",
                 RunState::Failed => "failed",
-            },
-            at: r.finished_at,
-            reason: r.failure,
-            message: r.failure_message,
-            run_id: Some(r.id),
-            counts: Some(r.counts),
-        },
+            };
+            RunStatus {
+                kind,
+                label: label_of(kind, r.finished_at, tz),
+                at: r.finished_at,
+                reason: r.failure,
+                message: r.failure_message,
+                run_id: Some(r.id),
+                counts: Some(r.counts),
+            }
+        }
     }
 }
 
@@ -261,6 +299,7 @@ async fn views(
     conns: Vec<Connection>,
 ) -> ApiResult<Vec<ConnectionView>> {
     let ws = caller.scope();
+    let tz = workspace_time_zone(s, ws).await?;
     let hook_ids: Vec<String> = conns
         .iter()
         .filter(|c| {
@@ -299,7 +338,7 @@ async fn views(
             let webhook_url = hooks
                 .remove(c.provider.as_str())
                 .map(|(h, _)| s.engine.webhook_url(c.provider.as_str(), &h.token));
-            view_with(s, c, status_of(run), webhook_url)
+            view_with(s, c, status_of(run, &tz), webhook_url)
         })
         .collect())
 }
@@ -799,4 +838,35 @@ pub(crate) fn project_routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppSta
     r.routes(routes!(put_link, get_link))
         .routes(routes!(reset_and_sync))
         .routes(routes!(clear))
+}
+
+#[cfg(test)]
+mod status_label_tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn labels_are_in_the_workspace_time_zone() {
+        let winter = Utc.with_ymd_and_hms(2026, 12, 1, 17, 30, 0).unwrap();
+        let summer = Utc.with_ymd_and_hms(2026, 7, 1, 16, 30, 0).unwrap();
+        let oslo = "Europe/Oslo";
+        assert_eq!(label_of("never_synced", None, oslo), "Not synchronized yet");
+        assert_eq!(
+            label_of("in_progress", None, oslo),
+            "Synchronization in progress"
+        );
+        assert_eq!(
+            label_of("succeeded", Some(winter), oslo),
+            "Synchronized successfully at 2026-12-01 18:30"
+        );
+        assert_eq!(
+            label_of("failed", Some(summer), oslo),
+            "There was an error at 2026-07-01 18:30"
+        );
+        assert_eq!(
+            label_of("failed", Some(winter), "UTC"),
+            "There was an error at 2026-12-01 17:30"
+        );
+    }
 }

@@ -94,6 +94,87 @@ async fn existing(s: &AppState, caller: &Caller) -> ApiResult<Option<Bootstrappe
     Ok(Some(Bootstrapped { workspace, owner }))
 }
 
+/// The caller's workspace.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WorkspaceView {
+    id: String,
+    name: String,
+    /// IANA time zone: "synchronize at" times and status labels are in it.
+    time_zone: String,
+    /// Enabled add-ons (none exist yet).
+    add_ons: Vec<String>,
+}
+
+impl From<Workspace> for WorkspaceView {
+    fn from(w: Workspace) -> Self {
+        Self {
+            id: w.id,
+            name: w.name,
+            time_zone: w.time_zone,
+            add_ons: Vec::new(),
+        }
+    }
+}
+
+/// Workspace edit: every field optional.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WorkspacePatch {
+    /// New name.
+    name: Option<String>,
+    /// New IANA time zone; moves the next run of every daily-at-local-time connection.
+    time_zone: Option<String>,
+}
+
+async fn load(s: &AppState, caller: &Caller) -> ApiResult<(Workspace, u64)> {
+    let scope = caller.scope();
+    s.store
+        .get::<Workspace>(scope, scope)
+        .await?
+        .ok_or_else(|| crate::ApiError::not_found("workspace"))
+}
+
+/// The caller's workspace (any role).
+#[utoipa::path(get, path = "/v1/workspace", tag = "workspaces",
+    responses((status = 200, body = WorkspaceView), (status = 404, body = ErrorBody)))]
+async fn get_workspace(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<WorkspaceView>> {
+    Ok(Json(load(&s, &caller).await?.0.into()))
+}
+
+/// Renames the workspace or changes its time zone (owner only). A time-zone change moves the
+/// next run of every connection scheduled daily at a local time.
+#[utoipa::path(patch, path = "/v1/workspace", tag = "workspaces",
+    request_body = WorkspacePatch,
+    responses((status = 200, body = WorkspaceView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn patch_workspace(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(input): Body<WorkspacePatch>,
+) -> ApiResult<Json<WorkspaceView>> {
+    caller.require(Role::Owner)?;
+    let (mut w, version) = load(&s, &caller).await?;
+    if let Some(name) = input.name {
+        w.name = validate::text("name", &name, validate::MAX_NAME_CHARS)?;
+    }
+    let mut zone_changed = false;
+    if let Some(tz) = input.time_zone {
+        let tz = tz.trim().to_owned();
+        parse_time_zone(&tz)?;
+        zone_changed = tz != w.time_zone;
+        w.time_zone = tz;
+    }
+    s.store.update(caller.scope(), &w, version).await?;
+    if zone_changed {
+        hourbridge_sync::schedule::reschedule_local(&s.engine, caller.scope()).await?;
+    }
+    Ok(Json(w.into()))
+}
+
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     r.routes(routes!(bootstrap))
+        .routes(routes!(get_workspace, patch_workspace))
 }
