@@ -285,7 +285,7 @@ async fn run(e: &Engine) -> SyncRun {
     };
     let out = e.execute(&job, None).await.expect("execute");
     assert!(matches!(out, Outcome::Finished(_)), "{out:?}");
-    e.run(WS, &r.id.to_string()).await.unwrap().unwrap()
+    e.run(WS, r.id.as_str()).await.unwrap().unwrap()
 }
 
 #[tokio::test]
