@@ -95,7 +95,8 @@ pub struct OutboundTime {
     pub remote_project_id: String,
     /// Remote task, if any.
     pub remote_task_id: Option<String>,
-    /// Remote person to register it for.
+    /// Remote person to register it for; empty when no remote person matches (the provider
+    /// then registers it under the connecting user, and the run reports the person).
     pub remote_person_id: String,
     /// Which day.
     pub date: NaiveDate,

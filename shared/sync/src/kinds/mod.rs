@@ -17,10 +17,11 @@
 //! A pass opened with `dry_run` writes nothing anywhere: that is how previews are computed, so
 //! a preview is the sync itself with writes turned off, not a second copy of it.
 //!
-//! Kinds today: [`work_logs_in`] (capability `work_logs_in`). The master-data-in, time-out,
-//! time-in and tasks-out kinds are added as their providers arrive; until then a provider that
-//! declares one of those capabilities cannot be run (planning fails with a typed error) rather
-//! than silently skipping it.
+//! Kinds today: [`work_logs_in`] (capability `work_logs_in`) and [`time_out`] (capability
+//! `time_out`, one unit per connection run). The master-data-in, time-in and tasks-out kinds
+//! are added as their providers arrive; until then a provider that declares one of those
+//! capabilities cannot be run (planning fails with a typed error) rather than silently
+//! skipping it.
 
 pub mod time_out;
 pub mod work_logs_in;

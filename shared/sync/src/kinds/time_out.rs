@@ -476,7 +476,13 @@ impl TimeOutPass {
                         return Err(unsupported(p.descriptor().id));
                     };
                     match target {
-                        Some(r) => sink.update(&s, &r, &t).await.map(|()| r),
+                        // An entry removed in the provider is made again.
+                        Some(r) => match sink.update(&s, &r, &t).await {
+                            Err(e) if e.kind == ProviderErrorKind::NotFound => {
+                                sink.create(&s, &t, &idem).await
+                            }
+                            other => other.map(|()| r),
+                        },
                         None => sink.create(&s, &t, &idem).await,
                     }
                 }
