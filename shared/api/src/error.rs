@@ -250,6 +250,7 @@ impl From<hourbridge_sync::SyncError> for ApiError {
                     F::Missing => "required",
                     F::Unknown => "unknown_field",
                     F::TooLong => "too_long",
+                    F::InvalidSyncAt => "invalid_sync_at",
                 };
                 Self::unprocessable(code, message).with_fields(fields)
             }

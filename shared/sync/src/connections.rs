@@ -400,7 +400,42 @@ impl Engine {
             ProviderId::parse(provider).map_err(|e| SyncError::Invalid(e.to_string()))?;
         let auth = &p.descriptor().auth;
         let (mut secret_fields, settings) = check_fields(&auth.connect_fields(), fields)?;
+        let daily = p.descriptor().schedule == hourbridge_provider_api::Schedule::DailyAtLocalTime;
+        if daily
+            && let Some(v) = settings.get(crate::schedule::SYNC_AT)
+            && v.as_str()
+                .and_then(crate::schedule::parse_sync_at)
+                .is_none()
+        {
+            return Err(fields_error(
+                FieldProblem::InvalidSyncAt,
+                vec![crate::schedule::SYNC_AT.to_owned()],
+                "a quarter hour HH:MM (minutes 00, 15, 30 or 45)",
+            ));
+        }
         let now = self.clock.now();
+        // "Change the settings" of an active OAuth connection: nothing secret was entered, so
+        // the tokens stay; the settings are merged and the schedule moves.
+        if matches!(auth, AuthKind::OAuth2(_))
+            && secret_fields.is_empty()
+            && let Some((mut conn, v)) = self.connection(ws, provider).await?
+            && conn.state == ConnectionState::Active
+        {
+            if let serde_json::Value::Object(current) = &mut conn.settings {
+                current.extend(settings);
+            } else {
+                conn.settings = serde_json::Value::Object(settings);
+            }
+            conn.updated_at = now;
+            self.store.update(ws, &conn, v).await?;
+            let next = crate::schedule::schedule(self, ws, provider).await?;
+            conn.next_run_at = Some(next);
+            if let Some((mut stored, v)) = self.connection(ws, provider).await? {
+                stored.next_run_at = Some(next);
+                self.store.update(ws, &stored, v).await?;
+            }
+            return Ok(conn);
+        }
         let credentials = |secrets: &BTreeMap<String, String>| ProviderSession {
             workspace_id: ws.to_owned(),
             secrets: secrets

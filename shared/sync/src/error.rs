@@ -71,6 +71,8 @@ pub enum FieldProblem {
     Unknown,
     /// A value is longer than allowed.
     TooLong,
+    /// A `sync_at` value is not a quarter hour `HH:MM`.
+    InvalidSyncAt,
 }
 
 impl From<hourbridge_provider_api::CredentialCheckError> for SyncError {

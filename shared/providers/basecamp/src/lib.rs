@@ -95,7 +95,12 @@ pub static DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
         extra_authorize_params: &[("type", "web_server")],
         // UNCONFIRMED; the engine stores whatever refresh token comes back.
         refresh_token_rotates: false,
-        settings: &[],
+        settings: &[hourbridge_provider_api::CredentialField {
+            name: "sync_at",
+            label: "Synchronize at (HH:MM, workspace time)",
+            secret: false,
+            required: false,
+        }],
     }),
     install_role: Role::Owner,
     requires_add_on: false,
