@@ -9,7 +9,7 @@
 //!   run, or a feed that lost entries, scans every log of the imported projects and every
 //!   existing outbound mapping. Records refused by the provider are kept in the state and
 //!   retried on the next run; the watermark moves only when the pass is finished.
-//! - **How**: [`outbound`](crate::outbound) bookkeeping: `begin_push` before the remote call,
+//! - **How**: [`crate::outbound`] bookkeeping: `begin_push` before the remote call,
 //!   `create` with the mapping's idempotency key (the same key after a crash, so the adapter
 //!   adopts the entry it made), `update` for edits, delete + create for a log moved to another
 //!   remote task, `delete` for deleted logs. An unchanged fingerprint makes no write at all.
