@@ -514,12 +514,15 @@ impl Engine {
             Some(account) => {
                 apply_account(&mut conn, &account, None);
                 conn.state = ConnectionState::Active;
-                conn.next_run_at = Some(crate::schedule::schedule(self, ws, provider).await?);
             }
             None => crate::schedule::unschedule(self, ws, provider).await?,
         }
         self.store.put(ws, &conn).await?;
         if conn.state == ConnectionState::Active {
+            // Scheduled after the connection is stored: a daily-at-local-time schedule reads
+            // the stored `sync_at`.
+            conn.next_run_at = Some(crate::schedule::schedule(self, ws, provider).await?);
+            self.store.put(ws, &conn).await?;
             self.enable_webhooks(ws, provider).await?;
         }
         self.sessions.invalidate(ws, provider);
