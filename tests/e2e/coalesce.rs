@@ -20,6 +20,9 @@ async fn fifty_concurrent_sync_now_calls_run_once_plus_at_most_one_follow_up() {
     person(&w, "Ada Admin", "ada@acme.test").await;
     let pid = project(&w, "Bridge").await;
     link(&w, &pid, "harvest", &[fleet.to_string()], false, false).await;
+    // Each provider request takes half a second, so a run outlasts the burst of triggers: the
+    // burst lands while the first run is queued or running, as a user's clicks would.
+    hv.set_latency(std::time::Duration::from_millis(500));
 
     let calls = (0..50).map(|_| {
         w.s.call(

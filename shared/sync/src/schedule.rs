@@ -245,12 +245,27 @@ pub async fn tick(engine: &Engine, max: usize) -> Result<TickReport, SyncError> 
         if engine.provider(&entry.provider).is_err() {
             continue;
         }
-        let Some(next_at) = next_run(engine, &entry.workspace_id, &entry.provider, now).await?
-        else {
+        let Ok(p) = engine.provider(&entry.provider) else {
+            continue;
+        };
+        let schedule = p.descriptor().schedule;
+        let Some(every) = interval(schedule) else {
             continue;
         };
         let mut next = entry.clone();
-        next.next_run_at = next_at;
+        if schedule == Schedule::DailyAtLocalTime {
+            // A local time follows the workspace's zone and DST, so it is computed afresh.
+            let Some(next_at) = next_run(engine, &entry.workspace_id, &entry.provider, now).await?
+            else {
+                continue;
+            };
+            next.next_run_at = next_at;
+        } else {
+            // Interval schedules keep their phase: the next slot is one interval on.
+            while next.next_run_at <= now {
+                next.next_run_at += every;
+            }
+        }
         match engine.store.update(GLOBAL_SCOPE, &next, version).await {
             Ok(_) => {}
             Err(StoreError::Conflict) => {
