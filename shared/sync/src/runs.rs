@@ -144,13 +144,16 @@ impl Entity for OpenRun {
 }
 
 /// The run of a scope (connection or project link, in one mode) that is queued and not yet
-/// started: triggers coalesce onto it instead of queueing another full run.
+/// started: triggers coalesce onto it instead of queueing another full run. The record is never
+/// deleted, only emptied (`run_id: None`) when its run starts, so its version only grows and a
+/// trigger holding an old version can never win a conditional write (a deleted and re-created
+/// record would start again at version 1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct QueuedRun {
     pub provider: String,
     pub scope: String,
     pub mode: RunMode,
-    pub run_id: String,
+    pub run_id: Option<String>,
 }
 
 impl Entity for QueuedRun {
@@ -212,7 +215,8 @@ impl Engine {
         for _ in 0..20 {
             let slot = self.store.get::<QueuedRun>(ws, &key).await?;
             if let Some((q, _)) = &slot
-                && let Some((run, _)) = self.store.get::<SyncRun>(ws, &q.run_id).await?
+                && let Some(queued) = &q.run_id
+                && let Some((run, _)) = self.store.get::<SyncRun>(ws, queued).await?
                 && run.state == RunState::Queued
                 && self.clock.now() - run.created_at < Duration::minutes(STALE_QUEUED_MINUTES)
             {
@@ -247,7 +251,7 @@ impl Engine {
                 provider: provider.to_owned(),
                 scope: scope_key(&scope),
                 mode,
-                run_id: run.id.to_string(),
+                run_id: Some(run.id.to_string()),
             };
             let claimed = match &slot {
                 Some((_, v)) => self.store.update(ws, &claim, *v).await,
@@ -273,7 +277,7 @@ impl Engine {
             self.set_last_run(ws, provider, &run).await?;
             if let Err(e) = self.queue.enqueue(&job, std::time::Duration::ZERO).await {
                 // Nobody will run it: later triggers must not coalesce onto it.
-                let _ = self.store.delete::<QueuedRun>(ws, &key).await;
+                let _ = self.empty_queued_slot(ws, &key, run.id.as_str()).await;
                 return Err(e);
             }
             return Ok(run);
@@ -294,10 +298,17 @@ impl Engine {
             .and_then(|c| serde_json::from_value::<RunPlan>(c).ok())
             .map_or(RunMode::Refetch, |p| p.mode);
         let key = queued_key(run.provider.as_str(), &scope_key(&scope), mode);
-        if let Some((q, v)) = self.store.get::<QueuedRun>(ws, &key).await?
-            && q.run_id == run.id.as_str()
+        self.empty_queued_slot(ws, &key, run.id.as_str()).await
+    }
+
+    /// Empties the slot `key` if it still names `run_id` (a lost race means another trigger
+    /// already replaced it, which is fine).
+    async fn empty_queued_slot(&self, ws: &str, key: &str, run_id: &str) -> Result<(), SyncError> {
+        if let Some((mut q, v)) = self.store.get::<QueuedRun>(ws, key).await?
+            && q.run_id.as_deref() == Some(run_id)
         {
-            match self.store.delete_at::<QueuedRun>(ws, &key, v).await {
+            q.run_id = None;
+            match self.store.update(ws, &q, v).await {
                 Ok(_) | Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
             }
