@@ -599,16 +599,7 @@ mod tests {
     use super::*;
 
     fn http() -> ProviderHttp {
-        ProviderHttp::new(
-            "test",
-            HttpConfig {
-                base_backoff: Duration::from_millis(1),
-                max_attempts: 4,
-                max_retry_wait: Duration::from_secs(2),
-                ..HttpConfig::default()
-            },
-        )
-        .unwrap()
+        slow_http(HttpConfig::default().timeout)
     }
 
     #[tokio::test]
