@@ -48,7 +48,7 @@ pub(crate) async fn world() -> World {
 
 /// A world whose server runs its in-process worker and scheduler (`workers`), or not: then
 /// queued runs wait for the test to execute them.
-async fn world_with_workers(workers: bool) -> World {
+pub(crate) async fn world_with_workers(workers: bool) -> World {
     let sb = Sandbox::start(Seed::Empty).await.expect("sandbox");
     sb.harvest().register_client("hv-client", "hv-secret");
     sb.hubstaff().register_client("hs-client", "hs-secret");
