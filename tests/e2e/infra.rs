@@ -48,9 +48,119 @@ fn template_sets_exactly_the_environment_the_code_reads_in_lambda() {
         .map(|s| (*s).to_owned())
         .collect();
     assert_eq!(set, want, "template env vs runtime::env::LAMBDA");
-    // Everything the template sets is a variable the code reads at all.
+    // Everything the template sets is a variable the code reads at all, and none of the
+    // local-only ones (the Basecamp client secret by value, for one).
     let known: BTreeSet<&str> = hourbridge_runtime::env::ALL.iter().copied().collect();
     assert!(set.iter().all(|v| known.contains(v.as_str())));
+    for v in hourbridge_runtime::env::LOCAL_ONLY {
+        assert!(!set.contains(*v), "{v} is local only");
+    }
+}
+
+/// The functions that build an engine able to connect, refresh or sync a platform-client
+/// provider (Basecamp): they get its client id and secret name, and only they.
+const PLATFORM_CLIENT_FUNCTIONS: [&str; 4] = [
+    "ConnectionsFunction",
+    "OAuthCallbackFunction",
+    "ProjectSyncFunction",
+    "SyncWorkerFunction",
+];
+
+fn yaml(text: &str) -> Value {
+    serde_norway::from_str(text).expect("YAML")
+}
+
+/// The expression naming the Basecamp client secret: the parameter, else the stage's default.
+const BASECAMP_SECRET_NAME: &str = r#"!If
+  - BasecampClientSecretNameGiven
+  - !Ref BasecampClientSecretName
+  - !Sub "hourbridge-platform/${Stage}/basecamp/oauth-client-secret"
+"#;
+
+/// Every `secretsmanager:*` grant of function `f`: (actions, resource).
+fn secret_grants(f: &Value) -> Vec<(BTreeSet<String>, Value)> {
+    let mut out = Vec::new();
+    for p in f["Properties"]["Policies"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+    {
+        for st in p["Statement"].as_sequence().into_iter().flatten() {
+            assert_eq!(st["Effect"].as_str(), Some("Allow"));
+            let actions: BTreeSet<String> = match &st["Action"] {
+                Value::String(a) => BTreeSet::from([a.clone()]),
+                v => v
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect(),
+            };
+            if actions.iter().any(|a| a.starts_with("secretsmanager:")) {
+                out.push((actions, st["Resource"].clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_platform_client_secret_is_read_only_and_granted_exactly_to_the_functions_that_use_it() {
+    let t = template();
+    assert_eq!(
+        t["Parameters"]["BasecampClientId"]["Default"].as_str(),
+        Some("")
+    );
+    assert_eq!(
+        t["Parameters"]["BasecampClientSecretName"]["Default"].as_str(),
+        Some("")
+    );
+    let name = yaml(BASECAMP_SECRET_NAME);
+    let connection_prefix = yaml(
+        r#"!Sub "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:hourbridge/${Stage}/*""#,
+    );
+    // The platform secret: exactly one secret (its name plus the six random characters Secrets
+    // Manager appends); its default name is outside the connections' prefix, so no prefix grant
+    // (which includes writes) reaches it.
+    let platform_grant = yaml(&format!(
+        "!Sub\n  - \"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:${{Name}}-??????\"\n  - Name: {}",
+        BASECAMP_SECRET_NAME.replace('\n', "\n      ")
+    ));
+    for (fname, f) in functions(&t) {
+        let vars = &f["Properties"]["Environment"]["Variables"];
+        let grants = secret_grants(f);
+        let platform: Vec<_> = grants
+            .iter()
+            .filter(|(_, r)| *r != connection_prefix)
+            .collect();
+        // Apart from the platform secret, a function may touch only the connections' prefix.
+        if PLATFORM_CLIENT_FUNCTIONS.contains(&fname.as_str()) {
+            assert_eq!(
+                vars["HOURBRIDGE_BASECAMP_CLIENT_ID"],
+                yaml("!Ref BasecampClientId"),
+                "{fname}"
+            );
+            assert_eq!(
+                vars["HOURBRIDGE_BASECAMP_CLIENT_SECRET_NAME"], name,
+                "{fname}: the secret it reads is the one it may read"
+            );
+            assert_eq!(platform.len(), 1, "{fname}: one platform secret grant");
+            let (actions, resource) = platform[0];
+            assert_eq!(
+                actions,
+                &BTreeSet::from(["secretsmanager:GetSecretValue".to_owned()]),
+                "{fname}: read only"
+            );
+            assert_eq!(resource, &platform_grant, "{fname}: exactly that secret");
+        } else {
+            assert!(
+                vars["HOURBRIDGE_BASECAMP_CLIENT_ID"].is_null()
+                    && vars["HOURBRIDGE_BASECAMP_CLIENT_SECRET_NAME"].is_null(),
+                "{fname} does not connect providers"
+            );
+            assert!(platform.is_empty(), "{fname}: no secret beyond its prefix");
+        }
+    }
 }
 
 #[test]

@@ -74,10 +74,13 @@ pub struct Config {
     /// Platform OAuth client variables (`HOURBRIDGE_<PROVIDER>_CLIENT_ID`,
     /// `HOURBRIDGE_<PROVIDER>_CLIENT_SECRET_NAME`), by name; see [`Config::platform_clients`].
     pub platform_vars: std::collections::BTreeMap<String, String>,
+    /// Platform OAuth client secrets given by value (`HOURBRIDGE_<PROVIDER>_CLIENT_SECRET`, local
+    /// secrets backend only), by variable name; see [`Config::platform_secret`].
+    pub platform_secrets: std::collections::BTreeMap<String, SecretValue>,
 }
 
-/// The variables of a platform OAuth client of `provider`: the client id, and the name of the
-/// secret (in the secret store, under its prefix) that holds the client secret.
+/// The variables of a platform OAuth client of `provider`: the client id, and where the client
+/// secret is (the secret's full name in the secret backend; see [`Config::platform_secret_name`]).
 pub fn platform_client_vars(provider: &str) -> (String, String) {
     let p = provider.to_ascii_uppercase().replace('-', "_");
     (
@@ -86,8 +89,17 @@ pub fn platform_client_vars(provider: &str) -> (String, String) {
     )
 }
 
-/// The secret name used when `HOURBRIDGE_<PROVIDER>_CLIENT_SECRET_NAME` is not set. It has
-/// three segments, so it cannot collide with a connection's `{workspace}/{provider}` secret.
+/// The variable holding the client secret of `provider`'s platform OAuth client by value
+/// (`HOURBRIDGE_<PROVIDER>_CLIENT_SECRET`): the local binary's way to configure it.
+pub fn platform_client_secret_var(provider: &str) -> String {
+    let p = provider.to_ascii_uppercase().replace('-', "_");
+    format!("HOURBRIDGE_{p}_CLIENT_SECRET")
+}
+
+/// The name under which the engine asks the secret store for `provider`'s client secret
+/// ([`PlatformClient::secret_name`](hourbridge_sync::PlatformClient)). It is also where the
+/// secret is when nothing else says so: under the secret store's prefix. It has three segments,
+/// so it cannot collide with a connection's `{workspace}/{provider}` secret.
 pub fn default_platform_secret_name(provider: &str) -> String {
     format!("platform/{provider}/oauth-client-secret")
 }
@@ -95,6 +107,10 @@ pub fn default_platform_secret_name(provider: &str) -> String {
 fn is_platform_var(name: &str) -> bool {
     name.starts_with("HOURBRIDGE_")
         && (name.ends_with("_CLIENT_ID") || name.ends_with("_CLIENT_SECRET_NAME"))
+}
+
+fn is_platform_secret_var(name: &str) -> bool {
+    name.starts_with("HOURBRIDGE_") && name.ends_with("_CLIENT_SECRET")
 }
 
 /// Every configuration problem found, reported together.
@@ -106,21 +122,43 @@ pub struct ConfigError {
 }
 
 impl Config {
-    /// Reads the process environment.
+    /// Reads the process environment. Platform OAuth client variables are read for every
+    /// provider (`HOURBRIDGE_<PROVIDER>_CLIENT_*`), not only those named in [`env`].
     pub fn from_env(mode: Mode) -> Result<Self, ConfigError> {
-        let mut config =
-            Self::from_lookup(mode, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))?;
-        config.platform_vars = std::env::vars()
-            .filter(|(k, v)| is_platform_var(k) && !v.is_empty())
+        let platform: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| is_platform_var(k) || is_platform_secret_var(k))
             .collect();
-        Ok(config)
+        Self::read(
+            mode,
+            |k| std::env::var(k).ok().filter(|v| !v.is_empty()),
+            platform,
+        )
+    }
+
+    /// The client secret of `provider`'s platform OAuth client given by value
+    /// (`HOURBRIDGE_<PROVIDER>_CLIENT_SECRET`, local secrets backend only).
+    pub fn platform_secret(&self, provider: &str) -> Option<&SecretValue> {
+        self.platform_secrets
+            .get(&platform_client_secret_var(provider))
+    }
+
+    /// The full name of the secret holding `provider`'s platform client secret, when
+    /// `HOURBRIDGE_<PROVIDER>_CLIENT_SECRET_NAME` sets it: in Secrets Manager a secret outside
+    /// [`env::SECRETS_PREFIX`] (which the functions may only read), locally an entry of the local
+    /// secret store. Unset, the secret is [`default_platform_secret_name`] under the prefix.
+    pub fn platform_secret_name(&self, provider: &str) -> Option<&str> {
+        self.platform_vars
+            .get(&platform_client_vars(provider).1)
+            .map(String::as_str)
     }
 
     /// Hourbridge's own OAuth clients for the registry's providers that declare
     /// [`OAuthClient::Platform`](hourbridge_provider_api::OAuthClient::Platform): the client id
     /// from `HOURBRIDGE_<PROVIDER>_CLIENT_ID` (a provider without one cannot be connected, and
-    /// says so), the secret's name from `HOURBRIDGE_<PROVIDER>_CLIENT_SECRET_NAME` (default
-    /// [`default_platform_secret_name`]).
+    /// says so), the secret by [`default_platform_secret_name`], which the context's secret
+    /// store resolves to `HOURBRIDGE_<PROVIDER>_CLIENT_SECRET` (local) or
+    /// `HOURBRIDGE_<PROVIDER>_CLIENT_SECRET_NAME` when set.
     pub fn platform_clients(
         &self,
         registry: &hourbridge_provider_registry::Registry,
@@ -133,28 +171,38 @@ impl Config {
                     .is_some_and(|s| s.client == hourbridge_provider_api::OAuthClient::Platform)
             })
             .filter_map(|d| {
-                let (id_var, secret_var) = platform_client_vars(d.id);
+                let (id_var, _) = platform_client_vars(d.id);
                 let client_id = self.platform_vars.get(&id_var)?.clone();
-                let secret_name = self
-                    .platform_vars
-                    .get(&secret_var)
-                    .cloned()
-                    .unwrap_or_else(|| default_platform_secret_name(d.id));
+                // The engine always asks for the default name; `AppContext::build` routes it to
+                // where the secret is (`platform_secret`, `platform_secret_name`).
                 Some((
                     d.id.to_owned(),
                     hourbridge_sync::PlatformClient {
                         client_id,
-                        secret_name,
+                        secret_name: default_platform_secret_name(d.id),
                     },
                 ))
             })
             .collect()
     }
 
-    /// Reads configuration through `get`, collecting every problem before failing.
+    /// Reads configuration through `get`, collecting every problem before failing. Platform
+    /// OAuth client variables are those named in [`env::PLATFORM_CLIENTS`].
     pub fn from_lookup(
         mode: Mode,
         get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::read(
+            mode,
+            get,
+            env::PLATFORM_CLIENTS.iter().map(|s| (*s).to_owned()),
+        )
+    }
+
+    fn read(
+        mode: Mode,
+        get: impl Fn(&str) -> Option<String>,
+        platform: impl IntoIterator<Item = String>,
     ) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         let mut choice = |var: &str, default: &str, allowed: &[&str]| -> String {
@@ -241,6 +289,28 @@ impl Config {
                 problems.push(format!("{var} must be an http(s) URL"));
             }
         }
+        let mut platform_vars = std::collections::BTreeMap::new();
+        let mut platform_secrets = std::collections::BTreeMap::new();
+        for var in platform {
+            let Some(value) = get(&var) else { continue };
+            if is_platform_secret_var(&var) {
+                if secrets == SecretsBackend::SecretsManager {
+                    problems.push(format!(
+                        "{var} is for the local secret store only; with {}=secretsmanager the \
+                         client secret is read from Secrets Manager ({var}_NAME)",
+                        env::SECRETS_BACKEND
+                    ));
+                }
+                platform_secrets.insert(var, SecretValue::new(value));
+            } else {
+                if var.ends_with("_CLIENT_SECRET_NAME")
+                    && hourbridge_domain::check_secret_name(&value).is_err()
+                {
+                    problems.push(format!("{var}={value:?} is not a valid secret name"));
+                }
+                platform_vars.insert(var, value);
+            }
+        }
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -263,7 +333,8 @@ impl Config {
                 .into_iter()
                 .filter_map(|k| get(k).map(|v| (k.to_owned(), v)))
                 .collect(),
-            platform_vars: Default::default(),
+            platform_vars,
+            platform_secrets,
         })
     }
 
@@ -356,7 +427,7 @@ mod tests {
         assert!(is_platform_var("HOURBRIDGE_BASECAMP_CLIENT_ID"));
         assert!(is_platform_var("HOURBRIDGE_BASECAMP_CLIENT_SECRET_NAME"));
         assert!(!is_platform_var("HOURBRIDGE_JWT_SECRET"));
-        // The built-in providers bring their own OAuth clients: none is a platform client.
+        // Without its client id, no platform client is configured (Basecamp cannot be connected).
         let c = Config::from_lookup(Mode::Local, lookup(&[])).unwrap();
         let registry = hourbridge_provider_registry::builtin(
             &hourbridge_provider_registry::ProviderEnv::for_tests(&[]),
@@ -369,9 +440,109 @@ mod tests {
     fn secrets_are_redacted_in_config_debug() {
         let c = Config::from_lookup(
             Mode::Local,
-            lookup(&[(env::JWT_SECRET, "supersecretvalue")]),
+            lookup(&[
+                (env::JWT_SECRET, "supersecretvalue"),
+                (env::BASECAMP_CLIENT_SECRET, "basecampclientsecret"),
+            ]),
         )
         .unwrap();
-        assert!(!format!("{c:?}").contains("supersecretvalue"));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("supersecretvalue"), "{shown}");
+        assert!(!shown.contains("basecampclientsecret"), "{shown}");
+        assert_eq!(
+            c.platform_secret("basecamp").map(SecretValue::expose),
+            Some("basecampclientsecret")
+        );
+    }
+
+    #[test]
+    fn every_platform_client_provider_has_its_variables_listed() {
+        let registry = hourbridge_provider_registry::builtin(
+            &hourbridge_provider_registry::ProviderEnv::for_tests(&[]),
+        )
+        .unwrap();
+        let platform: Vec<&str> = registry
+            .descriptors()
+            .filter(|d| {
+                d.auth
+                    .oauth2()
+                    .is_some_and(|s| s.client == hourbridge_provider_api::OAuthClient::Platform)
+            })
+            .map(|d| d.id)
+            .collect();
+        assert!(platform.contains(&"basecamp"), "{platform:?}");
+        for p in platform {
+            let (id, name) = platform_client_vars(p);
+            let secret = platform_client_secret_var(p);
+            for v in [&id, &name, &secret] {
+                assert!(env::PLATFORM_CLIENTS.contains(&v.as_str()), "{v}");
+                assert!(env::ALL.contains(&v.as_str()), "{v}");
+                assert!(
+                    is_platform_var(v) || is_platform_secret_var(v),
+                    "{v} is recognised"
+                );
+            }
+            // Lambda gets the id and where the secret is; the value only the local binary.
+            assert!(env::LAMBDA.contains(&id.as_str()), "{id}");
+            assert!(env::LAMBDA.contains(&name.as_str()), "{name}");
+            assert!(env::LOCAL_ONLY.contains(&secret.as_str()), "{secret}");
+        }
+        assert!(env::LOCAL_ONLY.iter().all(|v| !env::LAMBDA.contains(v)));
+        assert!(
+            !is_platform_secret_var(env::JWT_SECRET) && !is_platform_secret_var(env::SECRETS_KEY)
+        );
+    }
+
+    #[test]
+    fn the_client_secret_by_value_is_refused_with_secrets_manager() {
+        let err = Config::from_lookup(
+            Mode::Lambda,
+            lookup(&[
+                (env::TABLE_NAME, "t"),
+                (env::SECRETS_PREFIX, "hourbridge/prod/"),
+                (env::JOBS_BUS, "jobs"),
+                (env::PUBLIC_URL, "https://api.example.com"),
+                (env::BASECAMP_CLIENT_ID, "id"),
+                (env::BASECAMP_CLIENT_SECRET, "leakable"),
+                (env::BASECAMP_CLIENT_SECRET_NAME, "not a name"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        let text = err.to_string();
+        assert!(text.contains(env::BASECAMP_CLIENT_SECRET_NAME), "{text}");
+        assert!(!text.contains("leakable"), "{text}");
+    }
+
+    #[test]
+    fn a_platform_client_is_configured_by_its_id_and_asked_for_by_the_default_name() {
+        let c = Config::from_lookup(
+            Mode::Lambda,
+            lookup(&[
+                (env::TABLE_NAME, "t"),
+                (env::SECRETS_PREFIX, "hourbridge/prod/"),
+                (env::JOBS_BUS, "jobs"),
+                (env::PUBLIC_URL, "https://api.example.com"),
+                (env::BASECAMP_CLIENT_ID, "bc-app"),
+                (
+                    env::BASECAMP_CLIENT_SECRET_NAME,
+                    "hourbridge-platform/prod/basecamp/oauth-client-secret",
+                ),
+            ]),
+        )
+        .unwrap();
+        let registry = hourbridge_provider_registry::builtin(
+            &hourbridge_provider_registry::ProviderEnv::for_tests(&[]),
+        )
+        .unwrap();
+        let clients = c.platform_clients(&registry);
+        let pc = &clients["basecamp"];
+        assert_eq!(pc.client_id, "bc-app");
+        assert_eq!(pc.secret_name, default_platform_secret_name("basecamp"));
+        assert_eq!(
+            c.platform_secret_name("basecamp"),
+            Some("hourbridge-platform/prod/basecamp/oauth-client-secret")
+        );
+        assert!(c.platform_secret("basecamp").is_none());
     }
 }

@@ -29,7 +29,27 @@ pub const JOBS_BUS: &str = "HOURBRIDGE_JOBS_BUS";
 /// `User-Agent` sent to providers (Harvest requires one with a contact).
 pub const USER_AGENT: &str = "HOURBRIDGE_USER_AGENT";
 
-/// What `infra/template.yaml` sets on every Lambda (a test compares the two).
+/// Hourbridge's own Basecamp OAuth client id (Basecamp is connected through our app, a
+/// platform client); without it Basecamp cannot be connected on the deployment.
+pub const BASECAMP_CLIENT_ID: &str = "HOURBRIDGE_BASECAMP_CLIENT_ID";
+/// Where the Basecamp client secret is: the full name of the secret in Secrets Manager (outside
+/// [`SECRETS_PREFIX`], read-only for the functions), or of the entry in the local secret store.
+/// Default: `platform/basecamp/oauth-client-secret` under the secret store's prefix.
+pub const BASECAMP_CLIENT_SECRET_NAME: &str = "HOURBRIDGE_BASECAMP_CLIENT_SECRET_NAME";
+/// The Basecamp client secret itself, for the local binary only (`local` secrets backend); in
+/// Lambda it is read from Secrets Manager ([`BASECAMP_CLIENT_SECRET_NAME`]).
+pub const BASECAMP_CLIENT_SECRET: &str = "HOURBRIDGE_BASECAMP_CLIENT_SECRET";
+
+/// The platform OAuth client variables Hourbridge knows by name (`HOURBRIDGE_<PROVIDER>_CLIENT_ID`,
+/// `_CLIENT_SECRET_NAME`, `_CLIENT_SECRET`), one line per provider that declares a platform
+/// client (a test checks the registry against it).
+pub const PLATFORM_CLIENTS: &[&str] = &[
+    BASECAMP_CLIENT_ID,
+    BASECAMP_CLIENT_SECRET_NAME,
+    BASECAMP_CLIENT_SECRET,
+];
+
+/// What `infra/template.yaml` sets on the Lambdas (a test compares the two).
 pub const LAMBDA: &[&str] = &[
     STORE,
     TABLE_NAME,
@@ -41,7 +61,12 @@ pub const LAMBDA: &[&str] = &[
     APP_URL,
     JOBS_BUS,
     USER_AGENT,
+    BASECAMP_CLIENT_ID,
+    BASECAMP_CLIENT_SECRET_NAME,
 ];
+
+/// Read by the local binary only (never set in Lambda).
+pub const LOCAL_ONLY: &[&str] = &[DATA_DIR, SECRETS_KEY, JWT_SECRET, BASECAMP_CLIENT_SECRET];
 
 /// All of the above.
 pub const ALL: &[&str] = &[
@@ -58,4 +83,7 @@ pub const ALL: &[&str] = &[
     APP_URL,
     JOBS_BUS,
     USER_AGENT,
+    BASECAMP_CLIENT_ID,
+    BASECAMP_CLIENT_SECRET_NAME,
+    BASECAMP_CLIENT_SECRET,
 ];

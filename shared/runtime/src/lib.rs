@@ -7,6 +7,7 @@ mod config;
 pub mod env;
 mod lambda;
 pub mod local;
+mod platform;
 pub mod queue;
 
 use std::path::Path;
@@ -22,7 +23,10 @@ use hourbridge_store_sqlite::SqliteBackend;
 use hourbridge_sync::{Engine, JobQueue, SyncJob, SyncSettings};
 use tokio::sync::mpsc;
 
-pub use config::{AuthMode, Config, ConfigError, Mode, SecretsBackend, StoreBackend};
+pub use config::{
+    AuthMode, Config, ConfigError, Mode, SecretsBackend, StoreBackend,
+    default_platform_secret_name, platform_client_secret_var, platform_client_vars,
+};
 pub use lambda::gateway_claims;
 
 pub use hourbridge_api::HttpFunction;
@@ -120,16 +124,27 @@ impl AppContext {
                 clock.clone(),
             )?),
         };
-        let secrets: Arc<dyn SecretStore> = match (&config.secrets, &aws) {
-            (SecretsBackend::SecretsManager, Some(aws)) => Arc::new(SecretsManagerStore::new(
-                aws_sdk_secretsmanager::Client::new(aws),
-                config.secrets_prefix.clone(),
-            )),
-            _ => Arc::new(LocalSecretStore::open(
-                config.data_dir()?,
-                config.secrets_key.as_ref(),
-            )?),
-        };
+        // The second Secrets Manager store reads platform OAuth client secrets by full name.
+        let (secrets, full_names): (Arc<dyn SecretStore>, Option<Arc<dyn SecretStore>>) =
+            match (&config.secrets, &aws) {
+                (SecretsBackend::SecretsManager, Some(aws)) => {
+                    let client = aws_sdk_secretsmanager::Client::new(aws);
+                    (
+                        Arc::new(SecretsManagerStore::new(
+                            client.clone(),
+                            config.secrets_prefix.clone(),
+                        )),
+                        Some(Arc::new(SecretsManagerStore::new(client, ""))),
+                    )
+                }
+                _ => (
+                    Arc::new(LocalSecretStore::open(
+                        config.data_dir()?,
+                        config.secrets_key.as_ref(),
+                    )?),
+                    None,
+                ),
+            };
         let auth = Arc::new(match config.auth {
             AuthMode::Gateway => Authenticator::Gateway,
             AuthMode::Hs256 => Authenticator::hs256(&jwt_secret(&config)?),
@@ -151,6 +166,7 @@ impl AppContext {
             )),
         };
         let providers = Arc::new(hourbridge_provider_registry::builtin(&provider_env)?);
+        let secrets = platform::wrap(secrets, &config, &providers, full_names);
         type Wiring = (
             Arc<dyn JobQueue>,
             Arc<dyn hourbridge_sync::runs::EventSink>,
