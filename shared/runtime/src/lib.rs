@@ -164,6 +164,9 @@ impl AppContext {
                 store.clone(),
                 http.max_retry_wait,
             )),
+            cache: Arc::new(hourbridge_sync::response_cache::StoreResponseCache::new(
+                store.clone(),
+            )),
         };
         let providers = Arc::new(hourbridge_provider_registry::builtin(&provider_env)?);
         let secrets = platform::wrap(secrets, &config, &providers, full_names);

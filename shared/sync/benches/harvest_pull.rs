@@ -253,6 +253,7 @@ async fn main() {
         lookup: Arc::new(move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())),
         http: HttpConfig::default(),
         budget: Arc::new(Unlimited),
+        cache: Arc::new(hourbridge_provider_api::NoCache),
     };
     let engine = Engine {
         store: store.clone(),

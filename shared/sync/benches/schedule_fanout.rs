@@ -61,6 +61,7 @@ async fn run(total: usize, due: usize) -> (Duration, usize) {
                 lookup: Arc::new(|_| None),
                 http: HttpConfig::default(),
                 budget: Arc::new(Unlimited),
+                cache: Arc::new(hourbridge_provider_api::NoCache),
             })
             .expect("registry"),
         ),

@@ -24,6 +24,7 @@ pub mod connections;
 mod error;
 pub mod kinds;
 pub mod outbound;
+pub mod response_cache;
 pub mod runs;
 pub mod schedule;
 pub mod webhooks;

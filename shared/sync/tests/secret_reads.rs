@@ -58,6 +58,7 @@ async fn a_multi_page_run_in_a_fresh_process_reads_the_secret_once() {
         lookup: Arc::new(move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())),
         http: HttpConfig::default(),
         budget: Arc::new(Unlimited),
+        cache: Arc::new(hourbridge_provider_api::NoCache),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Store::new(

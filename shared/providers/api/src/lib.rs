@@ -26,6 +26,7 @@
 //!    for re-authorization or give up.
 //! 3. Add one line to `hourbridge-provider-registry`'s `builtin` function.
 
+mod cache;
 mod capabilities;
 mod error;
 mod model;
@@ -33,6 +34,7 @@ mod oauth;
 mod registry;
 mod traits;
 
+pub use cache::{CachedResponse, NoCache, ResponseCache};
 pub use capabilities::*;
 pub use error::{ProviderError, ProviderErrorKind};
 pub use model::*;

@@ -17,6 +17,11 @@
 //! Every request is counted against the shared budget under `basecamp:account:{account_id}`
 //! (`basecamp:launchpad` for `authorization.json`).
 //!
+//! Every GET of an API page is conditional when the environment's response cache remembers
+//! the page (per workspace, keyed by account and URL): `If-None-Match` with the stored `ETag`,
+//! and a `304 Not Modified` replays the stored body and `Link`, so an unchanged import costs
+//! neither a body transfer nor a store write.
+//!
 //! Typed failures the engine should act on are recognised with [`BasecampFailure::of`]: an
 //! inactive account, a login without a `bc3` account, timesheets switched off for a project or
 //! account, a project whose timesheet recording cannot be found yet.
@@ -37,6 +42,7 @@ use hourbridge_provider_api::{
     RemotePerson, RemoteRecord, RemoteWorkLog, Schedule, TimeSink, WebhookDelivery,
     WebhookEndpoint, WebhookEvent, WebhookReceiver, WebhookRequest, WebhookVerification,
 };
+use hourbridge_provider_api::{CachedResponse, ResponseCache};
 use hourbridge_provider_http::{Call, Method, ProviderEnv, ProviderHttp, RawResponse, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -200,6 +206,8 @@ pub struct Basecamp {
 impl std::fmt::Debug for Basecamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Basecamp")
+    /// ETags and bodies of GET pages, per workspace and account, for `If-None-Match`.
+    cache: Arc<dyn ResponseCache>,
             .field("launchpad", &self.launchpad)
             .field("api_base", &self.api_base)
             .finish_non_exhaustive()
@@ -472,6 +480,7 @@ impl Basecamp {
     /// query on the configured base, anything else is refused (it would receive the token).
     pub fn rebase(&self, url: &str) -> Result<String, ProviderError> {
         let refuse = || {
+            cache: env.cache.clone(),
             err(
                 ProviderErrorKind::InvalidResponse,
                 "Basecamp sent a link to somewhere else than its API; refused",
@@ -524,6 +533,20 @@ impl Basecamp {
             }
             Err(e) => Err(e),
         }
+    ) -> Result<RawResponse, ProviderError> {
+        self.conditional_request(session, method, url, body, None)
+            .await
+    }
+
+    /// [`Self::request`], with `If-None-Match: etag` when one is given (a 304 then comes back
+    /// as a response, not an error).
+    async fn conditional_request(
+        &self,
+        session: &ProviderSession,
+        method: Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        etag: Option<&str>,
     }
 
     /// The HTTP helper does not hand back the headers of a failed answer, so after a 404 one
@@ -536,6 +559,9 @@ impl Basecamp {
         original: ProviderError,
     ) -> ProviderError {
         if self
+        if let Some(etag) = etag {
+            call = call.if_none_match(etag);
+        }
             .budget
             .acquire(&budget_key(account), &RATE_LIMIT)
             .await
@@ -583,8 +609,29 @@ impl Basecamp {
         session: &ProviderSession,
         url: &str,
     ) -> Result<(T, Option<String>), ProviderError> {
-        let res = self.request(session, Method::GET, url, None).await?;
-        let value = Self::decode(&res, url)?;
+        let url = self.rebase(url)?;
+        let key = format!("{ID}:account:{}:{url}", account_id(session)?);
+        let workspace = session.workspace_id.as_str();
+        let mut cached = self.cache.get(workspace, &key).await;
+        let mut res = self
+            .conditional_request(
+                session,
+                Method::GET,
+                &url,
+                None,
+                cached.as_ref().map(|c| c.etag.as_str()),
+            )
+            .await?;
+        if res.is_not_modified() {
+            if let Some(c) = cached.take()
+                && let Ok(value) = serde_json::from_slice(&c.body)
+            {
+                return Ok((value, c.link_next));
+            }
+            // The remembered body does not decode any more: fetch the page in full.
+            res = self.request(session, Method::GET, &url, None).await?;
+        }
+        let value = Self::decode(&res, &url)?;
         let next = wire::next_link(res.header("link"))
             .map(|n| self.rebase(&n))
             .transpose()?;
@@ -597,6 +644,11 @@ impl Basecamp {
         &self,
         session: &ProviderSession,
         project_id: Option<&str>,
+    ///
+    /// Conditional: a page remembered in the response cache (per workspace, keyed by account
+    /// and URL) is revalidated with `If-None-Match`; a 304 replays the remembered body and
+    /// next link, a 200 with an `ETag` is remembered (the cache skips the write when the ETag
+    /// did not change).
         page: Option<String>,
     ) -> Result<RemotePage<BasecampPerson>, ProviderError> {
         let url = match (page, project_id) {
@@ -607,6 +659,16 @@ impl Basecamp {
                     "{}/projects/{project}/people.json",
                     self.account_base(&account_id(session)?)
                 )
+        if let Some(etag) = res.header("etag")
+            && cached.as_ref().is_none_or(|c| c.etag != etag)
+        {
+            let response = CachedResponse {
+                etag: etag.to_owned(),
+                body: res.body.clone(),
+                link_next: next.clone(),
+            };
+            self.cache.put(workspace, &key, response).await;
+        }
             }
             (None, None) => format!("{}/people.json", self.account_base(&account_id(session)?)),
         };

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use hourbridge_domain::SecretValue;
+use hourbridge_provider_api::{CachedResponse, ResponseCache};
 use hourbridge_provider_api::{
     ClientCredentials, Endpoints, MasterEntity, OAuthFlow, OutboundTime, Provider, ProviderError,
     ProviderErrorKind, ProviderSession, RateBudget, RateLimit, RemoteRecord, WebhookEndpoint,
@@ -807,4 +808,76 @@ fn reference_entry_parses_with_exact_minutes() {
     assert_eq!(e.date, day("2026-05-20"));
     assert!(e.description.unwrap().contains("[tt:entry:"));
     assert_eq!(format_hours(20), "0:20");
+}
+
+/// A response cache in memory that counts its writes.
+#[derive(Default)]
+struct MemoryCache {
+    entries: Mutex<BTreeMap<(String, String), CachedResponse>>,
+    puts: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait]
+impl ResponseCache for MemoryCache {
+    async fn get(&self, workspace: &str, key: &str) -> Option<CachedResponse> {
+        let entries = self.entries.lock().unwrap();
+        entries
+            .get(&(workspace.to_owned(), key.to_owned()))
+            .cloned()
+    }
+
+    async fn put(&self, workspace: &str, key: &str, response: CachedResponse) {
+        self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut entries = self.entries.lock().unwrap();
+        entries.insert((workspace.to_owned(), key.to_owned()), response);
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_import_revalidates_with_etags_and_replays_304s() {
+    let sb = Sandbox::start(Seed::Demo).await.unwrap();
+    let (token, _) = connect(&sb).await;
+    let cache = Arc::new(MemoryCache::default());
+    let mut env = env_for(&sb);
+    env.cache = cache.clone();
+    let b = Basecamp::from_env(&env).unwrap();
+    let s = session(&token, A);
+    let bc = sb.basecamp();
+    let puts = || cache.puts.load(std::sync::atomic::Ordering::SeqCst);
+
+    let projects = all(&b, &s, MasterEntity::Project).await;
+    let tasks = all(&b, &s, MasterEntity::Task).await;
+    let first_requests = bc.request_count();
+    // The task crawl reads `projects.json` again, already remembered by the project listing.
+    let first_304s = bc.not_modified_count();
+    assert!(first_304s < first_requests);
+    assert_eq!(puts() as usize, cache.entries.lock().unwrap().len());
+    assert!(puts() > 0);
+    let first_puts = puts();
+
+    // Nothing changed: every GET is answered 304 and replayed, nothing is written.
+    assert_eq!(all(&b, &s, MasterEntity::Project).await, projects);
+    assert_eq!(all(&b, &s, MasterEntity::Task).await, tasks);
+    let second_requests = bc.request_count() - first_requests;
+    assert_eq!(second_requests, first_requests, "same pages, same requests");
+    assert_eq!(bc.not_modified_count() - first_304s, second_requests);
+    assert_eq!(puts(), first_puts);
+
+    // A change is seen: the changed page comes in full and is remembered, the rest is 304.
+    bc.add_project(A, "Fresh project");
+    let before = (bc.request_count(), bc.not_modified_count());
+    let again = all(&b, &s, MasterEntity::Project).await;
+    assert!(again.iter().any(|p| p.name == "Fresh project"));
+    let full = (bc.request_count() - before.0) - (bc.not_modified_count() - before.1);
+    assert!(full >= 1, "the changed page was sent in full");
+    assert!(puts() > first_puts);
+
+    // Another workspace never uses this workspace's entries.
+    let other = ProviderSession {
+        workspace_id: "ws-other".into(),
+        ..s.clone()
+    };
+    let before = bc.not_modified_count();
+    all(&b, &other, MasterEntity::Project).await;
+    assert_eq!(bc.not_modified_count(), before);
 }

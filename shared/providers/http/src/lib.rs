@@ -28,7 +28,9 @@ pub mod soap;
 use std::time::Duration;
 
 use hourbridge_domain::SecretValue;
-use hourbridge_provider_api::{ProviderError, ProviderErrorKind, RateBudget, RateLimit};
+use hourbridge_provider_api::{
+    ProviderError, ProviderErrorKind, RateBudget, RateLimit, ResponseCache,
+};
 pub use reqwest::header::HeaderMap;
 pub use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -37,7 +39,7 @@ use serde::de::DeserializeOwned;
 pub type Lookup = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// What an adapter's constructor gets: configuration lookup (environment in production), HTTP
-/// settings and the shared rate budget.
+/// settings, the shared rate budget and the conditional-GET cache.
 #[derive(Clone)]
 pub struct ProviderEnv {
     /// Reads a configuration variable (`None` when unset or empty).
@@ -46,6 +48,9 @@ pub struct ProviderEnv {
     pub http: HttpConfig,
     /// The budget every request is counted against.
     pub budget: std::sync::Arc<dyn RateBudget>,
+    /// Where ETags and bodies of GET answers are remembered for conditional requests
+    /// ([`Call::if_none_match`]); [`hourbridge_provider_api::NoCache`] to never revalidate.
+    pub cache: std::sync::Arc<dyn ResponseCache>,
 }
 
 impl std::fmt::Debug for ProviderEnv {
@@ -66,7 +71,7 @@ impl ProviderEnv {
             .to_owned()
     }
 
-    /// An environment for tests: no variables, default HTTP settings, no budget.
+    /// An environment for tests: no variables, default HTTP settings, no budget, no cache.
     pub fn for_tests(vars: &[(&str, &str)]) -> Self {
         let vars: std::collections::HashMap<String, String> = vars
             .iter()
@@ -79,6 +84,7 @@ impl ProviderEnv {
                 ..HttpConfig::default()
             },
             budget: std::sync::Arc::new(hourbridge_provider_api::Unlimited),
+            cache: std::sync::Arc::new(hourbridge_provider_api::NoCache),
         }
     }
 }
@@ -153,6 +159,7 @@ pub struct Call<'a> {
     body: Option<Body>,
     idempotency: Option<Idempotency>,
     budget: Option<(&'a dyn RateBudget, String, RateLimit)>,
+    if_none_match: Option<String>,
 }
 
 impl<'a> Call<'a> {
@@ -187,6 +194,7 @@ impl<'a> Call<'a> {
             body: None,
             idempotency: None,
             budget: None,
+            if_none_match: None,
         }
     }
 
@@ -262,6 +270,16 @@ impl<'a> Call<'a> {
             == Idempotency::Safe
     }
 
+    /// Makes the request conditional: sends `If-None-Match: etag`, and a `304 Not Modified`
+    /// answer comes back from [`ProviderHttp::raw`] as a [`RawResponse`] with status 304 and
+    /// an empty body (not an error), for the caller to substitute the body it remembered.
+    /// Retries and the budget apply as for any call. Use [`ProviderHttp::raw`] for such calls:
+    /// [`ProviderHttp::json`] cannot decode an empty 304 body.
+    pub fn if_none_match(mut self, etag: impl Into<String>) -> Self {
+        self.if_none_match = Some(etag.into());
+        self
+    }
+
     /// Counts every attempt against `budget` under `key`.
     pub fn budget(
         mut self,
@@ -274,7 +292,8 @@ impl<'a> Call<'a> {
     }
 }
 
-/// A provider's 2xx answer as it came: status, headers and body bytes.
+/// A provider's 2xx answer as it came: status, headers and body bytes (or a 304 to a
+/// [`Call::if_none_match`] request, with an empty body).
 #[derive(Debug, Clone)]
 pub struct RawResponse {
     /// HTTP status.
@@ -294,6 +313,11 @@ impl RawResponse {
     /// The body as text (invalid UTF-8 replaced).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Whether this is a `304 Not Modified` answer to a conditional request.
+    pub fn is_not_modified(&self) -> bool {
+        self.status == StatusCode::NOT_MODIFIED
     }
 }
 
@@ -423,7 +447,8 @@ impl ProviderHttp {
     }
 
     /// Sends `call` and returns a 2xx answer as it came (status, headers, bytes), with the same
-    /// retries, budget and classification of failures as [`ProviderHttp::json`].
+    /// retries, budget and classification of failures as [`ProviderHttp::json`]. A conditional
+    /// call ([`Call::if_none_match`]) may also come back as a 304 with an empty body.
     pub async fn raw(&self, call: Call<'_>) -> Result<RawResponse, ProviderError> {
         self.execute(call, false).await
     }
@@ -452,6 +477,9 @@ impl ProviderHttp {
                 .query(&call.query);
             for (name, value) in &call.headers {
                 req = req.header(*name, value);
+            }
+            if let Some(etag) = &call.if_none_match {
+                req = req.header(reqwest::header::IF_NONE_MATCH, etag);
             }
             if let Some(t) = call.bearer {
                 req = req.bearer_auth(t.expose());
@@ -482,7 +510,9 @@ impl ProviderHttp {
                                     .with_detail(format!("{what} answered {status}: {fault}"));
                                 return Err(self.give_up(e, attempt));
                             }
-                            if status.is_success() {
+                            let revalidated =
+                                status == StatusCode::NOT_MODIFIED && call.if_none_match.is_some();
+                            if status.is_success() || revalidated {
                                 return Ok(RawResponse {
                                     status,
                                     headers,
@@ -925,6 +955,65 @@ mod tests {
             .await;
         let e = http().raw(Call::get(server.uri())).await.unwrap_err();
         assert_eq!(e.kind, ProviderErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_conditional_get_answered_304_comes_back_as_304_with_retries_and_budget() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/projects.json"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/projects.json"))
+            .and(header("if-none-match", "W/\"abc\""))
+            .respond_with(ResponseTemplate::new(304).insert_header("etag", "W/\"abc\""))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let budget = Arc::new(Counting(AtomicU32::new(0)));
+        let limit = RateLimit {
+            scope: RateLimitScope::Token,
+            requests: 100,
+            per: Duration::from_secs(15),
+        };
+        let res = http()
+            .raw(
+                Call::get(format!("{}/projects.json", server.uri()))
+                    .if_none_match("W/\"abc\"")
+                    .budget(budget.as_ref(), "harvest:token-1", limit),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status, StatusCode::NOT_MODIFIED);
+        assert!(res.is_not_modified());
+        assert!(res.body.is_empty());
+        assert_eq!(res.header("etag"), Some("W/\"abc\""));
+        assert_eq!(
+            budget.0.load(Ordering::SeqCst),
+            2,
+            "the retry took a slot too"
+        );
+        let sent = server.received_requests().await.unwrap();
+        assert_eq!(sent.len(), 2);
+        assert!(
+            sent.iter()
+                .all(|r| r.headers.get("if-none-match").is_some())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_304_to_an_unconditional_get_is_still_an_error() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(304))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let e = http().raw(Call::get(server.uri())).await.unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::Rejected);
     }
 
     const FAULT_11: &str = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Client</faultcode><faultstring>Project 12 is closed</faultstring></soap:Fault></soap:Body></soap:Envelope>"#;

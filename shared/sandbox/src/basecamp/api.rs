@@ -336,7 +336,12 @@ async fn api(
             let status = StatusCode::from_u16(s.lose_answers.1).unwrap_or(StatusCode::BAD_GATEWAY);
             json_response(status, &json!({ "error": "Bad Gateway" }))
         }
-        Ok(r) => r,
+        Ok(r) => {
+            if r.status() == StatusCode::NOT_MODIFIED {
+                s.not_modified += 1;
+            }
+            r
+        }
         Err(r) => r.into_response(),
     });
     if resp.status().is_success()

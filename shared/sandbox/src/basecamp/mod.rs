@@ -252,6 +252,8 @@ pub(crate) struct BasecampState {
     pub(crate) webhooks: BTreeMap<u64, Webhook>,
     /// Successful timesheet writes (create, update, delete) through the API.
     pub(crate) timesheet_writes: u64,
+    /// GETs answered `304 Not Modified` (a matching `If-None-Match`).
+    pub(crate) not_modified: u64,
     /// Writes still to be applied and then answered with this status instead of their own.
     pub(crate) lose_answers: (u32, u16),
     next_id: u64,
@@ -279,6 +281,7 @@ impl BasecampState {
             entries: BTreeMap::new(),
             webhooks: BTreeMap::new(),
             timesheet_writes: 0,
+            not_modified: 0,
             lose_answers: (0, 502),
             next_id: FIRST_RECORDING_ID,
             next_small_id: 51_200_001,
@@ -544,6 +547,11 @@ impl BasecampControl {
     /// Basecamp did the work looks like. A client must find the write instead of repeating it.
     pub fn lose_next_write_answers(&self, n: u32, status: u16) {
         self.with(|s| s.lose_answers = (n, status));
+    }
+
+    /// GETs answered `304 Not Modified` so far (their `If-None-Match` matched the ETag).
+    pub fn not_modified_count(&self) -> u64 {
+        self.with(|s| s.not_modified)
     }
 
     /// Id of the main `bc3` account (4410022, with either seed).
