@@ -199,6 +199,8 @@ pub struct Basecamp {
     api_url: Url,
     http: ProviderHttp,
     budget: Arc<dyn RateBudget>,
+    /// ETags and bodies of GET pages, per workspace and account, for `If-None-Match`.
+    cache: Arc<dyn ResponseCache>,
     /// Project timesheet recordings found so far, by `(account, project)`.
     recordings: Mutex<HashMap<(String, String), String>>,
 }
@@ -206,8 +208,6 @@ pub struct Basecamp {
 impl std::fmt::Debug for Basecamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Basecamp")
-    /// ETags and bodies of GET pages, per workspace and account, for `If-None-Match`.
-    cache: Arc<dyn ResponseCache>,
             .field("launchpad", &self.launchpad)
             .field("api_base", &self.api_base)
             .finish_non_exhaustive()
@@ -461,6 +461,7 @@ impl Basecamp {
             api_url,
             http: ProviderHttp::new(ID, env.http.clone())?,
             budget: env.budget.clone(),
+            cache: env.cache.clone(),
             recordings: Mutex::new(HashMap::new()),
         })
     }
@@ -480,7 +481,6 @@ impl Basecamp {
     /// query on the configured base, anything else is refused (it would receive the token).
     pub fn rebase(&self, url: &str) -> Result<String, ProviderError> {
         let refuse = || {
-            cache: env.cache.clone(),
             err(
                 ProviderErrorKind::InvalidResponse,
                 "Basecamp sent a link to somewhere else than its API; refused",
@@ -515,25 +515,6 @@ impl Basecamp {
         url: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<RawResponse, ProviderError> {
-        let account = account_id(session)?;
-        let token = access_token(session)?;
-        let url = self.rebase(url)?;
-        let mut call = Call::new(method, url).bearer(token).budget(
-            self.budget.as_ref(),
-            budget_key(&account),
-            RATE_LIMIT,
-        );
-        if let Some(b) = body {
-            call = call.raw_body("application/json; charset=utf-8", b.to_string());
-        }
-        match self.http.raw(call).await {
-            Ok(r) => Ok(r),
-            Err(e) if e.kind == ProviderErrorKind::NotFound => {
-                Err(self.inactive_or(&account, token, e).await)
-            }
-            Err(e) => Err(e),
-        }
-    ) -> Result<RawResponse, ProviderError> {
         self.conditional_request(session, method, url, body, None)
             .await
     }
@@ -547,6 +528,28 @@ impl Basecamp {
         url: &str,
         body: Option<&serde_json::Value>,
         etag: Option<&str>,
+    ) -> Result<RawResponse, ProviderError> {
+        let account = account_id(session)?;
+        let token = access_token(session)?;
+        let url = self.rebase(url)?;
+        let mut call = Call::new(method, url).bearer(token).budget(
+            self.budget.as_ref(),
+            budget_key(&account),
+            RATE_LIMIT,
+        );
+        if let Some(b) = body {
+            call = call.raw_body("application/json; charset=utf-8", b.to_string());
+        }
+        if let Some(etag) = etag {
+            call = call.if_none_match(etag);
+        }
+        match self.http.raw(call).await {
+            Ok(r) => Ok(r),
+            Err(e) if e.kind == ProviderErrorKind::NotFound => {
+                Err(self.inactive_or(&account, token, e).await)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The HTTP helper does not hand back the headers of a failed answer, so after a 404 one
@@ -559,9 +562,6 @@ impl Basecamp {
         original: ProviderError,
     ) -> ProviderError {
         if self
-        if let Some(etag) = etag {
-            call = call.if_none_match(etag);
-        }
             .budget
             .acquire(&budget_key(account), &RATE_LIMIT)
             .await
@@ -604,6 +604,11 @@ impl Basecamp {
     }
 
     /// GETs `url` and decodes it; answers the `Link: rel="next"` target too (rebased).
+    ///
+    /// Conditional: a page remembered in the response cache (per workspace, keyed by account
+    /// and URL) is revalidated with `If-None-Match`; a 304 replays the remembered body and
+    /// next link, a 200 with an `ETag` is remembered (the cache skips the write when the ETag
+    /// did not change).
     async fn get_page<T: DeserializeOwned>(
         &self,
         session: &ProviderSession,
@@ -635,30 +640,6 @@ impl Basecamp {
         let next = wire::next_link(res.header("link"))
             .map(|n| self.rebase(&n))
             .transpose()?;
-        Ok((value, next))
-    }
-
-    /// People of the account (`/people.json`) or of one project (`/projects/{id}/people.json`,
-    /// active people only, client users included and flagged), one page per call.
-    pub async fn list_people(
-        &self,
-        session: &ProviderSession,
-        project_id: Option<&str>,
-    ///
-    /// Conditional: a page remembered in the response cache (per workspace, keyed by account
-    /// and URL) is revalidated with `If-None-Match`; a 304 replays the remembered body and
-    /// next link, a 200 with an `ETag` is remembered (the cache skips the write when the ETag
-    /// did not change).
-        page: Option<String>,
-    ) -> Result<RemotePage<BasecampPerson>, ProviderError> {
-        let url = match (page, project_id) {
-            (Some(p), _) => p,
-            (None, Some(project)) => {
-                remote_id("project", project)?;
-                format!(
-                    "{}/projects/{project}/people.json",
-                    self.account_base(&account_id(session)?)
-                )
         if let Some(etag) = res.header("etag")
             && cached.as_ref().is_none_or(|c| c.etag != etag)
         {
@@ -669,6 +650,25 @@ impl Basecamp {
             };
             self.cache.put(workspace, &key, response).await;
         }
+        Ok((value, next))
+    }
+
+    /// People of the account (`/people.json`) or of one project (`/projects/{id}/people.json`,
+    /// active people only, client users included and flagged), one page per call.
+    pub async fn list_people(
+        &self,
+        session: &ProviderSession,
+        project_id: Option<&str>,
+        page: Option<String>,
+    ) -> Result<RemotePage<BasecampPerson>, ProviderError> {
+        let url = match (page, project_id) {
+            (Some(p), _) => p,
+            (None, Some(project)) => {
+                remote_id("project", project)?;
+                format!(
+                    "{}/projects/{project}/people.json",
+                    self.account_base(&account_id(session)?)
+                )
             }
             (None, None) => format!("{}/people.json", self.account_base(&account_id(session)?)),
         };
