@@ -157,6 +157,7 @@ async fn main() {
         start_date: None,
         end_date: None,
         managed_by: ManagedBy::Local,
+        archived: false,
     };
     e.store.put(ws, &project).await.unwrap();
     e.store

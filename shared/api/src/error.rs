@@ -180,7 +180,8 @@ impl From<hourbridge_sync::SyncError> for ApiError {
                     "provider error answered to an API call"
                 );
                 let safe = redact_urls(&p.message);
-                match p.kind {
+                let coded = p.code;
+                let mut answer = match p.kind {
                     K::ReauthRequired => Self::new(
                         StatusCode::CONFLICT,
                         "reauth_required",
@@ -213,7 +214,14 @@ impl From<hourbridge_sync::SyncError> for ApiError {
                     K::Rejected | K::Unsupported | K::Fault => {
                         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "provider_rejected", safe)
                     }
+                };
+                // An adapter's own code says more than the kind's generic one; its message is
+                // the adapter's safe one too.
+                if let Some(code) = coded {
+                    answer.code = code;
+                    answer.message = redact_urls(&p.message);
                 }
+                answer
             }
             S::Store(s) => s.into(),
             S::Secrets(s) => {

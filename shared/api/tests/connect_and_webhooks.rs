@@ -186,6 +186,7 @@ impl WebhookReceiver for TestProvider {
                 entity: MasterEntity::Customer,
                 remote_id: v["id"].as_str().unwrap_or_default().into(),
                 deleted: false,
+                parent_id: None,
             }],
         })
     }

@@ -137,6 +137,20 @@ async fn main() -> anyhow::Result<()> {
                     "HOURBRIDGE_HUBSTAFF_ACCOUNT_URL",
                     sandbox.hubstaff_account_url(),
                 ),
+                (
+                    "HOURBRIDGE_BASECAMP_LAUNCHPAD_URL",
+                    sandbox.basecamp_launchpad_url(),
+                ),
+                ("HOURBRIDGE_BASECAMP_API_URL", sandbox.basecamp_api_url()),
+                // Hourbridge's own Basecamp app is, against the sandbox, its demo client.
+                (
+                    "HOURBRIDGE_BASECAMP_CLIENT_ID",
+                    hourbridge_sandbox::BASECAMP_DEMO_CLIENT_ID.to_owned(),
+                ),
+                (
+                    "HOURBRIDGE_BASECAMP_CLIENT_SECRET",
+                    hourbridge_sandbox::BASECAMP_DEMO_CLIENT_SECRET.to_owned(),
+                ),
             ] {
                 println!("  export {var}={url}");
             }

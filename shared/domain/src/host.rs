@@ -182,6 +182,10 @@ pub struct Project {
     /// Who may edit it.
     #[serde(default)]
     pub managed_by: ManagedBy,
+    /// Archived or trashed in the provider it is imported from: nothing is pushed to it any
+    /// more, and it is kept (with its work logs) rather than deleted.
+    #[serde(default)]
+    pub archived: bool,
 }
 
 /// A task of a project.
@@ -213,6 +217,9 @@ pub struct Assignment {
     pub start_date: Option<NaiveDate>,
     /// To (inclusive); open when absent.
     pub end_date: Option<NaiveDate>,
+    /// Who may edit it: assignments imported from a provider's project members are read-only.
+    #[serde(default)]
+    pub managed_by: ManagedBy,
 }
 
 /// Where a synced work log came from. Synced work logs are read-only in the host.

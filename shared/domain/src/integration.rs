@@ -16,6 +16,9 @@ pub enum ConnectionState {
     PendingAuthorization,
     /// Credentials configured but not yet validated/activated (credential-set providers).
     PendingActivation,
+    /// Authorized, but the login reaches several accounts: one must be chosen
+    /// (`POST /v1/connections/{provider}/account`) before anything is imported.
+    PendingAccountChoice,
     /// Working.
     Active,
     /// The provider rejected our credentials; an admin must authorize again.
@@ -168,8 +171,12 @@ pub struct SyncRun {
     pub project_id: Option<RecordId>,
     /// State.
     pub state: RunState,
-    /// Counts so far.
+    /// Counts so far: work logs pulled or pushed.
     pub counts: RunCounts,
+    /// Master data imported so far (projects, tasks, assignments), for providers that are
+    /// the master of those records.
+    #[serde(default)]
+    pub imported: RunCounts,
     /// Per-record problems.
     pub problems: Vec<RecordProblem>,
     /// Run-level failure.

@@ -307,6 +307,7 @@ async fn main() {
         start_date: None,
         end_date: None,
         managed_by: ManagedBy::Local,
+        archived: false,
     };
     store.insert(ws, &project).await.unwrap();
     store

@@ -635,13 +635,25 @@ impl Engine {
         let session = self.session_from(&ws, p.as_ref(), &conn, &secret);
         let account = p.check_credentials(&session).await?;
         apply_account(&mut conn, &account, None);
-        conn.state = ConnectionState::Active;
         conn.connected_by =
             RecordId::parse(pending.person_id).map_err(|e| SyncError::Invalid(e.to_string()))?;
         conn.updated_at = self.clock.now();
-        conn.next_run_at = Some(crate::schedule::schedule(self, &ws, provider).await?);
-        self.store.put(&ws, &conn).await?;
-        self.enable_webhooks(&ws, provider).await?;
+        // A provider whose data is imported wholesale must not start on an account nobody
+        // chose: with several, the owner picks one first.
+        let imports = p.descriptor().capabilities.master_data_in.is_some();
+        if imports && !account.other_accounts.is_empty() {
+            conn.state = ConnectionState::PendingAccountChoice;
+            conn.next_run_at = None;
+            self.store.put(&ws, &conn).await?;
+            crate::schedule::unschedule(self, &ws, provider).await?;
+        } else {
+            conn.state = ConnectionState::Active;
+            self.store.put(&ws, &conn).await?;
+            conn.next_run_at = Some(crate::schedule::schedule(self, &ws, provider).await?);
+            self.store.put(&ws, &conn).await?;
+            self.enable_webhooks(&ws, provider).await?;
+            self.first_import(&ws, provider).await;
+        }
         Ok(Authorized {
             workspace_id: ws,
             connection: conn,
@@ -675,9 +687,45 @@ impl Engine {
         }
         apply_account(&mut conn, &account, Some(account_id));
         conn.updated_at = self.clock.now();
+        let chosen_now = conn.state == ConnectionState::PendingAccountChoice;
+        if chosen_now {
+            conn.state = ConnectionState::Active;
+        }
         self.store.update(ws, &conn, version).await?;
         self.sessions.invalidate(ws, provider);
+        if chosen_now {
+            let next = crate::schedule::schedule(self, ws, provider).await?;
+            if let Some((mut stored, v)) = self.connection(ws, provider).await? {
+                stored.next_run_at = Some(next);
+                self.store.update(ws, &stored, v).await?;
+                conn = stored;
+            }
+            self.enable_webhooks(ws, provider).await?;
+            self.first_import(ws, provider).await;
+        }
         Ok(conn)
+    }
+
+    /// Queues the first import of a provider that imports master data, as soon as its account
+    /// is known (a failure to queue is logged: the schedule and "Synchronize now" still work).
+    async fn first_import(&self, ws: &str, provider: &str) {
+        let imports = self
+            .provider(provider)
+            .is_ok_and(|p| p.descriptor().capabilities.master_data_in.is_some());
+        if !imports {
+            return;
+        }
+        if let Err(e) = self
+            .start_run(
+                ws,
+                provider,
+                crate::RunScope::Connection,
+                crate::runs::RunMode::Refetch,
+            )
+            .await
+        {
+            tracing::warn!(ws, provider, error = %e, "first import not queued");
+        }
     }
 
     /// Disconnects: removes the webhook subscription and token, revokes what the provider lets
@@ -689,8 +737,20 @@ impl Engine {
         };
         crate::schedule::unschedule(self, ws, provider).await?;
         self.disable_webhooks(ws, provider).await?;
-        if conn.state == ConnectionState::Active
-            && let Ok(p) = self.provider(provider)
+        // Imported records stay, and become the host's to edit.
+        let released = crate::kinds::master_data_in::release(self, ws, provider).await?;
+        if released > 0 {
+            tracing::info!(
+                ws,
+                provider,
+                released,
+                "imported records handed back to the host"
+            );
+        }
+        if matches!(
+            conn.state,
+            ConnectionState::Active | ConnectionState::PendingAccountChoice
+        ) && let Ok(p) = self.provider(provider)
         {
             // The stored session as it is: no renewal just to revoke it.
             let revoked = match self.secret(&conn).await {

@@ -96,6 +96,9 @@ pub enum RunScope {
     Connection,
     /// One project link.
     Project(RecordId),
+    /// Only the records webhooks reported changed (pending refetches): what a webhook
+    /// delivery triggers. Kinds that cannot take targeted work do nothing in it.
+    Changes,
 }
 
 /// How a run treats data already synced.
@@ -112,6 +115,10 @@ pub enum RunMode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RunPlan {
     pub mode: RunMode,
+    /// What the run covers (absent in runs queued before scopes were recorded: derived from
+    /// the run's project then).
+    #[serde(default)]
+    pub scope: Option<RunScope>,
     /// The units of the run (a sync kind on a scope), planned from the provider's capabilities
     /// when the run starts executing.
     pub units: Option<Vec<Unit>>,
@@ -167,6 +174,7 @@ fn scope_key(scope: &RunScope) -> String {
     match scope {
         RunScope::Connection => "connection".into(),
         RunScope::Project(p) => format!("project:{p}"),
+        RunScope::Changes => "changes".into(),
     }
 }
 
@@ -209,7 +217,7 @@ impl Engine {
         }
         let project_id = match &scope {
             RunScope::Project(p) => Some(p.clone()),
-            RunScope::Connection => None,
+            RunScope::Connection | RunScope::Changes => None,
         };
         let key = queued_key(provider, &scope_key(&scope), mode);
         for _ in 0..20 {
@@ -224,6 +232,7 @@ impl Engine {
             }
             let plan = RunPlan {
                 mode,
+                scope: Some(scope.clone()),
                 units: None,
                 unit_idx: 0,
                 progress: serde_json::Value::Null,
@@ -236,6 +245,7 @@ impl Engine {
                 project_id: project_id.clone(),
                 state: RunState::Queued,
                 counts: RunCounts::default(),
+                imported: RunCounts::default(),
                 problems: Vec::new(),
                 failure: None,
                 failure_message: None,
@@ -288,15 +298,12 @@ impl Engine {
     /// Frees the scope's queued-run slot when its run starts, so the next trigger queues a
     /// follow-up (changes made from now on may not be seen by the starting run).
     async fn release_queued_slot(&self, ws: &str, run: &SyncRun) -> Result<(), SyncError> {
-        let scope = match &run.project_id {
-            Some(p) => RunScope::Project(p.clone()),
-            None => RunScope::Connection,
-        };
-        let mode = run
+        let plan = run
             .checkpoint
             .clone()
-            .and_then(|c| serde_json::from_value::<RunPlan>(c).ok())
-            .map_or(RunMode::Refetch, |p| p.mode);
+            .and_then(|c| serde_json::from_value::<RunPlan>(c).ok());
+        let scope = run_scope(run, plan.as_ref());
+        let mode = plan.map_or(RunMode::Refetch, |p| p.mode);
         let key = queued_key(run.provider.as_str(), &scope_key(&scope), mode);
         self.empty_queued_slot(ws, &key, run.id.as_str()).await
     }
@@ -431,10 +438,7 @@ impl Engine {
         let ws = job.workspace_id.as_str();
         if plan.units.is_none() {
             let provider = self.provider(&job.provider)?.clone();
-            let scope = match &run.project_id {
-                Some(p) => RunScope::Project(p.clone()),
-                None => RunScope::Connection,
-            };
+            let scope = run_scope(run, Some(plan));
             plan.units = Some(kinds::plan_units(self, ws, provider.as_ref(), &scope).await?);
         }
         let units = plan.units.clone().unwrap_or_default();
@@ -448,6 +452,7 @@ impl Engine {
                 mode: plan.mode,
                 dry_run: false,
                 run_id: run.id.to_string(),
+                changes_only: unit.changes_only,
             };
             let checkpoint = std::mem::take(&mut plan.progress);
             let mut pass = kinds::open(self, unit, cx, checkpoint, run).await?;
@@ -505,7 +510,13 @@ impl Engine {
             Err(StoreError::Conflict) => return Err(SyncError::Busy),
             Err(e) => return Err(e.into()),
         }
-        crate::kinds::work_logs_in::drop_seen(self, ws, &run.id).await?;
+        crate::kinds::work_logs_in::drop_seen(self, ws, run.id.as_str()).await?;
+        crate::kinds::work_logs_in::drop_seen(
+            self,
+            ws,
+            &crate::kinds::master_data_in::seen_key(run.id.as_str()),
+        )
+        .await?;
         self.store
             .delete::<OpenRun>(GLOBAL_SCOPE, &format!("{ws}.{}", run.id))
             .await?;
@@ -572,6 +583,17 @@ impl Engine {
     /// A run of this workspace.
     pub async fn run(&self, ws: &str, run_id: &str) -> Result<Option<SyncRun>, SyncError> {
         Ok(self.store.get::<SyncRun>(ws, run_id).await?.map(|(r, _)| r))
+    }
+}
+
+/// What `run` covers: its recorded scope, or (older runs) its project or the connection.
+fn run_scope(run: &SyncRun, plan: Option<&RunPlan>) -> RunScope {
+    if let Some(s) = plan.and_then(|p| p.scope.clone()) {
+        return s;
+    }
+    match &run.project_id {
+        Some(p) => RunScope::Project(p.clone()),
+        None => RunScope::Connection,
     }
 }
 

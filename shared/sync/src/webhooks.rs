@@ -372,6 +372,21 @@ impl Engine {
             Err(StoreError::Conflict) => return Ok(WebhookReceipt::Duplicate),
             Err(e) => return Err(e.into()),
         }
+        if !delivery.events.is_empty() {
+            // One small run for the records named; a burst of deliveries coalesces onto the
+            // run already queued for them.
+            if let Err(e) = self
+                .start_run(
+                    ws,
+                    provider,
+                    crate::RunScope::Changes,
+                    crate::runs::RunMode::Refetch,
+                )
+                .await
+            {
+                tracing::warn!(ws, provider, error = %e, "webhook refetch not queued; the next sync covers it");
+            }
+        }
         Ok(WebhookReceipt::Accepted {
             records: delivery.events.len(),
         })

@@ -186,6 +186,7 @@ async fn setup() -> (common::World, Arc<TestProvider>) {
                 start_date: None,
                 end_date: None,
                 managed_by: ManagedBy::Provider(ProviderId::parse(P).unwrap()),
+                archived: false,
             },
         )
         .await

@@ -86,6 +86,7 @@ impl WebhookReceiver for Hooks {
                 entity: MasterEntity::Project,
                 remote_id: v["id"].as_str().unwrap_or_default().to_owned(),
                 deleted: v["deleted"].as_bool().unwrap_or(false),
+                parent_id: None,
             }],
         })
     }

@@ -58,8 +58,15 @@ pub(crate) struct RunStatus {
     message: Option<String>,
     /// The run it describes.
     run_id: Option<RecordId>,
-    /// Its counts.
+    /// Its counts (work logs pulled or pushed).
     counts: Option<RunCounts>,
+    /// What it imported (projects, tasks, assignments), for providers that are master of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imported: Option<RunCounts>,
+    /// The run's per-record problems (people not matched, records refused), shown to those
+    /// who may install the provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problems: Option<Vec<hourbridge_domain::RecordProblem>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -220,7 +227,9 @@ async fn run_status(s: &AppState, ws: &str, run_id: Option<&RecordId>) -> ApiRes
         None => None,
     };
     let tz = workspace_time_zone(s, ws).await?;
-    Ok(status_of(run, &tz))
+    let mut status = status_of(run, &tz);
+    status.problems = None;
+    Ok(status)
 }
 
 /// The workspace's IANA time-zone name (`UTC` when it has none).
@@ -261,6 +270,8 @@ fn status_of(run: Option<SyncRun>, tz: &str) -> RunStatus {
             message: None,
             run_id: None,
             counts: None,
+            imported: None,
+            problems: None,
         },
         Some(r) => {
             let kind = match r.state {
@@ -276,6 +287,8 @@ fn status_of(run: Option<SyncRun>, tz: &str) -> RunStatus {
                 message: r.failure_message,
                 run_id: Some(r.id),
                 counts: Some(r.counts),
+                imported: (r.imported != RunCounts::default()).then_some(r.imported),
+                problems: Some(r.problems),
             }
         }
     }
@@ -338,7 +351,11 @@ async fn views(
             let webhook_url = hooks
                 .remove(c.provider.as_str())
                 .map(|(h, _)| s.engine.webhook_url(c.provider.as_str(), &h.token));
-            view_with(s, c, status_of(run, &tz), webhook_url)
+            let mut status = status_of(run, &tz);
+            if !sees_webhook(s, caller, c.provider.as_str()) {
+                status.problems = None;
+            }
+            view_with(s, c, status, webhook_url)
         })
         .collect())
 }
@@ -489,6 +506,10 @@ async fn callback(
             "provider": provider,
             "state": done.connection.state,
             "account": done.connection.settings.get("account_name"),
+            "account_id": done.connection.settings.get("account_id"),
+            // The login's other accounts: with `pending_account_choice`, one of these (or
+            // `account_id`) is chosen with `POST /v1/connections/{provider}/account`.
+            "accounts": done.connection.settings.get("accounts"),
         }))
         .into_response()),
     }

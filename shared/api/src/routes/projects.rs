@@ -136,15 +136,58 @@ async fn check_links(s: &AppState, scope: &str, p: &Project) -> ApiResult<()> {
     Ok(())
 }
 
-/// Projects, by id.
-#[utoipa::path(get, path = "/v1/projects", tag = "projects", params(PageParams),
+/// Query of `GET /v1/projects`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProjectQuery {
+    /// Only the projects this person is assigned to (for imported projects: the projects the
+    /// person is a member of in the provider). Answered in one page.
+    person_id: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Projects, by id; `person_id` keeps the projects that person is assigned to.
+#[utoipa::path(get, path = "/v1/projects", tag = "projects", params(ProjectQuery),
     responses((status = 200, body = List<Project>), (status = 400, body = ErrorBody)))]
 async fn list_projects(
     State(s): State<AppState>,
     Member(c): Member,
-    QueryParams(q): QueryParams<PageParams>,
+    QueryParams(q): QueryParams<ProjectQuery>,
 ) -> ApiResult<Json<List<Project>>> {
     let (limit, cursor) = paging(q.limit.as_deref(), q.cursor.as_deref())?;
+    if let Some(person) = q.person_id {
+        let person = RecordId::parse(person)
+            .map_err(|_| ApiError::bad_query("person_id is not a valid id"))?;
+        let assignments = s
+            .store
+            .list_all::<Assignment>(s.store.query::<Assignment>(
+                c.scope(),
+                IndexSel::Index2(person.to_string()),
+                1000,
+            ))
+            .await?;
+        let mut ids: Vec<String> = assignments
+            .into_iter()
+            .map(|a| a.project_id.to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut items = Vec::new();
+        for id in ids {
+            if let Some((p, _)) = s.store.get::<Project>(c.scope(), &id).await? {
+                items.push(p);
+            }
+        }
+        return Ok(Json(List {
+            items,
+            next_cursor: None,
+        }));
+    }
     let mut query = s
         .store
         .query::<Project>(c.scope(), IndexSel::Primary, limit);
@@ -171,6 +214,7 @@ async fn create_project(
         start_date: input.start_date.map(|d| d.0),
         end_date: input.end_date.map(|d| d.0),
         managed_by: ManagedBy::Local,
+        archived: false,
     };
     check_links(&s, c.scope(), &p).await?;
     s.store.insert(c.scope(), &p).await?;
@@ -388,6 +432,7 @@ async fn create_assignment(
         project_id: p.id,
         start_date: input.start_date.map(|d| d.0),
         end_date: input.end_date.map(|d| d.0),
+        managed_by: Default::default(),
     };
     check_period(a.start_date, a.end_date)?;
     s.store.insert(c.scope(), &a).await?;

@@ -57,6 +57,10 @@ pub struct ProviderError {
     pub detail: Option<String>,
     /// How long to wait before retrying, when the provider said.
     pub retry_after: Option<Duration>,
+    /// A machine-readable code the adapter chose for a failure users act on differently from
+    /// its kind's generic one (`no_basecamp_account`, `account_inactive`); the API answers it
+    /// as the error code, runs record it as the problem code.
+    pub code: Option<&'static str>,
 }
 
 impl ProviderError {
@@ -72,7 +76,14 @@ impl ProviderError {
             message: message.into(),
             detail: None,
             retry_after: None,
+            code: None,
         }
+    }
+
+    /// Sets the machine-readable code (see [`ProviderError::code`]).
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
     }
 
     /// Sets the internal detail (see [`ProviderError::detail`]).

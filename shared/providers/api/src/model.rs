@@ -153,6 +153,9 @@ pub struct RemoteRecord {
     pub end_date: Option<NaiveDate>,
     /// Deleted or closed in the provider.
     pub deleted: bool,
+    /// E-mail (people), as the provider stores it; compared trimmed and case-insensitively.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// One record a webhook says changed: what a later sync should refetch (or, when `deleted`,
@@ -165,6 +168,10 @@ pub struct WebhookEvent {
     pub remote_id: String,
     /// Whether it was deleted.
     pub deleted: bool,
+    /// The record's parent in the provider (a to-do's project), when the delivery names it:
+    /// some providers can only fetch a record through its parent.
+    #[serde(default)]
+    pub parent_id: Option<String>,
 }
 
 /// Where a connection's webhooks are delivered, for providers that subscribe through their API

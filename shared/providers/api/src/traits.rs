@@ -161,6 +161,20 @@ pub trait TimeSink: Send + Sync {
     /// Deletes an entry; a missing entry is not an error.
     async fn delete(&self, session: &ProviderSession, remote_id: &str)
     -> Result<(), ProviderError>;
+
+    /// Looks for an entry an earlier, interrupted [`TimeSink::create`] with `idempotency_key`
+    /// may have made (the engine calls it before creating again after a crash between the
+    /// provider's answer and its own bookkeeping). The default finds nothing: right for
+    /// providers that deduplicate creates by the key themselves.
+    async fn find(
+        &self,
+        session: &ProviderSession,
+        time: &OutboundTime,
+        idempotency_key: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let _ = (session, time, idempotency_key);
+        Ok(None)
+    }
 }
 
 /// Reads time changes since a provider cursor (two-way providers).
@@ -174,7 +188,13 @@ pub trait TimeChangeFeed: Send + Sync {
     ) -> Result<RemotePage<TimeChange>, ProviderError>;
 }
 
-/// Pulls master data.
+/// Pulls master data (capability `master_data_in`).
+///
+/// People are listed as **memberships**: one [`RemoteRecord`] of entity
+/// [`MasterEntity::Person`] per person and project they may log time on, with `parent_id` the
+/// remote project and `email` set; a person who belongs to no project has a record with
+/// `parent_id: None`. The engine matches them to host people by e-mail and gives each match an
+/// assignment on the imported project.
 #[async_trait]
 pub trait MasterDataSource: Send + Sync {
     /// Records of `entity`, changed since `since` when the provider supports it.
@@ -185,6 +205,23 @@ pub trait MasterDataSource: Send + Sync {
         since: Option<chrono::DateTime<chrono::Utc>>,
         page: Option<String>,
     ) -> Result<RemotePage<RemoteRecord>, ProviderError>;
+
+    /// One record, as a webhook named it (`parent_id` from the delivery); `None` when it no
+    /// longer exists. The default refuses, and the engine then refetches the whole entity.
+    async fn fetch(
+        &self,
+        session: &ProviderSession,
+        entity: MasterEntity,
+        remote_id: &str,
+        parent_id: Option<&str>,
+    ) -> Result<Option<RemoteRecord>, ProviderError> {
+        let _ = (session, remote_id, parent_id);
+        Err(ProviderError::new(
+            "provider",
+            ProviderErrorKind::Unsupported,
+            format!("single {entity:?} records cannot be fetched"),
+        ))
+    }
 }
 
 /// Pushes host tasks.

@@ -176,7 +176,14 @@ impl BasecampFailure {
             Self::TimesheetsDisabled => ProviderErrorKind::Unsupported,
             Self::TimesheetRecordingUnknown => ProviderErrorKind::NotFound,
         };
-        err(kind, message).with_detail(format!("{}: {detail}", self.marker()))
+        err(kind, message)
+            .with_detail(format!("{}: {detail}", self.marker()))
+            .with_code(self.code())
+    }
+
+    /// The machine-readable code the API and run problems answer with.
+    pub fn code(self) -> &'static str {
+        self.marker().trim_start_matches("basecamp:")
     }
 }
 
@@ -382,6 +389,7 @@ fn todo_record(t: wire::Todo) -> RemoteRecord {
         start_date: None,
         end_date: None,
         deleted: t.status != "active",
+        email: None,
     }
 }
 
@@ -397,21 +405,32 @@ fn project_record(p: &wire::Project) -> RemoteRecord {
         end_date: None,
         // Archived and trashed projects stop being pushed to.
         deleted: p.status != "active",
+        email: None,
     }
 }
 
-fn person_record(p: wire::Person) -> RemoteRecord {
+/// A project member as a membership record (`parent_id` the project).
+fn member_record(p: wire::Person, project: &str) -> RemoteRecord {
     RemoteRecord {
         entity: MasterEntity::Person,
         id: p.id.to_string(),
         name: p.name,
-        parent_id: None,
+        parent_id: Some(project.to_owned()),
         customer_id: None,
         organization_number: None,
         start_date: None,
         end_date: None,
         deleted: false,
+        email: p.email_address.filter(|e| !e.trim().is_empty()),
     }
+}
+
+/// The page token of the membership crawl: the projects page still to read, then the people
+/// pages of the projects found so far (a stack, next first).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct MemberCrawl {
+    projects: Option<String>,
+    people: Vec<(String, String)>,
 }
 
 fn person_of(p: wire::Person) -> BasecampPerson {
@@ -1015,6 +1034,59 @@ impl Basecamp {
         Ok(RemotePage { items, next })
     }
 
+    /// One request of the membership crawl: the active projects, then each one's people
+    /// (`/projects/{id}/people.json`), client users left out (they cannot own time).
+    async fn crawl_members(
+        &self,
+        session: &ProviderSession,
+        page: Option<String>,
+    ) -> Result<RemotePage<RemoteRecord>, ProviderError> {
+        let mut crawl = match page {
+            None => MemberCrawl {
+                projects: Some(format!(
+                    "{}/projects.json",
+                    self.account_base(&account_id(session)?)
+                )),
+                people: Vec::new(),
+            },
+            Some(token) => serde_json::from_str(&token).map_err(|e| {
+                err(ProviderErrorKind::Rejected, "invalid Basecamp page token")
+                    .with_detail(format!("page token {token:?}: {e}"))
+            })?,
+        };
+        let mut items = Vec::new();
+        if let Some((project, url)) = crawl.people.pop() {
+            let (people, next): (Vec<wire::Person>, _) = self.get_page(session, &url).await?;
+            if let Some(n) = next {
+                crawl.people.push((project.clone(), n));
+            }
+            items.extend(
+                people
+                    .into_iter()
+                    .filter(|p| !p.client)
+                    .map(|p| member_record(p, &project)),
+            );
+        } else if let Some(url) = crawl.projects.take() {
+            let (projects, next): (Vec<wire::Project>, _) = self.get_page(session, &url).await?;
+            crawl.projects = next;
+            let base = self.account_base(&account_id(session)?);
+            for p in projects.iter().rev().filter(|p| p.status == "active") {
+                crawl.people.push((
+                    p.id.to_string(),
+                    format!("{base}/projects/{}/people.json", p.id),
+                ));
+            }
+        }
+        let next = if crawl.projects.is_none() && crawl.people.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&crawl).map_err(|e| {
+                err(ProviderErrorKind::Rejected, "page token").with_detail(e.to_string())
+            })?)
+        };
+        Ok(RemotePage { items, next })
+    }
+
     /// One page of projects: active first, then archived, then trashed (those two marked
     /// `deleted`, so the engine stops pushing to them).
     async fn list_projects(
@@ -1139,21 +1211,56 @@ impl MasterDataSource for Basecamp {
         match entity {
             MasterEntity::Project => self.list_projects(session, page).await,
             MasterEntity::Task => self.crawl_tasks(session, page).await,
-            MasterEntity::Person => {
-                let url = match page {
-                    Some(p) => p,
-                    None => format!("{}/people.json", self.account_base(&account_id(session)?)),
-                };
-                let (people, next): (Vec<wire::Person>, _) = self.get_page(session, &url).await?;
-                Ok(RemotePage {
-                    items: people.into_iter().map(person_record).collect(),
-                    next,
-                })
-            }
+            MasterEntity::Person => self.crawl_members(session, page).await,
             MasterEntity::Customer => Err(err(
                 ProviderErrorKind::Unsupported,
                 "Basecamp has no customers",
             )),
+        }
+    }
+
+    /// A to-do (`/buckets/{project}/todos/{id}.json`; trashed ones answer `None`) or a project
+    /// (`/projects/{id}.json`). A to-do without its project cannot be found.
+    async fn fetch(
+        &self,
+        session: &ProviderSession,
+        entity: MasterEntity,
+        id: &str,
+        parent_id: Option<&str>,
+    ) -> Result<Option<RemoteRecord>, ProviderError> {
+        remote_id("record", id)?;
+        let base = self.account_base(&account_id(session)?);
+        let found = match entity {
+            MasterEntity::Task => {
+                let Some(project) = parent_id else {
+                    return Err(err(
+                        ProviderErrorKind::Unsupported,
+                        "a Basecamp to-do can only be fetched with its project",
+                    ));
+                };
+                remote_id("project", project)?;
+                self.get_page::<wire::Todo>(
+                    session,
+                    &format!("{base}/buckets/{project}/todos/{id}.json"),
+                )
+                .await
+                .map(|(t, _)| (t.status != "trashed").then(|| todo_record(t)))
+            }
+            MasterEntity::Project => self
+                .get_page::<wire::Project>(session, &format!("{base}/projects/{id}.json"))
+                .await
+                .map(|(p, _)| Some(project_record(&p))),
+            _ => {
+                return Err(err(
+                    ProviderErrorKind::Unsupported,
+                    "only to-dos and projects are fetched one by one",
+                ));
+            }
+        };
+        match found {
+            Ok(r) => Ok(r),
+            Err(e) if e.kind == ProviderErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
     }
 }
@@ -1244,6 +1351,16 @@ impl TimeSink for Basecamp {
             Err(e) => Err(e),
         }
     }
+
+    /// Searches the recording `time` goes on for the idempotency marker ([`Basecamp::find_entry`]).
+    async fn find(
+        &self,
+        session: &ProviderSession,
+        time: &OutboundTime,
+        idempotency_key: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        self.find_entry(session, time, idempotency_key).await
+    }
 }
 
 #[async_trait]
@@ -1270,6 +1387,7 @@ impl WebhookReceiver for Basecamp {
                 entity: MasterEntity::Task,
                 remote_id: event.recording.id.to_string(),
                 deleted: matches!(event.kind.as_str(), "todo_trashed" | "todo_deleted"),
+                parent_id: event.recording.bucket.map(|b| b.id.to_string()),
             }],
             "Todolist" => event
                 .recording
@@ -1278,6 +1396,7 @@ impl WebhookReceiver for Basecamp {
                     entity: MasterEntity::Project,
                     remote_id: b.id.to_string(),
                     deleted: false,
+                    parent_id: None,
                 })
                 .into_iter()
                 .collect(),

@@ -15,6 +15,7 @@ pub fn env_vars() -> Vec<&'static str> {
     [
         hourbridge_provider_harvest::ENV_VARS,
         hourbridge_provider_hubstaff::ENV_VARS,
+        hourbridge_provider_basecamp::ENV_VARS,
     ]
     .concat()
 }
@@ -28,6 +29,9 @@ pub fn builtin(env: &ProviderEnv) -> Result<Registry, RegistryError> {
     ))?;
     r.register(Arc::new(
         hourbridge_provider_hubstaff::Hubstaff::from_env(env).map_err(adapter_error)?,
+    ))?;
+    r.register(Arc::new(
+        hourbridge_provider_basecamp::Basecamp::from_env(env).map_err(adapter_error)?,
     ))?;
     Ok(r)
 }
@@ -135,7 +139,7 @@ mod tests {
         let r = builtin(&ProviderEnv::for_tests(&[])).expect("builtin providers are coherent");
         assert_eq!(
             r.descriptors().map(|d| d.id).collect::<Vec<_>>(),
-            ["harvest", "hubstaff"]
+            ["basecamp", "harvest", "hubstaff"]
         );
         for d in r.descriptors() {
             assert!(check_provider(r.get(d.id).unwrap().as_ref()).is_ok());

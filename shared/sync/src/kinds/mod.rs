@@ -17,12 +17,13 @@
 //! A pass opened with `dry_run` writes nothing anywhere: that is how previews are computed, so
 //! a preview is the sync itself with writes turned off, not a second copy of it.
 //!
-//! Kinds today: [`work_logs_in`] (capability `work_logs_in`) and [`time_out`] (capability
-//! `time_out`, one unit per connection run). The master-data-in, time-in and tasks-out kinds
-//! are added as their providers arrive; until then a provider that declares one of those
-//! capabilities cannot be run (planning fails with a typed error) rather than silently
-//! skipping it.
+//! Kinds today: [`master_data_in`] (capability `master_data_in`, one unit per connection run,
+//! first), [`work_logs_in`] (capability `work_logs_in`) and [`time_out`] (capability
+//! `time_out`, one unit per connection run). The time-in and tasks-out kinds are added as
+//! their providers arrive; until then a provider that declares one of those capabilities
+//! cannot be run (planning fails with a typed error) rather than silently skipping it.
 
+pub mod master_data_in;
 pub mod time_out;
 pub mod work_logs_in;
 
@@ -39,6 +40,9 @@ use crate::{Engine, SyncError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KindId {
+    /// Master data imported from the provider (capability `master_data_in`), once per
+    /// connection run, before anything that refers to projects and tasks.
+    MasterDataIn,
     /// Remote work logs pulled into a host project (capability `work_logs_in`).
     WorkLogsIn,
     /// Host work logs pushed to the provider (capability `time_out`), once per connection run.
@@ -52,6 +56,9 @@ pub struct Unit {
     pub kind: KindId,
     /// The host project of a per-link kind; `None` for connection-wide kinds.
     pub project: Option<String>,
+    /// Only the records webhooks named (a run of scope [`RunScope::Changes`]).
+    #[serde(default)]
+    pub changes_only: bool,
 }
 
 /// What a pass needs to know about its unit.
@@ -63,6 +70,8 @@ pub(crate) struct UnitCx {
     pub mode: RunMode,
     pub dry_run: bool,
     pub run_id: String,
+    /// See [`Unit::changes_only`].
+    pub changes_only: bool,
 }
 
 /// What one step did.
@@ -108,7 +117,7 @@ pub(crate) fn kinds_for(caps: &Capabilities, provider: &str) -> Result<Vec<KindI
     let mut kinds = Vec::new();
     let mut unsupported = Vec::new();
     if caps.master_data_in.is_some() {
-        unsupported.push("master_data_in");
+        kinds.push(KindId::MasterDataIn);
     }
     if caps.tasks_out {
         unsupported.push("tasks_out");
@@ -132,6 +141,7 @@ pub(crate) fn kinds_for(caps: &Capabilities, provider: &str) -> Result<Vec<KindI
 
 fn kind(id: KindId) -> &'static dyn SyncKind {
     match id {
+        KindId::MasterDataIn => &master_data_in::MasterDataInKind,
         KindId::WorkLogsIn => &work_logs_in::WorkLogsIn,
         KindId::TimeOut => &time_out::TimeOut,
     }
@@ -141,7 +151,7 @@ fn kind(id: KindId) -> &'static dyn SyncKind {
 fn per_link(id: KindId) -> bool {
     match id {
         KindId::WorkLogsIn => true,
-        KindId::TimeOut => false,
+        KindId::MasterDataIn | KindId::TimeOut => false,
     }
 }
 
@@ -157,10 +167,22 @@ pub(crate) async fn plan_units(
     let mut links: Option<Vec<String>> = None;
     let mut units = Vec::new();
     for k in kinds {
+        if let RunScope::Changes = scope {
+            // Only kinds that take targeted work run for webhook changes.
+            if k == KindId::MasterDataIn {
+                units.push(Unit {
+                    kind: k,
+                    project: None,
+                    changes_only: true,
+                });
+            }
+            continue;
+        }
         match (per_link(k), scope) {
             (true, RunScope::Project(p)) => units.push(Unit {
                 kind: k,
                 project: Some(p.to_string()),
+                changes_only: false,
             }),
             (true, RunScope::Connection) => {
                 if links.is_none() {
@@ -183,15 +205,18 @@ pub(crate) async fn plan_units(
                     units.push(Unit {
                         kind: k,
                         project: Some(p.clone()),
+                        changes_only: false,
                     });
                 }
             }
             (false, RunScope::Connection) => units.push(Unit {
                 kind: k,
                 project: None,
+                changes_only: false,
             }),
             // A project run only does the per-link kinds.
             (false, RunScope::Project(_)) => {}
+            (_, RunScope::Changes) => {}
         }
     }
     Ok(units)
@@ -254,6 +279,7 @@ impl Engine {
             project_id: Some(project_id),
             state: hourbridge_domain::RunState::Running,
             counts: Default::default(),
+            imported: Default::default(),
             problems: Vec::new(),
             failure: None,
             failure_message: None,
@@ -271,6 +297,7 @@ impl Engine {
                 mode,
                 dry_run: true,
                 run_id: run.id.to_string(),
+                changes_only: unit.changes_only,
             };
             let mut pass = open(self, unit, cx, serde_json::Value::Null, &mut run).await?;
             while pass.step(&mut run, true).await? != Step::Done {}
@@ -308,13 +335,27 @@ mod tests {
     fn a_capability_without_a_kind_fails_planning_instead_of_being_skipped() {
         let caps = Capabilities {
             master_data_in: Some(MasterDataIn::default()),
+            tasks_out: true,
             time_two_way: true,
             ..Capabilities::default()
         };
         let err = kinds_for(&caps, "x").unwrap_err().to_string();
         assert!(
-            err.contains("master_data_in") && err.contains("time_two_way"),
+            err.contains("tasks_out") && err.contains("time_two_way"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn master_data_comes_before_time_out() {
+        let caps = Capabilities {
+            master_data_in: Some(MasterDataIn::default()),
+            time_out: true,
+            ..Capabilities::default()
+        };
+        assert_eq!(
+            kinds_for(&caps, "x").unwrap(),
+            vec![KindId::MasterDataIn, KindId::TimeOut]
         );
     }
 }

@@ -309,18 +309,46 @@ impl TimeOutPass {
         Ok(remote)
     }
 
-    async fn remote_person(&mut self, person: &RecordId) -> Result<Option<String>, SyncError> {
-        if let Some(r) = self.people.get(person.as_str()) {
+    /// The remote person `person`'s time on `remote_project` is registered for: their
+    /// [`PersonLink`], and — when the provider imports project members — only if they are a
+    /// member of that project (a member who may not log time there is not a member).
+    async fn remote_person(
+        &mut self,
+        person: &RecordId,
+        remote_project: &str,
+    ) -> Result<Option<String>, SyncError> {
+        let cache_key = format!("{person}@{remote_project}");
+        if let Some(r) = self.people.get(&cache_key) {
             return Ok(r.clone());
         }
-        let link = self
+        let mut link = self
             .engine
             .store
             .get::<PersonLink>(self.ws(), &format!("{person}.{}", self.provider))
             .await?
             .map(|(l, _)| l.remote_person_id)
             .filter(|r| !r.trim().is_empty());
-        self.people.insert(person.to_string(), link.clone());
+        let members_imported = self
+            .engine
+            .provider(&self.cx.provider)?
+            .descriptor()
+            .capabilities
+            .master_data_in
+            .is_some_and(|m| m.people);
+        if members_imported && let Some(remote) = link.clone() {
+            let membership = format!("{remote_project}-{remote}");
+            let id = format!("{}.assignment.{membership}", self.provider);
+            if self
+                .engine
+                .store
+                .get::<RemoteMapping>(self.ws(), &id)
+                .await?
+                .is_none()
+            {
+                link = None;
+            }
+        }
+        self.people.insert(cache_key, link.clone());
         Ok(link)
     }
 
@@ -356,7 +384,10 @@ impl TimeOutPass {
             }
             None => None,
         };
-        let remote_person_id = match self.remote_person(&log.person_id).await? {
+        let remote_person_id = match self
+            .remote_person(&log.person_id, &remote_project_id)
+            .await?
+        {
             Some(p) => p,
             None => {
                 let who = self
@@ -370,7 +401,7 @@ impl TimeOutPass {
                     record: log.id.to_string(),
                     code: "person_not_found".into(),
                     message: format!(
-                        "{who} has no {} person with the same e-mail: the time is registered under the connecting user",
+                        "{who} is not a member of the {} project with the same e-mail: the time is registered under the connecting user",
                         self.provider
                     ),
                 });
@@ -461,6 +492,32 @@ impl TimeOutPass {
                 .await?;
             remote = None;
         }
+        let mut adopted = false;
+        if remote.is_none() && ticket.resumed {
+            // An earlier attempt may have reached the provider before a crash: adopt what it
+            // made (and bring it up to date) instead of creating a second one.
+            let p = provider.clone();
+            let t = time.clone();
+            let idem = ticket.idempotency_key.clone();
+            remote = engine
+                .call(&ws, &self.cx.provider, move |s| {
+                    let p = p.clone();
+                    let t = t.clone();
+                    let idem = idem.clone();
+                    async move {
+                        match p.time_sink() {
+                            Some(sink) => sink.find(&s, &t, &idem).await,
+                            None => Err(unsupported(p.descriptor().id)),
+                        }
+                    }
+                })
+                .await
+                .or_else(|e| match e {
+                    SyncError::Provider(pe) if per_record(&pe) => Ok(None),
+                    other => Err(other),
+                })?;
+            adopted = remote.is_some();
+        }
         let p = provider.clone();
         let t = time.clone();
         let idem = ticket.idempotency_key.clone();
@@ -502,7 +559,9 @@ impl TimeOutPass {
             Err(e) => return Err(e),
         };
         outbound::complete_push(&engine.store, &ws, &ticket, &remote_id, &fp).await?;
-        Ok(if remote.is_some() {
+        Ok(if adopted && !existed {
+            Outcome::Created
+        } else if remote.is_some() {
             Outcome::Updated
         } else if existed {
             // Moved: re-created elsewhere.

@@ -423,7 +423,31 @@ async fn synced_logs(
     }
 }
 
-async fn load_seen(engine: &Engine, ws: &str, run_id: &str) -> Result<HashSet<String>, SyncError> {
+/// Saves chunk `n` of the ids a pass has seen under `key` (a run id, or a kind's key within
+/// the run); the run drops them when it finishes.
+pub(crate) async fn save_seen(
+    engine: &Engine,
+    ws: &str,
+    key: &str,
+    n: u32,
+    ids: Vec<String>,
+) -> Result<(), SyncError> {
+    let chunk = RunSeen {
+        run_id: key.to_owned(),
+        n,
+        ids,
+        expires_at: engine.clock.now() + Duration::days(7),
+    };
+    engine.store.put(ws, &chunk).await?;
+    Ok(())
+}
+
+/// Every id saved with [`save_seen`] under `run_id`.
+pub(crate) async fn load_seen(
+    engine: &Engine,
+    ws: &str,
+    run_id: &str,
+) -> Result<HashSet<String>, SyncError> {
     let q = engine
         .store
         .query::<RunSeen>(ws, IndexSel::Index1(run_id.to_owned()), 100);
@@ -437,14 +461,10 @@ async fn load_seen(engine: &Engine, ws: &str, run_id: &str) -> Result<HashSet<St
 }
 
 /// Deletes a run's saved seen-id chunks.
-pub(crate) async fn drop_seen(
-    engine: &Engine,
-    ws: &str,
-    run_id: &RecordId,
-) -> Result<(), SyncError> {
+pub(crate) async fn drop_seen(engine: &Engine, ws: &str, run_id: &str) -> Result<(), SyncError> {
     let q = engine
         .store
-        .query::<RunSeen>(ws, IndexSel::Index1(run_id.to_string()), 100);
+        .query::<RunSeen>(ws, IndexSel::Index1(run_id.to_owned()), 100);
     let ids: Vec<String> = engine
         .store
         .list_all::<RunSeen>(q)
@@ -843,6 +863,7 @@ async fn sync_assignments(
             project_id: ctx.project.id.clone(),
             start_date,
             end_date,
+            managed_by: Default::default(),
         };
         engine.store.upsert(ws, &a).await?;
     }
@@ -879,6 +900,7 @@ mod tests {
             start_date: None,
             end_date: None,
             managed_by: Default::default(),
+            archived: false,
         };
         let link = ProjectLink {
             project_id: project.id.clone(),

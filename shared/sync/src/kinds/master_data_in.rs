@@ -1,0 +1,756 @@
+//! Master data in: customers, projects, tasks and project members imported from a provider
+//! that declares `master_data_in` (one unit per connection run). The provider is the master:
+//! imported records are `managed_by` it and read-only in the host.
+//!
+//! - **Pages**: the declared entities in dependency order (customers, projects, tasks,
+//!   people), one provider page per step, each applied with [`Store::upsert`] so an unchanged
+//!   record costs reads and no writes. The checkpoint holds the entity and page token; ids
+//!   seen so far are saved in chunks with it, so a resumed run still reconciles.
+//! - **Host records** get ids derived from the provider and remote id, and a [`RemoteMapping`]
+//!   (`entity` `customer` / `project` / `task` / `assignment`) that the push kinds read to find
+//!   the remote id of a host record. Projects closed in the provider are kept and marked
+//!   `archived` (never deleted: they may carry work logs); projects never imported while
+//!   closed are not imported.
+//! - **People** come as memberships ([`MasterDataSource`]): a member whose e-mail (trimmed,
+//!   case-insensitive) is a host person's gets a [`PersonLink`] and an assignment on the
+//!   imported project (`managed_by` the provider), unless the person already has their own
+//!   assignment there. Members without a host person are counted as skipped.
+//! - **Reconcile** (after every page of every entity was read): mapped tasks not seen are
+//!   deleted (kept when work logs refer to them), mapped projects not seen are archived,
+//!   imported assignments not seen are deleted. Then the webhook subscription is renewed, so
+//!   a webhook removed in the provider is re-created by the next run.
+//! - **Webhooks**: records a webhook named ([`PendingRefetch`](crate::webhooks::PendingRefetch)) are fetched one by one
+//!   ([`MasterDataSource::fetch`]) in a run of scope [`RunScope::Changes`]; a record the
+//!   provider cannot fetch alone (or a project-wide change) makes that run a full import. A
+//!   full import clears the refetches received before it started.
+//!
+//! [`Store::upsert`]: hourbridge_store::Store::upsert
+//! [`MasterDataSource`]: hourbridge_provider_api::MasterDataSource
+//! [`MasterDataSource::fetch`]: hourbridge_provider_api::MasterDataSource::fetch
+//! [`RunScope::Changes`]: crate::RunScope::Changes
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hourbridge_domain::{
+    Assignment, Customer, ManagedBy, Person, PersonLink, Project, ProviderId, RecordId,
+    RemoteMapping, SyncRun, Task, WorkLog, validate::normalize_email,
+};
+use hourbridge_provider_api::{MasterDataIn, MasterEntity, ProviderErrorKind, RemoteRecord};
+use hourbridge_store::{IndexSel, Upserted};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{KindPass, Step, SyncKind, UnitCx};
+use crate::{Engine, SyncError};
+
+/// The kind's checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Progress {
+    /// Index into the declared entities of the one being listed.
+    entity_idx: usize,
+    /// Page token of the next page of that entity (`None`: its first page).
+    page: Option<String>,
+    /// The webhook refetches are handled (or the unit is a full import).
+    targeted_done: bool,
+    /// A full import is needed (always, unless the unit is changes-only and every refetch
+    /// could be fetched alone).
+    full: bool,
+    /// Every page of every entity was read.
+    listed: bool,
+    /// When the pass began (refetches received before it are covered by a full import).
+    started_at: Option<DateTime<Utc>>,
+    /// Seen-id chunks saved so far.
+    seen_chunks: u32,
+}
+
+/// The master-data-in sync kind; see the module docs.
+pub(crate) struct MasterDataInKind;
+
+struct Pass {
+    engine: Engine,
+    cx: UnitCx,
+    provider: ProviderId,
+    caps: MasterDataIn,
+    changes_only: bool,
+    progress: Progress,
+    /// `entity:remote_id` seen in this pass and not yet saved in a chunk.
+    unsaved: Vec<String>,
+    /// Host people by normalised e-mail (`None`: no such person), looked up once per pass.
+    people: HashMap<String, Option<RecordId>>,
+}
+
+#[async_trait]
+impl SyncKind for MasterDataInKind {
+    async fn open(
+        &self,
+        engine: &Engine,
+        cx: UnitCx,
+        checkpoint: serde_json::Value,
+        _run: &mut SyncRun,
+    ) -> Result<Box<dyn KindPass>, SyncError> {
+        let p = engine.provider(&cx.provider)?.clone();
+        let caps =
+            p.descriptor().capabilities.master_data_in.ok_or_else(|| {
+                SyncError::InvalidState("provider declares no master data".into())
+            })?;
+        let progress = if checkpoint.is_null() {
+            Progress {
+                started_at: Some(engine.clock.now()),
+                ..Progress::default()
+            }
+        } else {
+            serde_json::from_value(checkpoint)
+                .map_err(|e| SyncError::InvalidState(format!("master-data checkpoint: {e}")))?
+        };
+        let provider =
+            ProviderId::parse(&cx.provider).map_err(|e| SyncError::Invalid(e.to_string()))?;
+        Ok(Box::new(Pass {
+            engine: engine.clone(),
+            changes_only: cx.changes_only,
+            cx,
+            provider,
+            caps,
+            progress,
+            unsaved: Vec::new(),
+            people: HashMap::new(),
+        }))
+    }
+}
+
+/// The entities a provider declares, in the order they refer to each other.
+fn entities(caps: &MasterDataIn) -> Vec<MasterEntity> {
+    let mut out = Vec::new();
+    if caps.customers {
+        out.push(MasterEntity::Customer);
+    }
+    if caps.projects {
+        out.push(MasterEntity::Project);
+    }
+    if caps.tasks {
+        out.push(MasterEntity::Task);
+    }
+    if caps.people {
+        out.push(MasterEntity::Person);
+    }
+    out
+}
+
+/// The mapping entity name of a master entity.
+fn entity_name(e: MasterEntity) -> &'static str {
+    match e {
+        MasterEntity::Customer => "customer",
+        MasterEntity::Project => "project",
+        MasterEntity::Task => "task",
+        MasterEntity::Person => "assignment",
+    }
+}
+
+/// A host id derived from the provider and remote id, so re-imports find their record without
+/// a lookup and two imports of one record can never make two host records.
+pub(crate) fn host_id(provider: &ProviderId, entity: &str, remote: &str) -> RecordId {
+    let plain = !remote.is_empty()
+        && remote.len() <= 48
+        && remote
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let tail = if plain {
+        remote.to_owned()
+    } else {
+        Sha256::digest(remote.as_bytes())
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    RecordId::parse(format!("{provider}-{entity}-{tail}")).unwrap_or_else(|_| {
+        hourbridge_domain::new_id() // unreachable: the alphabet above is a RecordId's
+    })
+}
+
+/// How an upsert counts.
+fn count(run: &mut SyncRun, u: Upserted) -> bool {
+    match u {
+        Upserted::Created => {
+            run.imported.created += 1;
+            true
+        }
+        Upserted::Updated => {
+            run.imported.updated += 1;
+            true
+        }
+        Upserted::Unchanged => {
+            run.imported.unchanged += 1;
+            false
+        }
+    }
+}
+
+impl Pass {
+    fn ws(&self) -> &str {
+        &self.cx.ws
+    }
+
+    fn managed(&self) -> ManagedBy {
+        ManagedBy::Provider(self.provider.clone())
+    }
+
+    async fn mapped(&self, entity: &str, remote: &str) -> Result<Option<RecordId>, SyncError> {
+        let id = format!("{}.{entity}.{remote}", self.provider);
+        Ok(self
+            .engine
+            .store
+            .get::<RemoteMapping>(self.ws(), &id)
+            .await?
+            .map(|(m, _)| m.local_id))
+    }
+
+    async fn map(&self, entity: &str, remote: &str, local: &RecordId) -> Result<(), SyncError> {
+        let m = RemoteMapping {
+            provider: self.provider.clone(),
+            entity: entity.to_owned(),
+            remote_id: remote.to_owned(),
+            local_id: local.clone(),
+            fingerprint: String::new(),
+        };
+        self.engine.store.upsert(self.ws(), &m).await?;
+        Ok(())
+    }
+
+    async fn unmap(&self, entity: &str, remote: &str) -> Result<(), SyncError> {
+        let id = format!("{}.{entity}.{remote}", self.provider);
+        self.engine
+            .store
+            .delete::<RemoteMapping>(self.ws(), &id)
+            .await?;
+        Ok(())
+    }
+
+    /// Applies one record; answers whether the host changed.
+    async fn apply(&mut self, r: &RemoteRecord, run: &mut SyncRun) -> Result<bool, SyncError> {
+        let name = entity_name(r.entity);
+        self.unsaved.push(format!("{name}:{}", seen_id(r)));
+        if self.cx.dry_run {
+            return Ok(false);
+        }
+        match r.entity {
+            MasterEntity::Customer => self.apply_customer(r, run).await,
+            MasterEntity::Project => self.apply_project(r, run).await,
+            MasterEntity::Task => self.apply_task(r, run).await,
+            MasterEntity::Person => self.apply_member(r, run).await,
+        }
+    }
+
+    async fn apply_customer(&self, r: &RemoteRecord, run: &mut SyncRun) -> Result<bool, SyncError> {
+        let id = match self.mapped("customer", &r.id).await? {
+            Some(id) => id,
+            None if r.deleted => return Ok(false),
+            None => host_id(&self.provider, "customer", &r.id),
+        };
+        let c = Customer {
+            id: id.clone(),
+            name: r.name.clone(),
+            organization_number: r.organization_number.clone(),
+            managed_by: self.managed(),
+        };
+        let u = self.engine.store.upsert(self.ws(), &c).await?;
+        self.map("customer", &r.id, &id).await?;
+        Ok(count(run, u))
+    }
+
+    async fn apply_project(&self, r: &RemoteRecord, run: &mut SyncRun) -> Result<bool, SyncError> {
+        let existing = self.mapped("project", &r.id).await?;
+        let id = match existing {
+            Some(id) => id,
+            // Closed projects are imported only if they were imported while open.
+            None if r.deleted => return Ok(false),
+            None => host_id(&self.provider, "project", &r.id),
+        };
+        let parent_id = match &r.parent_id {
+            Some(p) if self.caps.max_project_depth > 1 => self.mapped("project", p).await?,
+            _ => None,
+        };
+        let customer_id = match &r.customer_id {
+            Some(c) => self.mapped("customer", c).await?,
+            None => None,
+        };
+        let p = Project {
+            id: id.clone(),
+            name: r.name.clone(),
+            parent_id,
+            customer_id,
+            start_date: r.start_date,
+            end_date: r.end_date,
+            managed_by: self.managed(),
+            archived: r.deleted,
+        };
+        let u = self.engine.store.upsert(self.ws(), &p).await?;
+        self.map("project", &r.id, &id).await?;
+        Ok(count(run, u))
+    }
+
+    async fn apply_task(&self, r: &RemoteRecord, run: &mut SyncRun) -> Result<bool, SyncError> {
+        let project = match &r.parent_id {
+            Some(p) => self.mapped("project", p).await?,
+            None => None,
+        };
+        let Some(project_id) = project else {
+            // On a project that is not imported (closed): nothing to attach it to.
+            run.imported.skipped += 1;
+            return Ok(false);
+        };
+        if r.deleted {
+            return self.remove_task(&r.id, run).await;
+        }
+        let id = match self.mapped("task", &r.id).await? {
+            Some(id) => id,
+            None => host_id(&self.provider, "task", &r.id),
+        };
+        let t = Task {
+            id: id.clone(),
+            project_id,
+            name: r.name.clone(),
+            managed_by: self.managed(),
+        };
+        let u = self.engine.store.upsert(self.ws(), &t).await?;
+        self.map("task", &r.id, &id).await?;
+        Ok(count(run, u))
+    }
+
+    /// Removes an imported task, unless work logs refer to it (then it stays, unmapped from
+    /// nothing: pushes of those logs report it).
+    async fn remove_task(&self, remote: &str, run: &mut SyncRun) -> Result<bool, SyncError> {
+        let Some(id) = self.mapped("task", remote).await? else {
+            return Ok(false);
+        };
+        let Some((task, _)) = self
+            .engine
+            .store
+            .get::<Task>(self.ws(), id.as_str())
+            .await?
+        else {
+            self.unmap("task", remote).await?;
+            return Ok(true);
+        };
+        let q = self.engine.store.query::<WorkLog>(
+            self.ws(),
+            IndexSel::Index1(task.project_id.to_string()),
+            1000,
+        );
+        let in_use = self
+            .engine
+            .store
+            .list_all::<WorkLog>(q)
+            .await?
+            .iter()
+            .any(|l| l.task_id.as_ref() == Some(&id));
+        if in_use {
+            run.imported.skipped += 1;
+            return Ok(false);
+        }
+        self.engine
+            .store
+            .delete::<Task>(self.ws(), id.as_str())
+            .await?;
+        self.unmap("task", remote).await?;
+        run.imported.deleted += 1;
+        Ok(true)
+    }
+
+    async fn person_by_email(&mut self, email: &str) -> Result<Option<RecordId>, SyncError> {
+        let key = normalize_email(email);
+        if let Some(p) = self.people.get(&key) {
+            return Ok(p.clone());
+        }
+        let q = self
+            .engine
+            .store
+            .query::<Person>(self.ws(), IndexSel::Index1(key.clone()), 2);
+        let found = self
+            .engine
+            .store
+            .list::<Person>(q, None)
+            .await?
+            .items
+            .into_iter()
+            .next()
+            .map(|(p, _)| p.id);
+        self.people.insert(key, found.clone());
+        Ok(found)
+    }
+
+    async fn apply_member(
+        &mut self,
+        r: &RemoteRecord,
+        run: &mut SyncRun,
+    ) -> Result<bool, SyncError> {
+        let Some(email) = r.email.as_deref().filter(|e| !e.trim().is_empty()) else {
+            run.imported.skipped += 1;
+            return Ok(false);
+        };
+        let Some(person) = self.person_by_email(email).await? else {
+            run.imported.skipped += 1;
+            return Ok(false);
+        };
+        let mut wrote = false;
+        let link = PersonLink {
+            person_id: person.clone(),
+            provider: self.provider.clone(),
+            remote_person_id: r.id.clone(),
+        };
+        wrote |= self.engine.store.upsert(self.ws(), &link).await? != Upserted::Unchanged;
+        let Some(remote_project) = &r.parent_id else {
+            return Ok(wrote);
+        };
+        let Some(project) = self.mapped("project", remote_project).await? else {
+            return Ok(wrote);
+        };
+        let key = seen_id(r);
+        let id = host_id(&self.provider, "assignment", &key);
+        if self
+            .engine
+            .store
+            .get::<Assignment>(self.ws(), id.as_str())
+            .await?
+            .is_none()
+        {
+            // The person's own assignment on the project is theirs to keep; none is added.
+            let q = self.engine.store.query::<Assignment>(
+                self.ws(),
+                IndexSel::Index2(person.to_string()),
+                1000,
+            );
+            let own = self
+                .engine
+                .store
+                .list_all::<Assignment>(q)
+                .await?
+                .into_iter()
+                .any(|a| a.project_id == project);
+            if own {
+                // Still a member: the mapping records it (pushes check membership by it).
+                self.map("assignment", &key, &id).await?;
+                run.imported.unchanged += 1;
+                return Ok(wrote);
+            }
+        }
+        let a = Assignment {
+            id: id.clone(),
+            person_id: person,
+            project_id: project,
+            start_date: None,
+            end_date: None,
+            managed_by: self.managed(),
+        };
+        let u = self.engine.store.upsert(self.ws(), &a).await?;
+        self.map("assignment", &key, &id).await?;
+        Ok(count(run, u) || wrote)
+    }
+
+    /// Handles the refetches webhooks recorded; answers whether a full import is needed.
+    async fn targeted(&mut self, run: &mut SyncRun) -> Result<(bool, bool), SyncError> {
+        let engine = self.engine.clone();
+        let pending = engine
+            .pending_refetches(self.ws(), &self.cx.provider)
+            .await?;
+        let p = engine.provider(&self.cx.provider)?.clone();
+        let mut full = false;
+        let mut wrote = false;
+        for item in pending {
+            let e = &item.event;
+            let alone = matches!(e.entity, MasterEntity::Task | MasterEntity::Customer)
+                && self.caps_has(e.entity);
+            if !alone {
+                full = true;
+                continue;
+            }
+            let record = if e.deleted {
+                None
+            } else {
+                let (p2, id, parent, entity) = (
+                    p.clone(),
+                    e.remote_id.clone(),
+                    e.parent_id.clone(),
+                    e.entity,
+                );
+                let got = engine
+                    .call(self.ws(), &self.cx.provider, move |s| {
+                        let p2 = p2.clone();
+                        let id = id.clone();
+                        let parent = parent.clone();
+                        async move {
+                            match p2.master_data() {
+                                Some(m) => m.fetch(&s, entity, &id, parent.as_deref()).await,
+                                None => Ok(None),
+                            }
+                        }
+                    })
+                    .await;
+                match got {
+                    Ok(r) => r,
+                    Err(SyncError::Provider(pe)) if pe.kind == ProviderErrorKind::Unsupported => {
+                        full = true;
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                }
+            };
+            match (e.entity, record) {
+                (_, Some(r)) => wrote |= self.apply(&r, run).await?,
+                (MasterEntity::Task, None) => wrote |= self.remove_task(&e.remote_id, run).await?,
+                _ => full = true,
+            }
+            if !self.cx.dry_run {
+                engine.refetch_done(self.ws(), &item).await?;
+            }
+        }
+        Ok((full, wrote))
+    }
+
+    fn caps_has(&self, e: MasterEntity) -> bool {
+        entities(&self.caps).contains(&e)
+    }
+
+    /// One page of the current entity.
+    async fn page(&mut self, run: &mut SyncRun) -> Result<bool, SyncError> {
+        let list = entities(&self.caps);
+        let Some(&entity) = list.get(self.progress.entity_idx) else {
+            self.progress.listed = true;
+            return Ok(false);
+        };
+        let engine = self.engine.clone();
+        let p = engine.provider(&self.cx.provider)?.clone();
+        let page = self.progress.page.clone();
+        let got = engine
+            .call(self.ws(), &self.cx.provider, move |s| {
+                let p = p.clone();
+                let page = page.clone();
+                async move {
+                    match p.master_data() {
+                        Some(m) => m.list(&s, entity, None, page).await,
+                        None => Err(hourbridge_provider_api::ProviderError::new(
+                            p.descriptor().id,
+                            ProviderErrorKind::Unsupported,
+                            "this provider offers no master data",
+                        )),
+                    }
+                }
+            })
+            .await?;
+        let mut wrote = false;
+        for r in &got.items {
+            wrote |= self.apply(r, run).await?;
+        }
+        match got.next {
+            Some(n) => self.progress.page = Some(n),
+            None => {
+                self.progress.page = None;
+                self.progress.entity_idx += 1;
+                if self.progress.entity_idx >= list.len() {
+                    self.progress.listed = true;
+                }
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// Every `entity:remote` seen in this pass.
+    async fn seen(&mut self) -> Result<HashSet<String>, SyncError> {
+        let mut all: HashSet<String> =
+            super::work_logs_in::load_seen(&self.engine, &self.cx.ws, &seen_key(&self.cx.run_id))
+                .await?;
+        all.extend(self.unsaved.iter().cloned());
+        Ok(all)
+    }
+
+    async fn mappings(&self, entity: &str) -> Result<Vec<RemoteMapping>, SyncError> {
+        let q = self.engine.store.query::<RemoteMapping>(
+            self.ws(),
+            IndexSel::Index1(format!("{}.{entity}", self.provider)),
+            1000,
+        );
+        Ok(self.engine.store.list_all::<RemoteMapping>(q).await?)
+    }
+
+    async fn reconcile(&mut self, run: &mut SyncRun) -> Result<(), SyncError> {
+        if self.cx.dry_run {
+            return Ok(());
+        }
+        let seen = self.seen().await?;
+        let ws = self.cx.ws.clone();
+        if self.caps.tasks {
+            for m in self.mappings("task").await? {
+                if !seen.contains(&format!("task:{}", m.remote_id)) {
+                    self.remove_task(&m.remote_id, run).await?;
+                }
+            }
+        }
+        if self.caps.projects {
+            for m in self.mappings("project").await? {
+                if seen.contains(&format!("project:{}", m.remote_id)) {
+                    continue;
+                }
+                if let Some((mut p, v)) = self
+                    .engine
+                    .store
+                    .get::<Project>(&ws, m.local_id.as_str())
+                    .await?
+                    && !p.archived
+                    && p.managed_by == self.managed()
+                {
+                    p.archived = true;
+                    self.engine.store.update(&ws, &p, v).await?;
+                    run.imported.updated += 1;
+                }
+            }
+        }
+        if self.caps.people {
+            for m in self.mappings("assignment").await? {
+                if !seen.contains(&format!("assignment:{}", m.remote_id)) {
+                    let ours = self
+                        .engine
+                        .store
+                        .get::<Assignment>(&ws, m.local_id.as_str())
+                        .await?
+                        .is_some_and(|(a, _)| a.managed_by == self.managed());
+                    if ours {
+                        self.engine
+                            .store
+                            .delete::<Assignment>(&ws, m.local_id.as_str())
+                            .await?;
+                        run.imported.deleted += 1;
+                    }
+                    self.unmap("assignment", &m.remote_id).await?;
+                }
+            }
+        }
+        // Everything received before the pass began is covered by it.
+        let began = self
+            .progress
+            .started_at
+            .unwrap_or_else(|| self.engine.clock.now());
+        for item in self
+            .engine
+            .pending_refetches(&ws, &self.cx.provider)
+            .await?
+        {
+            if item.received_at <= began {
+                self.engine.refetch_done(&ws, &item).await?;
+            }
+        }
+        // A webhook removed in the provider is made again.
+        if let Err(e) = self.engine.enable_webhooks(&ws, &self.cx.provider).await {
+            tracing::warn!(ws, provider = %self.provider, error = %e, "webhook renewal failed");
+        }
+        Ok(())
+    }
+}
+
+/// The id a record is seen under: a membership is a person on a project.
+pub(crate) fn seen_id(r: &RemoteRecord) -> String {
+    match (r.entity, &r.parent_id) {
+        (MasterEntity::Person, Some(p)) => format!("{p}-{}", r.id),
+        _ => r.id.clone(),
+    }
+}
+
+/// The seen-chunk key of a run's master-data pass (apart from its work-log chunks).
+pub(crate) fn seen_key(run_id: &str) -> String {
+    format!("{run_id}~md")
+}
+
+#[async_trait]
+impl KindPass for Pass {
+    async fn step(&mut self, run: &mut SyncRun, _may_prefetch: bool) -> Result<Step, SyncError> {
+        if !self.progress.targeted_done {
+            let (full, wrote) = if self.changes_only {
+                self.targeted(run).await?
+            } else {
+                (true, false)
+            };
+            self.progress.targeted_done = true;
+            self.progress.full = full;
+            if !full {
+                return Ok(Step::Done);
+            }
+            return Ok(Step::Progress { wrote });
+        }
+        if !self.progress.listed {
+            let wrote = self.page(run).await?;
+            return Ok(Step::Progress { wrote });
+        }
+        self.reconcile(run).await?;
+        Ok(Step::Done)
+    }
+
+    async fn checkpoint(&mut self) -> Result<serde_json::Value, SyncError> {
+        if !self.unsaved.is_empty() {
+            let n = self.progress.seen_chunks;
+            super::work_logs_in::save_seen(
+                &self.engine,
+                &self.cx.ws,
+                &seen_key(&self.cx.run_id),
+                n,
+                std::mem::take(&mut self.unsaved),
+            )
+            .await?;
+            self.progress.seen_chunks += 1;
+        }
+        serde_json::to_value(&self.progress)
+            .map_err(|e| SyncError::InvalidState(format!("master-data checkpoint: {e}")))
+    }
+}
+
+/// Hands imported records back to the host when a connection is removed: every record the
+/// provider was master of becomes `managed_by: local` and editable; nothing is deleted.
+pub(crate) async fn release(engine: &Engine, ws: &str, provider: &str) -> Result<u64, SyncError> {
+    let pid = ProviderId::parse(provider).map_err(|e| SyncError::Invalid(e.to_string()))?;
+    let managed = ManagedBy::Provider(pid.clone());
+    let mut released = 0;
+    for entity in ["customer", "project", "task", "assignment"] {
+        let q = engine.store.query::<RemoteMapping>(
+            ws,
+            IndexSel::Index1(format!("{pid}.{entity}")),
+            1000,
+        );
+        for m in engine.store.list_all::<RemoteMapping>(q).await? {
+            let id = m.local_id.as_str();
+            let changed = match entity {
+                "customer" => {
+                    release_one::<Customer>(engine, ws, id, &managed, |c| &mut c.managed_by).await?
+                }
+                "project" => {
+                    release_one::<Project>(engine, ws, id, &managed, |p| &mut p.managed_by).await?
+                }
+                "task" => {
+                    release_one::<Task>(engine, ws, id, &managed, |t| &mut t.managed_by).await?
+                }
+                _ => {
+                    release_one::<Assignment>(engine, ws, id, &managed, |a| &mut a.managed_by)
+                        .await?
+                }
+            };
+            released += u64::from(changed);
+        }
+    }
+    Ok(released)
+}
+
+async fn release_one<E: hourbridge_store::Entity + Clone>(
+    engine: &Engine,
+    ws: &str,
+    id: &str,
+    managed: &ManagedBy,
+    field: impl Fn(&mut E) -> &mut ManagedBy,
+) -> Result<bool, SyncError> {
+    let Some((mut e, v)) = engine.store.get::<E>(ws, id).await? else {
+        return Ok(false);
+    };
+    if field(&mut e) != managed {
+        return Ok(false);
+    }
+    *field(&mut e) = ManagedBy::Local;
+    engine.store.update(ws, &e, v).await?;
+    Ok(true)
+}
