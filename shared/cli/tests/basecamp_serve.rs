@@ -90,6 +90,7 @@ async fn sync_now(api: &Api, server: &ServerProc) -> Value {
 
 struct World {
     sb: Sandbox,
+    env: Vec<(String, String)>,
     bc: BasecampControl,
     _dir: tempfile::TempDir,
     server: ServerProc,
@@ -99,11 +100,33 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(&[]).await
+}
+
+/// Restarts after a SIGKILL find the dead server's lease expired after 3 s.
+const LEASE: [&str; 2] = ["--lease-ttl-secs", "3"];
+
+/// A world whose Basecamp budget is raised to 1,000 requests per 10 s on both sides, for tests
+/// about many pushes (at Basecamp's 50 per 10 s, 500 pushes take over 100 s).
+async fn fast_world() -> World {
+    world_with(&[("HOURBRIDGE_BASECAMP_REQUESTS_PER_10S", "1000")]).await
+}
+
+async fn world_with(extra: &[(&str, &str)]) -> World {
     let sb = Sandbox::start(Seed::Demo).await.expect("sandbox");
     let bc = sb.basecamp();
+    if !extra.is_empty() {
+        bc.set_rate_limit(1000, Duration::from_secs(10));
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
-    let server = ServerProc::start_vars(&path, &vars(&sb), &[], "serve.log");
+    let mut env = vars(&sb);
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let server = ServerProc::start_vars(&path, &env, &LEASE, "serve.log");
     let ws = workspace_id();
     let api = Api::new(&server, &token(&path, &ws));
     let (st, v) = api
@@ -117,6 +140,7 @@ async fn world() -> World {
     assert_eq!(st, StatusCode::CREATED, "{v}");
     World {
         sb,
+        env,
         bc,
         _dir: dir,
         server,
@@ -486,7 +510,7 @@ fn pushed(bc: &BasecampControl, project: u64) -> usize {
 
 #[tokio::test]
 async fn a_push_of_500_logs_killed_at_random_points_ends_with_exactly_500_entries() {
-    let w = world().await;
+    let w = fast_world().await;
     let jonas = w
         .person("Jonas Berg", "jonas.berg@nordlys.example", "member")
         .await;
@@ -539,7 +563,7 @@ async fn a_push_of_500_logs_killed_at_random_points_ends_with_exactly_500_entrie
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         server.kill();
-        server = ServerProc::start_vars(&w.dir, &vars(&w.sb), &[], &format!("serve{round}.log"));
+        server = ServerProc::start_vars(&w.dir, &w.env, &LEASE, &format!("serve{round}.log"));
     }
     let api = Api::new(&server, &token(&w.dir, &w.ws));
     let run = api.wait_run_end(&run_id, &server).await;

@@ -279,10 +279,11 @@ impl Config {
                 env::SECRETS_BACKEND
             ));
         }
-        for var in [env::PUBLIC_URL, env::APP_URL]
-            .into_iter()
-            .chain(hourbridge_provider_registry::env_vars())
-        {
+        for var in [env::PUBLIC_URL, env::APP_URL].into_iter().chain(
+            hourbridge_provider_registry::env_vars()
+                .into_iter()
+                .filter(|v| v.ends_with("_URL")),
+        ) {
             if let Some(u) = get(var)
                 && !(u.starts_with("https://") || u.starts_with("http://"))
             {

@@ -62,7 +62,11 @@ pub const API_URL_VAR: &str = "HOURBRIDGE_BASECAMP_API_URL";
 
 /// Every configuration variable [`Basecamp::from_env`] reads. (The platform client's id and
 /// secret are the engine's: `HOURBRIDGE_BASECAMP_CLIENT_ID` / `_CLIENT_SECRET`.)
-pub const ENV_VARS: &[&str] = &[LAUNCHPAD_URL_VAR, API_URL_VAR];
+pub const ENV_VARS: &[&str] = &[LAUNCHPAD_URL_VAR, API_URL_VAR, REQUESTS_PER_10S_VAR];
+
+/// Overrides the request budget per account and 10 s (default [`RATE_LIMIT`]'s 50), for
+/// accounts Basecamp allows more and for sandboxes with another limit. Not above 1,000.
+pub const REQUESTS_PER_10S_VAR: &str = "HOURBRIDGE_BASECAMP_REQUESTS_PER_10S";
 
 /// Launchpad, which hosts OAuth and `authorization.json`.
 pub const DEFAULT_LAUNCHPAD_URL: &str = "https://launchpad.37signals.com";
@@ -208,6 +212,8 @@ pub struct Basecamp {
     budget: Arc<dyn RateBudget>,
     /// ETags and bodies of GET pages, per workspace and account, for `If-None-Match`.
     cache: Arc<dyn ResponseCache>,
+    /// The budget in force ([`RATE_LIMIT`] unless configured).
+    limit: RateLimit,
     /// Project timesheet recordings found so far, by `(account, project)`.
     recordings: Mutex<HashMap<(String, String), String>>,
 }
@@ -474,7 +480,23 @@ impl Basecamp {
         let api_base = env.url(API_URL_VAR, DEFAULT_API_URL);
         base_url(LAUNCHPAD_URL_VAR, &launchpad)?;
         let api_url = base_url(API_URL_VAR, &api_base)?;
+        let limit = match (env.lookup)(REQUESTS_PER_10S_VAR) {
+            None => RATE_LIMIT,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => RateLimit {
+                    requests: n,
+                    ..RATE_LIMIT
+                },
+                _ => {
+                    return Err(err(
+                        ProviderErrorKind::Rejected,
+                        format!("{REQUESTS_PER_10S_VAR} must be a whole number from 1 to 1000"),
+                    ));
+                }
+            },
+        };
         Ok(Self {
+            limit,
             launchpad,
             api_base,
             api_url,
@@ -554,7 +576,7 @@ impl Basecamp {
         let mut call = Call::new(method, url).bearer(token).budget(
             self.budget.as_ref(),
             budget_key(&account),
-            RATE_LIMIT,
+            self.limit,
         );
         if let Some(b) = body {
             call = call.raw_body("application/json; charset=utf-8", b.to_string());
@@ -582,7 +604,7 @@ impl Basecamp {
     ) -> ProviderError {
         if self
             .budget
-            .acquire(&budget_key(account), &RATE_LIMIT)
+            .acquire(&budget_key(account), &self.limit)
             .await
             .is_err()
         {
@@ -1136,7 +1158,7 @@ impl Provider for Basecamp {
         let wanted = configured_account_id(session)?;
         let call = Call::get(format!("{}/authorization.json", self.launchpad))
             .bearer(token)
-            .budget(self.budget.as_ref(), "basecamp:launchpad", RATE_LIMIT);
+            .budget(self.budget.as_ref(), "basecamp:launchpad", self.limit);
         let res = self.http.raw(call).await?;
         let auth: wire::Authorization = Self::decode(&res, "authorization.json")?;
         let mut bc3: Vec<wire::LaunchpadAccount> = auth
@@ -1526,7 +1548,10 @@ mod tests {
             d.capabilities.webhooks,
             Some(WebhookVerification::PathToken)
         );
-        assert_eq!(ENV_VARS, [LAUNCHPAD_URL_VAR, API_URL_VAR]);
+        assert_eq!(
+            ENV_VARS,
+            [LAUNCHPAD_URL_VAR, API_URL_VAR, REQUESTS_PER_10S_VAR]
+        );
         let b = basecamp(DEFAULT_API_URL);
         hourbridge_provider_api::check_provider(&b).unwrap();
         assert_eq!(

@@ -550,7 +550,8 @@ impl TimeOutPass {
             Err(SyncError::Provider(e)) if per_record(&e) => {
                 run.problems.push(RecordProblem {
                     record: id.to_owned(),
-                    code: "push_refused".into(),
+                    // The adapter's own code (`timesheets_disabled`) says what to do about it.
+                    code: e.code.unwrap_or("push_refused").into(),
                     message: format!("work log {id} was not pushed: {}", e.message),
                 });
                 self.progress.retry.insert(id.to_owned());
