@@ -2,6 +2,7 @@
 //! signed like `hourbridge token` signs them.
 
 mod aws;
+mod aws_basecamp;
 mod blackbox;
 mod coalesce;
 mod functions;
