@@ -179,6 +179,7 @@ impl World {
             )
             .await;
         assert_eq!(c["state"], "pending_authorization", "{c}");
+        assert_eq!(c["status"]["label"], "Not synchronized yet", "{c}");
         let a = self
             .api
             .ok(Method::POST, "/v1/connections/basecamp/authorize", None)
@@ -303,12 +304,11 @@ async fn owner_connects_basecamp_imports_projects_pushes_time_and_disconnects() 
         "{e}"
     );
     let c = w.connect().await;
-    assert_eq!(
+    assert!(
         c["status"]["label"]
             .as_str()
             .unwrap()
             .starts_with("Synchronized successfully at "),
-        true,
         "{c}"
     );
 
@@ -459,6 +459,61 @@ async fn owner_connects_basecamp_imports_projects_pushes_time_and_disconnects() 
     assert_eq!(entries.len(), before + 2);
     assert!(entries.iter().any(|e| e.seconds == 45 * 60));
     assert!(!entries.iter().any(|e| e.seconds == 30 * 60));
+
+    // Timesheets off on a project: its logs are skipped with a typed problem.
+    let tools = w.project_named("Internal tools").await;
+    let tools_id = tools["id"].as_str().unwrap().to_owned();
+    let ci = w.tasks(&tools_id).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let off = w.log(&jonas, &tools_id, Some(&ci), 15).await;
+    let r = w
+        .api
+        .ok(Method::POST, "/v1/connections/basecamp/sync", None)
+        .await;
+    w.api
+        .wait_run_end(r["run_id"].as_str().unwrap(), &w.server)
+        .await;
+    let c = w
+        .api
+        .ok(Method::GET, "/v1/connections/basecamp", None)
+        .await;
+    assert!(
+        c["status"]["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["record"] == off.as_str() && p["code"] == "timesheets_disabled"),
+        "{c}"
+    );
+    w.api
+        .ok(Method::DELETE, &format!("/v1/worklogs/{off}"), None)
+        .await;
+
+    // An inactive account fails the run, typed, and the label says so.
+    assert!(w.bc.set_account_active(BASECAMP_DEMO_ACCOUNT_ID, false));
+    let r = w
+        .api
+        .ok(Method::POST, "/v1/connections/basecamp/sync", None)
+        .await;
+    let run = w
+        .api
+        .wait_run_end(r["run_id"].as_str().unwrap(), &w.server)
+        .await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let c = w
+        .api
+        .ok(Method::GET, "/v1/connections/basecamp", None)
+        .await;
+    assert!(
+        c["status"]["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("There was an error at "),
+        "{c}"
+    );
+    assert!(w.bc.set_account_active(BASECAMP_DEMO_ACCOUNT_ID, true));
 
     // A webhook delivery updates the task within seconds.
     let hooks = w.bc.webhooks(bc_web);
