@@ -1,6 +1,7 @@
 //! `hourbridge demo`: the whole Harvest and Hubstaff flow on one machine, through the same HTTP
 //! API a host product uses — sandboxes for the providers, the real OAuth flow, a linked project
-//! per provider, a reset-and-sync with progress, and a short report.
+//! per provider, a reset-and-sync with progress, and a short report — then Basecamp: the owner
+//! connects, chooses the `bc3` account, the first import, a host work log pushed to Basecamp.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -66,6 +67,19 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         (
             "HOURBRIDGE_HUBSTAFF_ACCOUNT_URL",
             sandbox.hubstaff_account_url(),
+        ),
+        (
+            "HOURBRIDGE_BASECAMP_LAUNCHPAD_URL",
+            sandbox.basecamp_launchpad_url(),
+        ),
+        ("HOURBRIDGE_BASECAMP_API_URL", sandbox.basecamp_api_url()),
+        (
+            "HOURBRIDGE_BASECAMP_CLIENT_ID",
+            hourbridge_sandbox::BASECAMP_DEMO_CLIENT_ID.to_owned(),
+        ),
+        (
+            "HOURBRIDGE_BASECAMP_CLIENT_SECRET",
+            hourbridge_sandbox::BASECAMP_DEMO_CLIENT_SECRET.to_owned(),
         ),
     ];
     let config = Config::from_lookup(Mode::Local, |k| {
@@ -206,7 +220,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
             .as_str()
             .ok_or_else(|| anyhow!("no run id"))?
             .to_owned();
-        let run = follow(&api, provider, &run_id).await?;
+        let run = follow(&api, &format!("{provider} reset-and-sync"), &run_id).await?;
         let link = api
             .call(
                 reqwest::Method::GET,
@@ -270,6 +284,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
             );
         }
     }
+    basecamp(&api, &sandbox).await?;
     println!(
         "\nThe demo's data is in {} (kept only with --data-dir). Serve it with: hourbridge serve --data-dir <dir>, \
          then: hourbridge token --workspace {workspace} --person olga --role owner --data-dir <dir>",
@@ -307,13 +322,13 @@ async fn authorize(api: &Api, provider: &str) -> anyhow::Result<()> {
 }
 
 /// Polls a run, showing progress, until it ends.
-async fn follow(api: &Api, provider: &str, run_id: &str) -> anyhow::Result<Value> {
+async fn follow(api: &Api, label: &str, run_id: &str) -> anyhow::Result<Value> {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    bar.set_prefix(format!("{provider} reset-and-sync"));
+    bar.set_prefix(label.to_owned());
     bar.enable_steady_tick(Duration::from_millis(100));
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
@@ -338,15 +353,260 @@ async fn follow(api: &Api, provider: &str, run_id: &str) -> anyhow::Result<Value
             Some("failed") => {
                 bar.abandon();
                 bail!(
-                    "{provider} run failed: {} {}",
+                    "{label} run failed: {} {}",
                     run["failure"],
                     run["failure_message"]
                 );
             }
             _ if std::time::Instant::now() > deadline => {
-                bail!("{provider} run did not finish in 5 minutes")
+                bail!("{label} run did not finish in 5 minutes")
             }
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+}
+
+/// Basecamp as its owner uses it: connect with a daily time, authorize, choose the `bc3`
+/// account, the first import (read-only projects and tasks), then a host work log on an
+/// imported to-do pushed to Basecamp with "Synchronize now".
+async fn basecamp(api: &Api, sandbox: &Sandbox) -> anyhow::Result<()> {
+    println!("\n=== Basecamp ===");
+    // A host person whose e-mail is a Basecamp member's: their time is pushed under their name.
+    let jonas = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/people",
+            Some(json!({"name": "Jonas Berg", "email": "jonas.berg@nordlys.example", "role": "member"})),
+        )
+        .await?;
+    let jonas = jonas["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("person without id"))?
+        .to_owned();
+    let conn = api
+        .call(
+            reqwest::Method::PUT,
+            "/v1/connections/basecamp",
+            Some(json!({"sync_at": "18:30"})),
+        )
+        .await?;
+    println!(
+        "basecamp: daily synchronization at 18:30 (workspace time); {}",
+        conn["state"].as_str().unwrap_or("?")
+    );
+    let a = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/connections/basecamp/authorize",
+            None,
+        )
+        .await?;
+    let url = a["authorize_url"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no authorize_url"))?;
+    let back = hourbridge_sandbox::consent(url)
+        .await
+        .map_err(|e| anyhow!("basecamp: {e}"))?
+        .callback_url;
+    let res = reqwest::get(&back).await?;
+    let status = res.status();
+    let text = res.text().await?;
+    ensure!(status.is_success(), "basecamp callback failed: {text}");
+    let cb: Value = serde_json::from_str(&text)?;
+    ensure!(
+        cb["state"] == "pending_account_choice",
+        "basecamp: expected an account choice, got {cb}"
+    );
+    let mut accounts = vec![format!(
+        "{} ({})",
+        cb["account"].as_str().unwrap_or("?"),
+        cb["account_id"].as_str().unwrap_or("?")
+    )];
+    accounts.extend(
+        cb["accounts"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} ({})",
+                    a["name"].as_str().unwrap_or("?"),
+                    a["id"].as_str().unwrap_or("?")
+                )
+            }),
+    );
+    println!(
+        "basecamp: authorized at Launchpad; the login has {} Basecamp accounts ({}), so the owner chooses one",
+        accounts.len(),
+        accounts.join(", ")
+    );
+    let conn = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/connections/basecamp/account",
+            Some(json!({"account_id": hourbridge_sandbox::BASECAMP_DEMO_ACCOUNT_ID.to_string()})),
+        )
+        .await?;
+    println!(
+        "basecamp: chose {} ({}); the first import runs",
+        conn["account"]["name"].as_str().unwrap_or("?"),
+        conn["state"].as_str().unwrap_or("?")
+    );
+    let conn = settled(api, None).await?;
+    ensure!(
+        conn["status"]["kind"] == "succeeded",
+        "basecamp: the first import failed: {}",
+        conn["status"]
+    );
+    println!(
+        "basecamp: {}",
+        conn["status"]["label"].as_str().unwrap_or("?")
+    );
+    println!("  imported: {}", counts(&conn["status"]["imported"]));
+
+    let projects = api
+        .call(reqwest::Method::GET, "/v1/projects?limit=1000", None)
+        .await?;
+    let imported: Vec<Value> = projects["items"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p["managed_by"] == "basecamp")
+        .cloned()
+        .collect();
+    println!("  read-only projects (managed_by basecamp):");
+    let mut target = None;
+    for p in &imported {
+        let id = p["id"].as_str().unwrap_or_default();
+        let tasks = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/projects/{id}/tasks?limit=1000"),
+                None,
+            )
+            .await?;
+        let tasks = tasks["items"].as_array().cloned().unwrap_or_default();
+        println!(
+            "    - {}: {} task{}",
+            p["name"].as_str().unwrap_or("?"),
+            tasks.len(),
+            if tasks.len() == 1 { "" } else { "s" }
+        );
+        if p["name"] == "Nordlys website relaunch" {
+            target = tasks
+                .iter()
+                .find(|t| t["name"] == "Draft onboarding email sequence")
+                .and_then(|t| t["id"].as_str())
+                .map(|t| (id.to_owned(), t.to_owned()));
+        }
+    }
+    let (project, task) = target.ok_or_else(|| {
+        anyhow!(
+            "basecamp: no \"Draft onboarding email sequence\" task on \"Nordlys website relaunch\""
+        )
+    })?;
+
+    let date = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    api.call(
+        reqwest::Method::POST,
+        "/v1/worklogs",
+        Some(
+            json!({"person_id": jonas, "project_id": project, "task_id": task,
+            "date": date.to_string(), "minutes": 20, "note": "Onboarding emails: first draft"}),
+        ),
+    )
+    .await?;
+    println!(
+        "\nJonas Berg logs 20 minutes on \"Draft onboarding email sequence\" ({date}); Synchronize now:"
+    );
+    let before = conn["status"]["run_id"].as_str().map(str::to_owned);
+    let started = api
+        .call(reqwest::Method::POST, "/v1/connections/basecamp/sync", None)
+        .await?;
+    let run_id = started["run_id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no run id"))?
+        .to_owned();
+    follow(api, "basecamp sync", &run_id).await?;
+    let conn = settled(api, before.as_deref()).await?;
+    let st = &conn["status"];
+    println!("basecamp: {}", st["label"].as_str().unwrap_or("?"));
+    println!("  work logs: {}", counts(&st["counts"]));
+    println!("  imported: {}", counts(&st["imported"]));
+    let problems = st["problems"].as_array().cloned().unwrap_or_default();
+    if problems.is_empty() {
+        println!("  problems: none");
+    } else {
+        println!("  problems:");
+        for p in problems {
+            println!(
+                "    - {}: {}",
+                p["code"].as_str().unwrap_or("?"),
+                p["message"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    let bc = sandbox.basecamp();
+    let bc_web = bc
+        .find_project("Nordlys website relaunch")
+        .ok_or_else(|| anyhow!("no Basecamp project \"Nordlys website relaunch\""))?;
+    let todo = bc.find_todo("Draft onboarding email sequence");
+    println!("  Basecamp's timesheet of \"Nordlys website relaunch\" now holds:");
+    for e in bc.timesheet_entries(bc_web) {
+        println!(
+            "    - {} {}:{:02} on {}: {}",
+            e.date,
+            e.seconds / 3600,
+            e.seconds % 3600 / 60,
+            if Some(e.recording_id) == todo {
+                "\"Draft onboarding email sequence\""
+            } else {
+                "the project"
+            },
+            e.description
+        );
+    }
+    Ok(())
+}
+
+/// The connection view once its latest run (other than `after`) has ended.
+async fn settled(api: &Api, after: Option<&str>) -> anyhow::Result<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let c = api
+            .call(reqwest::Method::GET, "/v1/connections/basecamp", None)
+            .await?;
+        let run = c["status"]["run_id"].as_str();
+        if run.is_some()
+            && run != after
+            && matches!(c["status"]["kind"].as_str(), Some("succeeded" | "failed"))
+        {
+            return Ok(c);
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "basecamp: the run did not end in 2 minutes: {c}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Run counts as `1 created, 0 updated, 0 deleted, 0 unchanged, 0 skipped`.
+fn counts(v: &Value) -> String {
+    let Some(o) = v.as_object() else {
+        return "none".to_owned();
+    };
+    let order = ["created", "updated", "deleted", "unchanged", "skipped"];
+    order
+        .iter()
+        .filter_map(|k| o.get(*k).map(|n| format!("{n} {k}")))
+        .chain(
+            o.iter()
+                .filter(|(k, _)| !order.contains(&k.as_str()))
+                .map(|(k, n)| format!("{n} {k}")),
+        )
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -29,7 +29,8 @@ enum Command {
         lease_ttl_secs: Option<i64>,
     },
     /// Run the demo: provider sandboxes, real OAuth, a linked project per provider, a
-    /// reset-and-sync with progress, and a report.
+    /// reset-and-sync with progress, and a report; then Basecamp connected by the owner, its
+    /// first import and a host work log pushed to it.
     Demo {
         /// Data directory (default: a fresh temporary one).
         #[arg(long)]
