@@ -501,7 +501,11 @@ async fn owner_connects_basecamp_imports_projects_pushes_time_and_disconnects() 
         .api
         .wait_run_end(r["run_id"].as_str().unwrap(), &w.server)
         .await;
-    assert_eq!(run["state"], "failed", "{run}");
+    assert_eq!(
+        (run["state"].as_str(), run["failure"].as_str()),
+        (Some("failed"), Some("account_inactive")),
+        "{run}"
+    );
     let c = w
         .api
         .ok(Method::GET, "/v1/connections/basecamp", None)
@@ -536,6 +540,28 @@ async fn owner_connects_basecamp_imports_projects_pushes_time_and_disconnects() 
         },
     )
     .await;
+
+    // Archived in Basecamp: marked on the host project, kept, and no longer pushed to.
+    assert!(w.bc.set_project_status(bc_web, hourbridge_sandbox::BasecampStatus::Archived));
+    w.api
+        .ok(
+            Method::PATCH,
+            &format!("/v1/worklogs/{l1}"),
+            Some(json!({"minutes": 50})),
+        )
+        .await;
+    let writes = w.bc.timesheet_write_count();
+    sync_now(&w.api, &w.server).await;
+    assert_eq!(
+        w.bc.timesheet_write_count(),
+        writes,
+        "nothing pushed to an archived project"
+    );
+    let web = w.project_named("Nordlys website relaunch").await;
+    assert_eq!(web["archived"], true, "{web}");
+    assert_eq!(w.tasks(&web_id).await.len(), 5, "its tasks stay");
+    assert!(w.bc.set_project_status(bc_web, hourbridge_sandbox::BasecampStatus::Active));
+    sync_now(&w.api, &w.server).await;
 
     // Disconnect: our webhooks go, the imported records stay and become editable.
     w.api

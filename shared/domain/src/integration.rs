@@ -137,6 +137,8 @@ pub enum FailureReason {
     ReauthRequired,
     /// The credentials lack a permission.
     Forbidden,
+    /// The provider account is cancelled or expired: connect an active account. Not retried.
+    AccountInactive,
     /// The provider kept failing or limiting us; the run will be retried.
     ProviderUnavailable,
     /// The provider answered something we could not read.

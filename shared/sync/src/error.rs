@@ -104,6 +104,10 @@ impl SyncError {
     /// The reason recorded on a failed run.
     pub fn reason(&self) -> FailureReason {
         match self {
+            // Adapters name an inactive account with this code whatever status said so.
+            Self::Provider(p) if p.code == Some("account_inactive") => {
+                FailureReason::AccountInactive
+            }
             Self::Provider(p) => match p.kind {
                 ProviderErrorKind::ReauthRequired => FailureReason::ReauthRequired,
                 ProviderErrorKind::Forbidden => FailureReason::Forbidden,

@@ -579,13 +579,8 @@ impl Pass {
         }
         let seen = self.seen().await?;
         let ws = self.cx.ws.clone();
-        if self.caps.tasks {
-            for m in self.mappings("task").await? {
-                if !seen.contains(&format!("task:{}", m.remote_id)) {
-                    self.remove_task(&m.remote_id, run).await?;
-                }
-            }
-        }
+        // Projects first: a project gone from the provider is closed before its tasks are
+        // looked at.
         if self.caps.projects {
             for m in self.mappings("project").await? {
                 if seen.contains(&format!("project:{}", m.remote_id)) {
@@ -603,6 +598,41 @@ impl Pass {
                     self.engine.store.update(&ws, &p, v).await?;
                     run.imported.updated += 1;
                 }
+            }
+        }
+        if self.caps.tasks {
+            let mut closed: HashMap<String, bool> = HashMap::new();
+            for m in self.mappings("task").await? {
+                if seen.contains(&format!("task:{}", m.remote_id)) {
+                    continue;
+                }
+                // A closed project's to-dos are not listed any more, but they are not gone:
+                // they stay with the project.
+                let project = self
+                    .engine
+                    .store
+                    .get::<Task>(&ws, m.local_id.as_str())
+                    .await?
+                    .map(|(t, _)| t.project_id.to_string());
+                if let Some(p) = project {
+                    let is_closed = match closed.get(&p) {
+                        Some(c) => *c,
+                        None => {
+                            let c = self
+                                .engine
+                                .store
+                                .get::<Project>(&ws, &p)
+                                .await?
+                                .is_some_and(|(p, _)| p.archived);
+                            closed.insert(p.clone(), c);
+                            c
+                        }
+                    };
+                    if is_closed {
+                        continue;
+                    }
+                }
+                self.remove_task(&m.remote_id, run).await?;
             }
         }
         if self.caps.people {

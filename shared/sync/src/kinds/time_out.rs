@@ -83,6 +83,8 @@ struct TimeOutPass {
     projects: HashMap<String, Option<String>>,
     /// Host person → remote person (`None`: no link).
     people: HashMap<String, Option<String>>,
+    /// Host project → closed in the provider.
+    archived: HashMap<String, bool>,
 }
 
 #[async_trait]
@@ -109,6 +111,7 @@ impl SyncKind for TimeOut {
             progress,
             projects: HashMap::new(),
             people: HashMap::new(),
+            archived: HashMap::new(),
         }))
     }
 }
@@ -283,6 +286,23 @@ impl TimeOutPass {
         Ok(())
     }
 
+    /// Whether `project` is imported from this provider and closed there (archived).
+    async fn archived(&mut self, project: &RecordId) -> Result<bool, SyncError> {
+        if let Some(a) = self.archived.get(project.as_str()) {
+            return Ok(*a);
+        }
+        let archived = self
+            .engine
+            .store
+            .get::<Project>(self.ws(), project.as_str())
+            .await?
+            .is_some_and(|(p, _)| {
+                p.archived && p.managed_by == ManagedBy::Provider(self.provider.clone())
+            });
+        self.archived.insert(project.to_string(), archived);
+        Ok(archived)
+    }
+
     async fn remote_project(&mut self, project: &RecordId) -> Result<Option<String>, SyncError> {
         if let Some(r) = self.projects.get(project.as_str()) {
             return Ok(r.clone());
@@ -426,6 +446,12 @@ impl TimeOutPass {
         let key = MappingKey::new(&self.provider, HostKind::WorkLog, &host_id);
         let mapping = outbound::mapping(&engine.store, &ws, &key).await?;
         let log = engine.store.get::<WorkLog>(&ws, id).await?.map(|(l, _)| l);
+        if let Some(l) = &log
+            && self.archived(&l.project_id).await?
+        {
+            // Closed in the provider: nothing more is sent to it, and what was sent stays.
+            return Ok(Outcome::Skipped);
+        }
         let time = match &log {
             Some(l) => self.outbound(l, run).await?,
             None => None,
