@@ -391,6 +391,13 @@ async fn owner_connects_basecamp_imports_projects_pushes_time_and_disconnects() 
         .collect();
     assert_eq!(mine, ["Nordlys website relaunch"]);
 
+    // "Synchronize now" is the owner's too.
+    let (st, e) = w
+        .as_role(&admin, "admin")
+        .call(Method::POST, "/v1/connections/basecamp/sync", None)
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
+
     // Push: Jonas on a to-do (20 minutes is 0:20), Zed (no Basecamp person) project-level.
     let bc_web = w.bc.find_project("Nordlys website relaunch").unwrap();
     let before = w.bc.timesheet_entries(bc_web).len();

@@ -647,7 +647,8 @@ async fn sync_now(
     Member(c): Member,
     Path(provider): Path<String>,
 ) -> ApiResult<(StatusCode, Json<RunStarted>)> {
-    c.require(Role::Admin)?;
+    // Whoever may install the provider may run it now (the owner, for Basecamp).
+    require_install_role(&c, &s, &provider)?;
     let run = s
         .engine
         .start_run(c.scope(), &provider, RunScope::Connection, RunMode::Refetch)
