@@ -271,6 +271,35 @@ impl Pass {
             Some(p) if self.caps.max_project_depth > 1 => self.mapped("project", p).await?,
             _ => None,
         };
+        // Deeper than the declared depth (and the host's two levels): reported, not synced.
+        if let Some(parent) = &parent_id {
+            let mut depth = 2u8;
+            let mut cur = parent.clone();
+            while let Some((pp, _)) = self
+                .engine
+                .store
+                .get::<Project>(self.ws(), cur.as_str())
+                .await?
+                && let Some(up) = pp.parent_id
+                && depth <= self.caps.max_project_depth.min(2)
+            {
+                depth += 1;
+                cur = up;
+            }
+            if depth > self.caps.max_project_depth.min(2) {
+                run.imported.skipped += 1;
+                run.problems.push(hourbridge_domain::RecordProblem {
+                    record: r.id.clone(),
+                    code: "too_deep".into(),
+                    message: format!(
+                        "project {} is nested deeper than the {} levels the host mirrors",
+                        r.name,
+                        self.caps.max_project_depth.min(2)
+                    ),
+                });
+                return Ok(false);
+            }
+        }
         let customer_id = match &r.customer_id {
             Some(c) => self.mapped("customer", c).await?,
             None => None,
