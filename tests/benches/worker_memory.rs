@@ -133,6 +133,7 @@ async fn main() {
                 time_zone: "UTC".into(),
                 owner_id: olga.clone(),
                 created_at: Utc::now(),
+                addons: Default::default(),
             },
         )
         .await
@@ -157,7 +158,7 @@ async fn main() {
         start_date: None,
         end_date: None,
         managed_by: ManagedBy::Local,
-        archived: false,
+        active: true,
     };
     e.store.put(ws, &project).await.unwrap();
     e.store

@@ -717,7 +717,7 @@ async fn provider_managed_records_answer_409_to_edits() {
         start_date: None,
         end_date: None,
         managed_by: ManagedBy::Provider(basecamp.clone()),
-        archived: false,
+        active: true,
     };
     s.ctx.store.insert("acme", &project).await.unwrap();
     let log = WorkLog {

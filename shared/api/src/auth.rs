@@ -2,12 +2,17 @@
 //! (person id), `ws` (workspace id) and `role`. Locally the API verifies HS256 itself; behind
 //! API Gateway the JWT authorizer has verified the token and the Lambda glue hands the claims
 //! over as [`TrustedClaims`].
+//!
+//! A token whose `role` is `service` ([`SERVICE_ROLE`]) is the host product's billing backend,
+//! not a person: [`CallerKind::Service`]. It reads what a member reads and manages add-ons
+//! ([`Service`]); every other write refuses it with 403 `forbidden` before any handler runs,
+//! and [`Caller::require`] never admits it.
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
-use hourbridge_domain::{RecordId, Role, SecretValue, Workspace, WorkspaceId};
+use hourbridge_domain::{RecordId, Role, SERVICE_ROLE, SecretValue, Workspace, WorkspaceId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -20,13 +25,30 @@ pub struct Caller {
     pub person_id: RecordId,
     /// The workspace (`ws`).
     pub workspace_id: WorkspaceId,
-    /// The role (`role`).
+    /// The role (`role`); [`Role::Member`] for a service token, which reads as a member does
+    /// (see [`CallerKind`]).
     pub role: Role,
+    /// A person or the billing backend's service token.
+    pub kind: CallerKind,
+}
+
+/// Who holds the token: a person with a [`Role`], or the host product's billing backend.
+/// Service is not a role in the order of person roles: neither above nor below any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerKind {
+    /// A person of the workspace, with [`Caller::role`].
+    Person,
+    /// The billing backend (`role` claim `service`): reads, and manages add-ons; nothing else.
+    Service,
 }
 
 impl Caller {
-    /// 403 unless the caller's role is at least `role`.
+    /// 403 unless the caller is a person whose role is at least `role` (a service token never
+    /// passes: it is no person role).
     pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.kind == CallerKind::Service {
+            return Err(service_forbidden());
+        }
         if self.role >= role {
             Ok(())
         } else {
@@ -91,6 +113,12 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+fn service_forbidden() -> ApiError {
+    ApiError::forbidden(
+        "a service token may only read and manage add-ons (PUT/DELETE /v1/workspace/addons/{addon})",
+    )
+}
+
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
@@ -124,8 +152,21 @@ impl Authenticator {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &jwt, encoding).ok()
     }
 
-    /// Authenticates a request's parts.
+    /// Authenticates a request's parts for an ordinary route: a service token may only read
+    /// (`GET`/`HEAD`), any other method answers 403 `forbidden`.
     pub fn authenticate(&self, parts: &Parts) -> Result<Caller, ApiError> {
+        let caller = self.authenticate_any(parts)?;
+        if caller.kind == CallerKind::Service
+            && !matches!(parts.method, http::Method::GET | http::Method::HEAD)
+        {
+            return Err(service_forbidden());
+        }
+        Ok(caller)
+    }
+
+    /// Authenticates a request's parts whatever the method (the add-on routes, which check
+    /// for [`CallerKind::Service`] themselves).
+    fn authenticate_any(&self, parts: &Parts) -> Result<Caller, ApiError> {
         let raw = match self {
             Self::Gateway => parts
                 .extensions
@@ -155,13 +196,20 @@ impl Authenticator {
                 }
             }
         };
+        let (role, kind) = if raw.role == SERVICE_ROLE {
+            (Role::Member, CallerKind::Service)
+        } else {
+            let role = Role::parse(&raw.role)
+                .map_err(|_| unauthorized("claim 'role' is not a known role"))?;
+            (role, CallerKind::Person)
+        };
         Ok(Caller {
             person_id: RecordId::parse(raw.sub)
                 .map_err(|_| unauthorized("claim 'sub' is not a valid id"))?,
             workspace_id: WorkspaceId::parse(raw.ws)
                 .map_err(|_| unauthorized("claim 'ws' is not a valid workspace id"))?,
-            role: Role::parse(&raw.role)
-                .map_err(|_| unauthorized("claim 'role' is not a known role"))?,
+            role,
+            kind,
         })
     }
 }
@@ -189,17 +237,46 @@ impl FromRequestParts<AppState> for Member {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let caller = state.auth.authenticate(parts)?;
-        let ws = state
-            .store
-            .get::<Workspace>(caller.scope(), caller.scope())
-            .await?;
-        if ws.is_none() {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "workspace_not_found",
-                "this workspace does not exist yet; bootstrap it with POST /v1/workspaces",
+        existing_workspace(state, &caller).await?;
+        Ok(Self(caller))
+    }
+}
+
+async fn existing_workspace(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    let ws = state
+        .store
+        .get::<Workspace>(caller.scope(), caller.scope())
+        .await?;
+    if ws.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "workspace_not_found",
+            "this workspace does not exist yet; bootstrap it with POST /v1/workspaces",
+        ));
+    }
+    Ok(())
+}
+
+/// A service token (the host product's billing backend) of an existing workspace, whatever
+/// the method: the add-on routes. People, owners included, answer 403 `forbidden`.
+#[derive(Debug, Clone)]
+pub struct Service(pub Caller);
+
+impl FromRequestParts<AppState> for Service {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = state.auth.authenticate_any(parts)?;
+        if caller.kind != CallerKind::Service {
+            return Err(ApiError::forbidden(
+                "add-ons are set by the host product's billing backend with a service token, \
+                 not by people",
             ));
         }
+        existing_workspace(state, &caller).await?;
         Ok(Self(caller))
     }
 }

@@ -163,6 +163,9 @@ impl From<hourbridge_sync::SyncError> for ApiError {
                 format!("{p} is not connected in this workspace"),
             ),
             S::InvalidState(m) => Self::new(StatusCode::CONFLICT, "invalid_state", m),
+            e @ S::TestRequired(_) => {
+                Self::new(StatusCode::CONFLICT, "test_required", e.to_string())
+            }
             S::Invalid(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_request", m),
             S::Busy => Self::new(
                 StatusCode::CONFLICT,
@@ -270,6 +273,14 @@ impl From<hourbridge_sync::SyncError> for ApiError {
             S::AuthorizationFailed(m) => {
                 Self::new(StatusCode::BAD_REQUEST, "authorization_failed", m)
             }
+            e @ S::AddonNotEnabled { .. } => {
+                Self::new(StatusCode::FORBIDDEN, "addon_not_enabled", e.to_string())
+            }
+            S::UnknownAddon(a) => Self::new(
+                StatusCode::NOT_FOUND,
+                "unknown_addon",
+                format!("no add-on called {a:?}"),
+            ),
         }
     }
 }

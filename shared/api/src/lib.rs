@@ -21,7 +21,7 @@ use utoipa::OpenApi as _;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::{Authenticator, Caller, Member, RawClaims, TrustedClaims};
+pub use auth::{Authenticator, Caller, CallerKind, Member, RawClaims, Service, TrustedClaims};
 pub use error::{
     ApiError, ApiResult, DEFAULT_RETRY_AFTER, ErrorBody, ErrorDetail, retry_after_seconds,
 };

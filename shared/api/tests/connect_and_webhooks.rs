@@ -126,6 +126,7 @@ impl Provider for TestProvider {
             account_id: "1".into(),
             account_name: "Acme".into(),
             other_accounts: vec![],
+            identity: None,
         })
     }
     async fn validate_credentials(

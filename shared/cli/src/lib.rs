@@ -34,7 +34,12 @@ pub fn issue_token(
     WorkspaceId::parse(workspace)
         .map_err(|e| TokenError::InvalidClaim(format!("--workspace {e}")))?;
     RecordId::parse(person).map_err(|e| TokenError::InvalidClaim(format!("--person {e}")))?;
-    Role::parse(role).map_err(|e| TokenError::InvalidClaim(format!("--role {e}")))?;
+    // `service` is the host product's billing backend (reads, manages add-ons), not a person.
+    if role != hourbridge_domain::SERVICE_ROLE {
+        Role::parse(role).map_err(|e| {
+            TokenError::InvalidClaim(format!("--role {e} (or service, for the billing backend)"))
+        })?;
+    }
     let claims = RawClaims {
         sub: person.to_owned(),
         ws: workspace.to_owned(),

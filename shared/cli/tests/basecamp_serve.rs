@@ -565,7 +565,7 @@ async fn owner_connects_basecamp_imports_projects_pushes_time_and_disconnects() 
         "nothing pushed to an archived project"
     );
     let web = w.project_named("Nordlys website relaunch").await;
-    assert_eq!(web["archived"], true, "{web}");
+    assert_eq!(web["active"], false, "{web}");
     assert_eq!(w.tasks(&web_id).await.len(), 5, "its tasks stay");
     assert!(w.bc.set_project_status(bc_web, hourbridge_sandbox::BasecampStatus::Active));
     sync_now(&w.api, &w.server).await;

@@ -1,6 +1,7 @@
 //! Host records: what the host product owns (workspaces, people, customers, projects, tasks,
 //! assignments, work logs).
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -22,7 +23,17 @@ pub struct Workspace {
     pub owner_id: RecordId,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Enabled add-ons, by provider id: set by the host product's billing backend (a
+    /// [`SERVICE_ROLE`] token), never by people. A provider whose descriptor says
+    /// `requires_add_on` works only while its id is here.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub addons: BTreeSet<String>,
 }
+
+/// The `role` claim of a service token (the host product's billing backend): not a person's
+/// role and not ordered with them; it may read what a member may read and manage add-ons,
+/// nothing else.
+pub const SERVICE_ROLE: &str = "service";
 
 /// Parses an IANA time-zone name such as `Europe/Oslo`.
 pub fn parse_time_zone(tz: &str) -> Result<chrono_tz::Tz, DomainError> {
@@ -161,6 +172,9 @@ pub struct Customer {
     /// Who may edit it.
     #[serde(default)]
     pub managed_by: ManagedBy,
+    /// `false` when inactive in the provider it is imported from (kept, not deleted).
+    #[serde(default = "yes")]
+    pub active: bool,
 }
 
 /// A project; at most two levels (a project may have a parent that has none).
@@ -182,10 +196,14 @@ pub struct Project {
     /// Who may edit it.
     #[serde(default)]
     pub managed_by: ManagedBy,
-    /// Archived or trashed in the provider it is imported from: nothing is pushed to it any
-    /// more, and it is kept (with its work logs) rather than deleted.
-    #[serde(default)]
-    pub archived: bool,
+    /// `false` when closed, archived or trashed in the provider it is imported from: nothing
+    /// is pushed to it any more, and it is kept (with its work logs) rather than deleted.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A task of a project.

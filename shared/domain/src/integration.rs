@@ -16,6 +16,10 @@ pub enum ConnectionState {
     PendingAuthorization,
     /// Credentials configured but not yet validated/activated (credential-set providers).
     PendingActivation,
+    /// A session-token provider's token is saved; "Test API" has not passed yet.
+    PendingTest,
+    /// "Test API" passed; an admin confirms the activation before anything runs.
+    Tested,
     /// Authorized, but the login reaches several accounts: one must be chosen
     /// (`POST /v1/connections/{provider}/account`) before anything is imported.
     PendingAccountChoice,
@@ -145,6 +149,9 @@ pub enum FailureReason {
     InvalidResponse,
     /// Our configuration is wrong (e.g. a linked remote project no longer exists).
     Configuration,
+    /// The workspace does not have the provider's add-on (it was removed): nothing syncs
+    /// until the host product's billing backend enables it again.
+    AddonNotEnabled,
     /// Anything else.
     Internal,
 }

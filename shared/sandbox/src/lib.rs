@@ -15,6 +15,7 @@
 //! | `/hubstaff/api/v2/...` | `https://api.hubstaff.com/v2/...` |
 //! | `/basecamp/launchpad/authorization/{new,token}`, `/basecamp/launchpad/authorization.json` | `https://launchpad.37signals.com/...` |
 //! | `/basecamp/api/{account_id}/...` | `https://3.basecampapi.com/{account_id}/...` |
+//! | `/tripletex/v2/...` | `https://tripletex.no/v2/...` |
 //!
 //! # Choices where the reference is silent or says UNCONFIRMED
 //!
@@ -52,6 +53,7 @@ mod harvest;
 mod hubstaff;
 mod json_writer;
 mod oauth;
+mod tripletex;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -69,6 +71,10 @@ pub use basecamp::{
 pub use consent::{Consent, ConsentError, consent};
 pub use harvest::{HarvestControl, NewHarvestEntry};
 pub use hubstaff::HubstaffControl;
+pub use tripletex::{
+    SubscriptionStatus as TripletexSubscriptionStatus, TripletexControl, TripletexCustomer,
+    TripletexDelivery, TripletexProject, TripletexSubscription,
+};
 
 /// OAuth client id the demo seed registers with the Harvest emulation.
 pub const HARVEST_DEMO_CLIENT_ID: &str = harvest::DEMO_CLIENT_ID;
@@ -90,6 +96,16 @@ pub const BASECAMP_DEMO_CLIENT_SECRET: &str = basecamp::DEMO_CLIENT_SECRET;
 pub const BASECAMP_DEMO_ACCOUNT_ID: u64 = basecamp::DEMO_ACCOUNT_ID;
 /// The demo's second `bc3` account.
 pub const BASECAMP_DEMO_SECOND_ACCOUNT_ID: u64 = basecamp::DEMO_SECOND_ACCOUNT_ID;
+/// Consumer token the demo seed registers with the Tripletex emulation (Hourbridge's).
+pub const TRIPLETEX_DEMO_CONSUMER_TOKEN: &str = tripletex::DEMO_CONSUMER_TOKEN;
+/// Employee token (all entitlements) of Fjordtech's administrator in the demo seed.
+pub const TRIPLETEX_DEMO_EMPLOYEE_TOKEN: &str = tripletex::DEMO_EMPLOYEE_TOKEN;
+/// Demo employee token without entitlements: its sessions answer 403.
+pub const TRIPLETEX_DEMO_LIMITED_EMPLOYEE_TOKEN: &str = tripletex::DEMO_LIMITED_EMPLOYEE_TOKEN;
+/// The Tripletex company id (Fjordtech AS), with either seed.
+pub const TRIPLETEX_COMPANY_ID: u64 = tripletex::COMPANY_ID;
+/// The employee [`TRIPLETEX_DEMO_EMPLOYEE_TOKEN`] belongs to.
+pub const TRIPLETEX_DEMO_EMPLOYEE_ID: u64 = tripletex::DEMO_EMPLOYEE_ID;
 
 /// Initial data of a sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,6 +133,15 @@ pub enum Seed {
     /// and the client Mia; "Nordlys website relaunch" (lists with a group, a completed and a
     /// trashed to-do, one project-level entry), "Internal tools" (timesheets disabled), an
     /// archived and a trashed project. With [`Seed::Empty`] only the empty 4410022 exists.
+    ///
+    /// Tripletex: consumer token [`TRIPLETEX_DEMO_CONSUMER_TOKEN`], employee tokens
+    /// [`TRIPLETEX_DEMO_EMPLOYEE_TOKEN`] (Kari, all entitlements) and
+    /// [`TRIPLETEX_DEMO_LIMITED_EMPLOYEE_TOKEN`] (none: 403). Company 1002345 "Fjordtech AS" has
+    /// customers incl. two "Nordlys Consulting AS" with different organisation numbers, the
+    /// inactive "Bergen Bakeri AS" and a private individual; projects three levels deep
+    /// ("Fjordkraft intranett" > "... - tillegg søk" > "Søk - indeksering"), a sub-project with
+    /// another customer than its main project, "Intern utvikling" (closed, internal) and
+    /// "Hansen nettside" (closed 20 days ago). With [`Seed::Empty`] only the company and Kari.
     Demo,
 }
 
@@ -129,6 +154,7 @@ pub struct Sandbox {
     harvest: HarvestControl,
     hubstaff: HubstaffControl,
     basecamp: BasecampControl,
+    tripletex: TripletexControl,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -157,14 +183,17 @@ impl Sandbox {
         let harvest = HarvestControl::new(seed);
         let hubstaff = HubstaffControl::new(seed);
         let basecamp = BasecampControl::new(seed);
+        let tripletex = TripletexControl::new(seed);
         let base = base_url_for(addr);
         harvest.set_origin(&base);
         hubstaff.set_origin(&base);
         basecamp.set_origin(&base);
+        tripletex.set_origin(&base);
         let app = Router::new()
             .nest("/harvest", harvest::router(harvest.clone()))
             .nest("/hubstaff", hubstaff::router(hubstaff.clone()))
             .nest("/basecamp", basecamp::router(basecamp.clone()))
+            .nest("/tripletex", tripletex::router(tripletex.clone()))
             .fallback(|| async { (StatusCode::NOT_FOUND, "no such sandbox endpoint") });
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -185,6 +214,7 @@ impl Sandbox {
             harvest,
             hubstaff,
             basecamp,
+            tripletex,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -261,6 +291,16 @@ impl Sandbox {
         format!("{}/basecamp/api", self.base_url())
     }
 
+    /// Stand-in for `https://tripletex.no/v2`: `base_url() + "/tripletex/v2"`.
+    pub fn tripletex_api_url(&self) -> String {
+        format!("{}/tripletex/v2", self.base_url())
+    }
+
+    /// Control handle for the Tripletex emulation.
+    pub fn tripletex(&self) -> TripletexControl {
+        self.tripletex.clone()
+    }
+
     /// Control handle for the Basecamp emulation.
     pub fn basecamp(&self) -> BasecampControl {
         self.basecamp.clone()
@@ -329,6 +369,20 @@ impl Sandbox {
             format!(
                 "  client:     {}",
                 client(BASECAMP_DEMO_CLIENT_ID, BASECAMP_DEMO_CLIENT_SECRET)
+            ),
+            "Tripletex".to_owned(),
+            format!(
+                "  API:        {}  (company {})",
+                self.tripletex_api_url(),
+                TRIPLETEX_COMPANY_ID
+            ),
+            format!(
+                "  session:    PUT {}/token/session/:create",
+                self.tripletex_api_url()
+            ),
+            format!(
+                "  tokens:     {}",
+                client(TRIPLETEX_DEMO_CONSUMER_TOKEN, TRIPLETEX_DEMO_EMPLOYEE_TOKEN)
             ),
         ]
         .join("\n")

@@ -307,7 +307,7 @@ async fn main() {
         start_date: None,
         end_date: None,
         managed_by: ManagedBy::Local,
-        archived: false,
+        active: true,
     };
     store.insert(ws, &project).await.unwrap();
     store

@@ -396,6 +396,7 @@ impl Engine {
         fields: BTreeMap<String, SecretValue>,
     ) -> Result<Connection, SyncError> {
         let p = self.provider(provider)?.clone();
+        self.require_addon(ws, provider).await?;
         let provider_id =
             ProviderId::parse(provider).map_err(|e| SyncError::Invalid(e.to_string()))?;
         let auth = &p.descriptor().auth;
@@ -463,27 +464,14 @@ impl Engine {
                 }
                 (secret, None)
             }
-            AuthKind::SessionToken {
-                session_lifetime, ..
-            } => {
-                let creds = credentials(&secret_fields);
-                let until = now
-                    + Duration::from_std(*session_lifetime).unwrap_or_else(|_| Duration::hours(1));
-                let grant = p.create_session(&creds, until).await.map_err(|e| {
-                    CredentialCheckError::from_provider(e, &secret_field_names(&*p))
-                })?;
-                let session = ProviderSession {
-                    secrets: BTreeMap::from([(SESSION_TOKEN.to_owned(), grant.token.clone())]),
-                    ..creds
-                };
-                let account = p.validate_credentials(&session).await?;
+            // Saved untested: "Test API" ([`Engine::test_connection`]) checks the token and an
+            // admin confirms the activation ([`Engine::confirm_connection`]).
+            AuthKind::SessionToken { .. } => {
                 let secret = ConnectionSecret {
-                    access_token: Some(grant.token.expose().to_owned()),
-                    expires_at: Some(grant.expires_at),
                     fields: secret_fields,
                     ..ConnectionSecret::default()
                 };
-                (secret, Some(account))
+                (secret, None)
             }
             AuthKind::CredentialSet { .. } => {
                 let account = p.validate_credentials(&credentials(&secret_fields)).await?;
@@ -499,9 +487,13 @@ impl Engine {
         self.sessions.invalidate(ws, provider);
         self.secrets.put(&name, &secret.to_value()).await?;
         let existing = self.connection(ws, provider).await?;
+        let waiting = match auth {
+            AuthKind::SessionToken { .. } => ConnectionState::PendingTest,
+            _ => ConnectionState::PendingAuthorization,
+        };
         let mut conn = Connection {
             provider: provider_id,
-            state: ConnectionState::PendingAuthorization,
+            state: waiting,
             secret_name: Some(name),
             settings: serde_json::Value::Object(settings),
             connected_by: person.clone(),
@@ -529,6 +521,102 @@ impl Engine {
         Ok(conn)
     }
 
+    /// "Test API" of a session-token provider: exchanges the saved credentials for a session,
+    /// checks it with the provider and keeps it. The connection becomes `tested` (an active one
+    /// stays active). Refused credentials store nothing new and answer
+    /// [`SyncError::InvalidCredentials`] (or a missing entitlement / unreachable provider).
+    pub async fn test_connection(
+        &self,
+        ws: &str,
+        provider: &str,
+    ) -> Result<(Connection, AccountInfo), SyncError> {
+        let p = self.provider(provider)?.clone();
+        let AuthKind::SessionToken {
+            session_lifetime, ..
+        } = &p.descriptor().auth
+        else {
+            return Err(SyncError::InvalidState(format!(
+                "{provider} is not tested this way; it connects with its own flow"
+            )));
+        };
+        let (mut conn, version) = self
+            .connection(ws, provider)
+            .await?
+            .ok_or_else(|| SyncError::NotConnected(provider.into()))?;
+        let secret = self.secret(&conn).await?;
+        let creds = ProviderSession {
+            workspace_id: ws.to_owned(),
+            secrets: secret
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), SecretValue::new(v.clone())))
+                .collect(),
+            settings: if conn.settings.is_object() {
+                conn.settings.clone()
+            } else {
+                serde_json::json!({})
+            },
+        };
+        let now = self.clock.now();
+        let until =
+            now + Duration::from_std(*session_lifetime).unwrap_or_else(|_| Duration::hours(1));
+        let grant = p
+            .create_session(&creds, until)
+            .await
+            .map_err(|e| CredentialCheckError::from_provider(e, &secret_field_names(&*p)))?;
+        let session = ProviderSession {
+            secrets: BTreeMap::from([(SESSION_TOKEN.to_owned(), grant.token.clone())]),
+            ..creds
+        };
+        let account = p.validate_credentials(&session).await?;
+        let secret = ConnectionSecret {
+            access_token: Some(grant.token.expose().to_owned()),
+            expires_at: Some(grant.expires_at),
+            ..secret
+        };
+        if let Some(name) = &conn.secret_name {
+            self.secrets.put(name, &secret.to_value()).await?;
+        }
+        self.sessions.invalidate(ws, provider);
+        apply_account(&mut conn, &account, None);
+        if conn.state != ConnectionState::Active {
+            conn.state = ConnectionState::Tested;
+        }
+        conn.updated_at = now;
+        self.store.update(ws, &conn, version).await?;
+        Ok((conn, account))
+    }
+
+    /// Confirms the activation of a tested session-token connection: it becomes `active`, is
+    /// scheduled and subscribes its webhooks. Before a passing "Test API" it answers
+    /// [`SyncError::TestRequired`].
+    pub async fn confirm_connection(
+        &self,
+        ws: &str,
+        provider: &str,
+    ) -> Result<Connection, SyncError> {
+        let (mut conn, version) = self
+            .connection(ws, provider)
+            .await?
+            .ok_or_else(|| SyncError::NotConnected(provider.into()))?;
+        match conn.state {
+            ConnectionState::Tested => {}
+            ConnectionState::Active => return Ok(conn),
+            _ => return Err(SyncError::TestRequired(provider.into())),
+        }
+        conn.state = ConnectionState::Active;
+        conn.updated_at = self.clock.now();
+        self.store.update(ws, &conn, version).await?;
+        let next = crate::schedule::schedule(self, ws, provider).await?;
+        if let Some((mut stored, v)) = self.connection(ws, provider).await? {
+            stored.next_run_at = Some(next);
+            self.store.update(ws, &stored, v).await?;
+            conn = stored;
+        }
+        self.enable_webhooks(ws, provider).await?;
+        Ok(conn)
+    }
+
     /// Starts the OAuth flow: a single-use, 10-minute state bound to workspace and caller.
     pub async fn authorize(
         &self,
@@ -538,6 +626,7 @@ impl Engine {
     ) -> Result<String, SyncError> {
         let p = self.provider(provider)?;
         let spec = self.oauth_spec(p)?;
+        self.require_addon(ws, provider).await?;
         let (conn, _) = self
             .connection(ws, provider)
             .await?
@@ -590,6 +679,7 @@ impl Engine {
             ));
         }
         let ws = pending.workspace_id.clone();
+        self.require_addon(&ws, provider).await?;
         let (mut conn, _) = self
             .connection(&ws, provider)
             .await?
@@ -668,6 +758,7 @@ impl Engine {
         account_id: &str,
     ) -> Result<Connection, SyncError> {
         let p = self.provider(provider)?;
+        self.require_addon(ws, provider).await?;
         let (mut conn, version) = self
             .connection(ws, provider)
             .await?
@@ -1035,6 +1126,9 @@ impl Engine {
         F: Fn(ProviderSession) -> Fut,
         Fut: std::future::Future<Output = Result<T, ProviderError>>,
     {
+        // No call to a provider that needs an add-on the workspace lacks (a run in progress
+        // when the add-on is removed stops at its next call).
+        self.require_addon(ws, provider).await?;
         let session = self.session(ws, provider).await?;
         match f(session.clone()).await {
             Err(e) if e.kind == ProviderErrorKind::ReauthRequired => {

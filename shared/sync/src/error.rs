@@ -56,10 +56,28 @@ pub enum SyncError {
     /// The credentials work but lack a permission, package or add-on (nothing was stored).
     #[error("{0}")]
     MissingEntitlement(String),
+    /// Activation was confirmed before a passing "Test API" of the saved credentials.
+    #[error("test the {0} credentials (Test API) before confirming the activation")]
+    TestRequired(String),
     /// The provider refused the authorization code of an OAuth callback (expired, replayed or
     /// issued to another client): the user must authorize again. The connection is unchanged.
     #[error("{0}")]
     AuthorizationFailed(String),
+    /// The provider requires an add-on the workspace does not have (see [`crate::addons`]):
+    /// nothing was called or stored.
+    #[error(
+        "the {name} add-on is not enabled for this workspace; enable it in the host product's \
+         billing settings"
+    )]
+    AddonNotEnabled {
+        /// The provider (and add-on) id.
+        provider: String,
+        /// The provider's display name.
+        name: String,
+    },
+    /// No add-on with this id (add-ons are the ids of providers that require one).
+    #[error("unknown add-on {0:?}")]
+    UnknownAddon(String),
 }
 
 /// What is wrong with connect fields ([`SyncError::InvalidFields`]).
@@ -122,6 +140,7 @@ impl SyncError {
             },
             Self::NotConnected(_)
             | Self::InvalidState(_)
+            | Self::TestRequired(_)
             | Self::Invalid(_)
             | Self::UnknownProvider(_)
             | Self::InvalidFields { .. } => FailureReason::Configuration,
@@ -129,6 +148,7 @@ impl SyncError {
             Self::MissingEntitlement(_) => FailureReason::Forbidden,
             Self::Unreachable(_) => FailureReason::ProviderUnavailable,
             Self::AuthorizationFailed(_) => FailureReason::ReauthRequired,
+            Self::AddonNotEnabled { .. } => FailureReason::AddonNotEnabled,
             _ => FailureReason::Internal,
         }
     }

@@ -9,6 +9,7 @@
 //! - [`connections`]: connect a provider by its auth kind (customer or platform OAuth,
 //!   session token, credential set), OAuth authorize and callback, account choice, disconnect;
 //!   tokens and sessions renewed single-flight and cached per process.
+//! - [`addons`]: the add-on gate of providers that require one (enable, remove, check).
 //! - [`budget`]: request budgets shared across processes through the store.
 //! - [`kinds`]: the sync kinds a run is made of, chosen from the provider's declared
 //!   capabilities, all with one shape (open a pass, step page by page, checkpoint, reconcile);
@@ -19,6 +20,7 @@
 //! - [`webhooks`]: per-connection webhook tokens, verified and deduplicated deliveries, and the
 //!   records they name waiting for a refetch.
 
+pub mod addons;
 pub mod budget;
 pub mod connections;
 mod error;

@@ -205,6 +205,7 @@ impl Engine {
         scope: RunScope,
         mode: RunMode,
     ) -> Result<SyncRun, SyncError> {
+        self.require_addon(ws, provider).await?;
         let (conn, _) = self
             .connection(ws, provider)
             .await?
@@ -390,9 +391,14 @@ impl Engine {
             version = self.store.update(ws, &run, version).await?;
         }
         let stop_at = deadline.map(|d| d - self.settings.deadline_margin);
-        let result = self
-            .drive(job, &mut run, &mut version, &mut plan, stop_at, &mut lease)
-            .await;
+        // A run queued before the add-on was removed fails as addon_not_enabled.
+        let result = match self.require_addon(ws, &job.provider).await {
+            Ok(()) => {
+                self.drive(job, &mut run, &mut version, &mut plan, stop_at, &mut lease)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let outcome = match result {
             Ok(true) => {
                 self.finish(ws, &mut run, version, &plan, None).await?;

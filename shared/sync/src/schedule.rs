@@ -274,6 +274,19 @@ pub async fn tick(engine: &Engine, max: usize) -> Result<TickReport, SyncError> 
             }
             Err(e) => return Err(e.into()),
         }
+        // A workspace without the provider's add-on is not run: its entry leaves the schedule
+        // (enabling the add-on puts it back).
+        match engine
+            .require_addon(&entry.workspace_id, &entry.provider)
+            .await
+        {
+            Ok(()) => {}
+            Err(SyncError::AddonNotEnabled { .. }) => {
+                unschedule(engine, &entry.workspace_id, &entry.provider).await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         if let Some((mut conn, v)) = engine
             .store
             .get::<Connection>(&entry.workspace_id, &entry.provider)

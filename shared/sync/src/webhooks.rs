@@ -342,6 +342,10 @@ impl Engine {
                 .map_err(|_| WebhookError::BadSignature)?;
         }
         let ws = hook.workspace_id.as_str();
+        // Without the add-on nothing is recorded and the delivery is refused (403
+        // `addon_not_enabled`), so the provider sees it failed; the first run after the add-on
+        // is enabled again refetches what changed meanwhile.
+        self.require_addon(ws, provider).await?;
         let key = match receiver.delivery_id(request) {
             Some(id) => format!("{provider}.id.{}", hex(&Sha256::digest(id.as_bytes()))),
             None => format!("{provider}.body.{}", hex(&Sha256::digest(&request.body))),

@@ -38,6 +38,7 @@ fn account() -> AccountInfo {
         account_id: "acc-1".into(),
         account_name: "Acme".into(),
         other_accounts: vec![],
+        identity: None,
     }
 }
 
@@ -439,6 +440,28 @@ impl Provider for SessionProvider {
     }
 }
 
+/// Saves the good token, runs "Test API" and confirms the activation.
+async fn connect_tested(w: &common::World) -> hourbridge_domain::Connection {
+    let conn = w
+        .engine
+        .connect(
+            "acme",
+            &person(),
+            "sessions",
+            fields(&[("employee_token", "good")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(conn.state, ConnectionState::PendingTest);
+    let (tested, account) = w.engine.test_connection("acme", "sessions").await.unwrap();
+    assert_eq!(tested.state, ConnectionState::Tested);
+    assert!(!account.account_id.is_empty());
+    w.engine
+        .confirm_connection("acme", "sessions")
+        .await
+        .unwrap()
+}
+
 async fn token_in_use(w: &common::World) -> String {
     w.engine
         .call("acme", "sessions", |s| async move {
@@ -452,7 +475,8 @@ async fn token_in_use(w: &common::World) -> String {
 async fn session_token_is_exchanged_on_connect_and_renewed_before_expiry_and_once_on_401() {
     let p = SessionProvider::new();
     let w = world(vec![p.clone()], SyncSettings::default());
-    let err = w
+    // Saved untested; "Test API" refuses a bad token and confirming needs a passing test.
+    let conn = w
         .engine
         .connect(
             "acme",
@@ -461,23 +485,24 @@ async fn session_token_is_exchanged_on_connect_and_renewed_before_expiry_and_onc
             fields(&[("employee_token", "bad")]),
         )
         .await
-        .unwrap_err();
-    match err {
+        .unwrap();
+    assert_eq!(conn.state, ConnectionState::PendingTest);
+    assert_eq!(p.created(), 0, "nothing is called before the test");
+    match w
+        .engine
+        .test_connection("acme", "sessions")
+        .await
+        .unwrap_err()
+    {
         SyncError::InvalidCredentials { fields, .. } => assert_eq!(fields, ["employee_token"]),
         other => panic!("{other:?}"),
     }
-    assert!(w.secrets.names().is_empty());
+    assert!(matches!(
+        w.engine.confirm_connection("acme", "sessions").await,
+        Err(SyncError::TestRequired(_))
+    ));
 
-    let conn = w
-        .engine
-        .connect(
-            "acme",
-            &person(),
-            "sessions",
-            fields(&[("employee_token", "good")]),
-        )
-        .await
-        .unwrap();
+    let conn = connect_tested(&w).await;
     assert_eq!(conn.state, ConnectionState::Active);
     assert_eq!(p.created(), 1);
     assert_eq!(
@@ -556,15 +581,7 @@ async fn session_token_is_exchanged_on_connect_and_renewed_before_expiry_and_onc
 async fn disconnect_revokes_the_stored_session_without_renewing_it_and_deletes_the_secret() {
     let p = SessionProvider::new();
     let w = world(vec![p.clone()], SyncSettings::default());
-    w.engine
-        .connect(
-            "acme",
-            &person(),
-            "sessions",
-            fields(&[("employee_token", "good")]),
-        )
-        .await
-        .unwrap();
+    connect_tested(&w).await;
     w.clock.advance(Duration::hours(3));
     assert!(w.engine.disconnect("acme", "sessions").await.unwrap());
     assert_eq!(*p.revoked.lock().unwrap(), ["session-1"]);
@@ -583,15 +600,7 @@ async fn disconnect_revokes_the_stored_session_without_renewing_it_and_deletes_t
 async fn concurrent_calls_on_an_expired_session_renew_it_once() {
     let p = SessionProvider::new();
     let w = world(vec![p.clone()], SyncSettings::default());
-    w.engine
-        .connect(
-            "acme",
-            &person(),
-            "sessions",
-            fields(&[("employee_token", "good")]),
-        )
-        .await
-        .unwrap();
+    connect_tested(&w).await;
     w.clock.advance(Duration::hours(2));
     let (a, b, c, d) = tokio::join!(
         token_in_use(&w),

@@ -38,6 +38,7 @@ fn account() -> AccountInfo {
         account_id: "a".into(),
         account_name: "A".into(),
         other_accounts: vec![],
+        identity: None,
     }
 }
 
@@ -81,6 +82,7 @@ async fn oslo_workspace(w: &common::World) {
                 time_zone: "Europe/Oslo".into(),
                 owner_id: RecordId::parse("olga").unwrap(),
                 created_at: Utc::now(),
+                addons: Default::default(),
             },
         )
         .await

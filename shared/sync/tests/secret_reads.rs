@@ -99,7 +99,7 @@ async fn a_multi_page_run_in_a_fresh_process_reads_the_secret_once() {
         start_date: None,
         end_date: None,
         managed_by: ManagedBy::Local,
-        archived: false,
+        active: true,
     };
     store.insert(ws, &project).await.unwrap();
     store

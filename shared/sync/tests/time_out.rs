@@ -100,6 +100,7 @@ impl Provider for TestProvider {
             account_id: "a".into(),
             account_name: "A".into(),
             other_accounts: vec![],
+            identity: None,
         })
     }
     fn time_sink(&self) -> Option<&dyn TimeSink> {
@@ -186,7 +187,7 @@ async fn setup() -> (common::World, Arc<TestProvider>) {
                 start_date: None,
                 end_date: None,
                 managed_by: ManagedBy::Provider(ProviderId::parse(P).unwrap()),
-                archived: false,
+                active: true,
             },
         )
         .await

@@ -54,6 +54,7 @@ impl Provider for Hooks {
             account_id: "1".into(),
             account_name: "A".into(),
             other_accounts: vec![],
+            identity: None,
         })
     }
     fn webhooks(&self) -> Option<&dyn WebhookReceiver> {

@@ -77,6 +77,7 @@ async fn create_customer(
         name: validate::text("name", &input.name, validate::MAX_NAME_CHARS)?,
         organization_number: org_number(input.organization_number)?,
         managed_by: ManagedBy::Local,
+        active: true,
     };
     s.store.insert(c.scope(), &customer).await?;
     Ok((StatusCode::CREATED, Json(customer)))

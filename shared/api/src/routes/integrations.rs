@@ -532,6 +532,183 @@ async fn select_account(
     Ok(Json(view(&s, &c, conn).await?))
 }
 
+/// What "Test API" found: the account (company) and who the credentials act as.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TestAnswer {
+    ok: bool,
+    /// The remote account (`id`, `name`).
+    company: serde_json::Value,
+    /// The remote user the credentials act as (`id`, `name`), when the provider says.
+    employee: Option<serde_json::Value>,
+    /// The connection after the test (`tested`, or still `active`).
+    state: ConnectionState,
+}
+
+/// "Test API" of a session-token provider (admin): creates a session with the saved token and
+/// checks it. 422 `invalid_token` (with `fields`) when the provider refuses the token, 403
+/// `missing_entitlement` when it lacks a permission, 502 `unreachable`.
+#[utoipa::path(post, path = "/v1/connections/{provider}/test", tag = "connections", params(("provider" = String, Path)),
+    responses((status = 200, body = TestAnswer), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn test_connection(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path(provider): Path<String>,
+) -> ApiResult<Json<TestAnswer>> {
+    require_install_role(&c, &s, &provider)?;
+    let (conn, account) = match s.engine.test_connection(c.scope(), &provider).await {
+        Ok(done) => done,
+        Err(hourbridge_sync::SyncError::InvalidCredentials { fields, message }) => {
+            return Err(
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_token", message)
+                    .with_fields(fields),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Json(TestAnswer {
+        ok: true,
+        company: serde_json::json!({"id": account.account_id, "name": account.account_name}),
+        employee: account
+            .identity
+            .map(|(id, name)| serde_json::json!({"id": id, "name": name})),
+        state: conn.state,
+    }))
+}
+
+/// Confirms the activation after a passing "Test API" (admin): the connection becomes
+/// `active` and subscribes its webhooks. 409 `test_required` before a passing test.
+#[utoipa::path(post, path = "/v1/connections/{provider}/confirm", tag = "connections", params(("provider" = String, Path)),
+    responses((status = 200, body = ConnectionView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn confirm_connection(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path(provider): Path<String>,
+) -> ApiResult<Json<ConnectionView>> {
+    require_install_role(&c, &s, &provider)?;
+    let conn = s.engine.confirm_connection(c.scope(), &provider).await?;
+    Ok(Json(view(&s, &c, conn).await?))
+}
+
+/// One entry of the review list.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReviewView {
+    id: String,
+    /// `customer` or `project`.
+    kind: String,
+    /// The remote record: `id`, `name`, `organization_number`, `number`, `customer_name`.
+    remote: serde_json::Value,
+    /// `several_candidates` or `similar_name`.
+    reason: String,
+    /// Host records it could be: `id`, `name`, `organization_number`.
+    candidates: Vec<serde_json::Value>,
+    /// Ignored: left out of syncs until reset.
+    ignored: bool,
+}
+
+impl From<hourbridge_sync::kinds::review::ReviewItem> for ReviewView {
+    fn from(i: hourbridge_sync::kinds::review::ReviewItem) -> Self {
+        Self {
+            remote: serde_json::json!({
+                "id": i.remote.id,
+                "name": i.remote.name,
+                "organization_number": i.remote.organization_number,
+                "number": i.remote.number,
+                "customer_name": i.customer_name,
+            }),
+            candidates: i
+                .candidates
+                .into_iter()
+                .map(|c| serde_json::json!({"id": c.id, "name": c.name, "organization_number": c.organization_number}))
+                .collect(),
+            id: i.id,
+            kind: i.kind,
+            reason: i.reason,
+            ignored: i.ignored,
+        }
+    }
+}
+
+/// The review list (admin): remote customers and projects the first sync could not match
+/// with certainty, pending ones first.
+#[utoipa::path(get, path = "/v1/connections/{provider}/review", tag = "connections", params(("provider" = String, Path)),
+    responses((status = 200, body = List<ReviewView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn review_list(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path(provider): Path<String>,
+) -> ApiResult<Json<List<ReviewView>>> {
+    require_install_role(&c, &s, &provider)?;
+    let items = s.engine.review_items(c.scope(), &provider).await?;
+    Ok(Json(List {
+        items: items.into_iter().map(ReviewView::from).collect(),
+        next_cursor: None,
+    }))
+}
+
+/// An admin's answer to a review item.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReviewBody {
+    /// `link` (with `target_id`), `create`, `ignore` or `reset`.
+    action: String,
+    /// The host record to link to.
+    target_id: Option<String>,
+}
+
+/// Answers a review item at once (admin): `link` makes the remote record the host record
+/// `target_id` (which becomes the provider's), `create` makes a new one, `ignore` leaves it out
+/// of syncs until `reset`. Answers the item (ignored) or 204 when it left the list.
+#[utoipa::path(post, path = "/v1/connections/{provider}/review/{id}", tag = "connections", params(("provider" = String, Path), ("id" = String, Path)),
+    request_body = ReviewBody,
+    responses((status = 200, body = ReviewView), (status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn review_answer(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Path((provider, id)): Path<(String, String)>,
+    Body(b): Body<ReviewBody>,
+) -> ApiResult<Response> {
+    require_install_role(&c, &s, &provider)?;
+    use hourbridge_sync::kinds::review::ReviewAction as A;
+    let action = match (b.action.as_str(), b.target_id) {
+        ("link", Some(t)) => A::Link(RecordId::parse(t).map_err(|_| {
+            ApiError::unprocessable("invalid_target", "target_id is not a valid id")
+        })?),
+        ("link", None) => {
+            return Err(ApiError::unprocessable("required", "link needs target_id")
+                .with_fields(vec!["target_id".into()]));
+        }
+        ("create", None) => A::Create,
+        ("ignore", None) => A::Ignore,
+        ("reset", None) => A::Reset,
+        (_, Some(_)) => {
+            return Err(
+                ApiError::unprocessable("unknown_field", "only link takes target_id")
+                    .with_fields(vec!["target_id".into()]),
+            );
+        }
+        _ => {
+            return Err(ApiError::unprocessable(
+                "invalid_action",
+                "action is one of link, create, ignore, reset",
+            )
+            .with_fields(vec!["action".into()]));
+        }
+    };
+    let exists = s
+        .engine
+        .review_items(c.scope(), &provider)
+        .await?
+        .iter()
+        .any(|i| i.id == id);
+    if !exists {
+        return Err(ApiError::not_found("review item"));
+    }
+    match s.engine.review(c.scope(), &provider, &id, action).await? {
+        Some(item) => Ok(Json(ReviewView::from(item)).into_response()),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
 /// Every connection of the workspace.
 #[utoipa::path(get, path = "/v1/connections", tag = "connections", responses((status = 200, body = List<ConnectionView>)))]
 async fn list_connections(
@@ -594,6 +771,7 @@ async fn remote_projects(
 ) -> ApiResult<Json<List<RemoteProjectView>>> {
     c.require(Role::Manager)?;
     let p = s.engine.provider(&provider)?.clone();
+    s.engine.require_addon(c.scope(), &provider).await?;
     if p.work_logs().is_none() {
         return Err(ApiError::unprocessable(
             "unsupported",
@@ -698,6 +876,7 @@ async fn put_link(
     c.require(Role::Manager)?;
     let project = RecordId::parse(id).map_err(|_| ApiError::not_found("project"))?;
     let p = s.engine.provider(&provider)?;
+    s.engine.require_addon(c.scope(), &provider).await?;
     if p.descriptor().capabilities.work_logs_in.is_none() {
         return Err(ApiError::unprocessable(
             "unsupported",
@@ -773,6 +952,7 @@ async fn reset_and_sync(
     c.require(Role::Manager)?;
     let project = RecordId::parse(id).map_err(|_| ApiError::not_found("project"))?;
     load_link(&s, &c, &project, &provider).await?;
+    s.engine.require_addon(c.scope(), &provider).await?;
     if b.preview {
         let p: Preview = s
             .engine
@@ -812,6 +992,7 @@ async fn clear(
     c.require(Role::Manager)?;
     let project = RecordId::parse(id).map_err(|_| ApiError::not_found("project"))?;
     s.engine.provider(&provider)?;
+    s.engine.require_addon(c.scope(), &provider).await?;
     load_project(&s, c.scope(), &project).await?;
     let deleted = s
         .engine
@@ -845,6 +1026,10 @@ pub(crate) fn connection_routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<App
         .routes(routes!(install, get_connection, disconnect))
         .routes(routes!(authorize))
         .routes(routes!(select_account))
+        .routes(routes!(test_connection))
+        .routes(routes!(confirm_connection))
+        .routes(routes!(review_list))
+        .routes(routes!(review_answer))
         .routes(routes!(remote_projects))
         .routes(routes!(sync_now))
         .routes(routes!(get_run))

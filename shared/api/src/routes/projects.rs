@@ -214,7 +214,7 @@ async fn create_project(
         start_date: input.start_date.map(|d| d.0),
         end_date: input.end_date.map(|d| d.0),
         managed_by: ManagedBy::Local,
-        archived: false,
+        active: true,
     };
     check_links(&s, c.scope(), &p).await?;
     s.store.insert(c.scope(), &p).await?;

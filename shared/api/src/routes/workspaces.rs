@@ -1,5 +1,5 @@
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hourbridge_domain::{Person, Role, Workspace, parse_time_zone, validate};
 use hourbridge_store::StoreError;
@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{ApiResult, AppState, Body, Caller, ErrorBody};
+use crate::{ApiResult, AppState, Body, Caller, ErrorBody, Service};
 
 /// Bootstrap input: the workspace and its owner (the token's `sub`).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -67,6 +67,7 @@ async fn bootstrap(
         time_zone,
         owner_id: caller.person_id.clone(),
         created_at: s.store.clock().now(),
+        addons: Default::default(),
     };
     // Owner first: a crash in between leaves a retryable state, never a workspace without owner.
     s.store.upsert(scope, &owner).await?;
@@ -101,7 +102,8 @@ pub(crate) struct WorkspaceView {
     name: String,
     /// IANA time zone: "synchronize at" times and status labels are in it.
     time_zone: String,
-    /// Enabled add-ons (none exist yet).
+    /// Enabled add-ons (ids of providers that require one), set by the host product's billing
+    /// backend with `PUT`/`DELETE /v1/workspace/addons/{addon}`.
     add_ons: Vec<String>,
 }
 
@@ -111,7 +113,7 @@ impl From<Workspace> for WorkspaceView {
             id: w.id,
             name: w.name,
             time_zone: w.time_zone,
-            add_ons: Vec::new(),
+            add_ons: w.addons.into_iter().collect(),
         }
     }
 }
@@ -174,7 +176,41 @@ async fn patch_workspace(
     Ok(Json(w.into()))
 }
 
+/// Enables an add-on (service token only: the host product's billing backend; people, owners
+/// included, answer 403 `forbidden`). Idempotent. The add-on id is the id of a provider that
+/// requires one (else 404 `unknown_addon`); an active connection of it goes back on its
+/// schedule.
+#[utoipa::path(put, path = "/v1/workspace/addons/{addon}", tag = "workspaces",
+    params(("addon" = String, Path, description = "the provider id")),
+    responses((status = 200, body = WorkspaceView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn put_addon(
+    State(s): State<AppState>,
+    Service(caller): Service,
+    Path(addon): Path<String>,
+) -> ApiResult<Json<WorkspaceView>> {
+    let w = s.engine.enable_addon(caller.scope(), &addon).await?;
+    Ok(Json(w.into()))
+}
+
+/// Removes an add-on (service token only). Idempotent. Nothing is deleted: the provider's
+/// connection leaves its schedule, webhooks are refused, and its status becomes failed with
+/// reason `addon_not_enabled` until the add-on is enabled again.
+#[utoipa::path(delete, path = "/v1/workspace/addons/{addon}", tag = "workspaces",
+    params(("addon" = String, Path, description = "the provider id")),
+    responses((status = 200, body = WorkspaceView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn delete_addon(
+    State(s): State<AppState>,
+    Service(caller): Service,
+    Path(addon): Path<String>,
+) -> ApiResult<Json<WorkspaceView>> {
+    let w = s.engine.remove_addon(caller.scope(), &addon).await?;
+    Ok(Json(w.into()))
+}
+
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     r.routes(routes!(bootstrap))
         .routes(routes!(get_workspace, patch_workspace))
+        .routes(routes!(put_addon, delete_addon))
 }

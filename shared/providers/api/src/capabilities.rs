@@ -182,6 +182,10 @@ pub struct MasterDataIn {
     pub people: bool,
     /// Most project levels the host mirrors; deeper ones are reported, not synced.
     pub max_project_depth: u8,
+    /// Records seen for the first time are matched to existing host customers and projects
+    /// (organisation number, then exact normalised name) instead of always created; unclear
+    /// matches wait on a review list for an admin to link, create or ignore.
+    pub match_existing: bool,
 }
 
 /// What a provider can do. Sync planning branches on these, never on provider ids.

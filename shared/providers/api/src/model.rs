@@ -156,6 +156,20 @@ pub struct RemoteRecord {
     /// E-mail (people), as the provider stores it; compared trimmed and case-insensitively.
     #[serde(default)]
     pub email: Option<String>,
+    /// Inactive or closed in the provider but still there (a Tripletex customer with
+    /// `isInactive`, a project with `isClosed`): the host shows it inactive. Adapters that set
+    /// it also set `deleted`, which the engine reads as "deactivate"; `inactive` alone tells
+    /// such a record apart from one that is gone.
+    #[serde(default)]
+    pub inactive: bool,
+    /// The provider's revision of the record (Tripletex `version`), when it has one: a webhook
+    /// may skip versions, so a lower one than already applied is stale.
+    #[serde(default)]
+    pub version: Option<u64>,
+    /// The provider's human-facing number (Tripletex project `number`, customer
+    /// `customerNumber`), for matching and display.
+    #[serde(default)]
+    pub number: Option<String>,
 }
 
 /// One record a webhook says changed: what a later sync should refetch (or, when `deleted`,
@@ -286,4 +300,8 @@ pub struct AccountInfo {
     pub account_name: String,
     /// Other accounts the credentials can reach, for the admin to choose from.
     pub other_accounts: Vec<(String, String)>,
+    /// Who the credentials act as (remote user id and name), when the provider says: what
+    /// "Test API" shows next to the account.
+    #[serde(default)]
+    pub identity: Option<(String, String)>,
 }

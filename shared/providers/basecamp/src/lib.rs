@@ -126,6 +126,7 @@ pub static DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
             tasks: true,
             people: true,
             max_project_depth: 1,
+            match_existing: false,
         }),
         tasks_out: false,
         webhooks: Some(WebhookVerification::PathToken),
@@ -396,6 +397,9 @@ fn todo_record(t: wire::Todo) -> RemoteRecord {
         end_date: None,
         deleted: t.status != "active",
         email: None,
+        inactive: false,
+        version: None,
+        number: None,
     }
 }
 
@@ -412,6 +416,9 @@ fn project_record(p: &wire::Project) -> RemoteRecord {
         // Archived and trashed projects stop being pushed to.
         deleted: p.status != "active",
         email: None,
+        inactive: false,
+        version: None,
+        number: None,
     }
 }
 
@@ -428,6 +435,9 @@ fn member_record(p: wire::Person, project: &str) -> RemoteRecord {
         end_date: None,
         deleted: false,
         email: p.email_address.filter(|e| !e.trim().is_empty()),
+        inactive: false,
+        version: None,
+        number: None,
     }
 }
 
@@ -1193,6 +1203,7 @@ impl Provider for Basecamp {
                 .into_iter()
                 .map(|a| (a.id.to_string(), a.name))
                 .collect(),
+            identity: None,
         })
     }
 
@@ -1241,8 +1252,9 @@ impl MasterDataSource for Basecamp {
         }
     }
 
-    /// A to-do (`/buckets/{project}/todos/{id}.json`; trashed ones answer `None`) or a project
-    /// (`/projects/{id}.json`). A to-do without its project cannot be found.
+    /// A to-do (`/buckets/{project}/todos/{id}.json`; trashed ones answer `None`). A to-do
+    /// without its project cannot be found; a project is never fetched alone (its event means
+    /// its lists changed, which a full import re-reads).
     async fn fetch(
         &self,
         session: &ProviderSession,
@@ -1268,10 +1280,13 @@ impl MasterDataSource for Basecamp {
                 .await
                 .map(|(t, _)| (t.status != "trashed").then(|| todo_record(t)))
             }
-            MasterEntity::Project => self
-                .get_page::<wire::Project>(session, &format!("{base}/projects/{id}.json"))
-                .await
-                .map(|(p, _)| Some(project_record(&p))),
+            // A project-wide event means its lists changed: only a full import re-reads them.
+            MasterEntity::Project => {
+                return Err(err(
+                    ProviderErrorKind::Unsupported,
+                    "a Basecamp project's to-dos are re-read by a full import",
+                ));
+            }
             _ => {
                 return Err(err(
                     ProviderErrorKind::Unsupported,

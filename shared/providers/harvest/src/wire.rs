@@ -201,6 +201,7 @@ pub(crate) fn select_account(accounts: Vec<Account>, wanted: Option<&str>) -> Op
         account_id,
         account_name,
         other_accounts: harvest,
+        identity: None,
     })
 }
 

@@ -156,10 +156,29 @@ pub struct Call<'a> {
     query: Vec<(String, String)>,
     headers: Vec<(&'static str, String)>,
     bearer: Option<&'a SecretValue>,
+    basic: Option<(String, &'a SecretValue)>,
     body: Option<Body>,
     idempotency: Option<Idempotency>,
     budget: Option<(&'a dyn RateBudget, String, RateLimit)>,
     if_none_match: Option<String>,
+    retry_after_header: Option<&'static str>,
+    refine_error: Option<RefineError>,
+    log_url: Option<String>,
+}
+
+/// Turns the error built for a non-2xx answer into a more precise one, from the whole answer
+/// (see [`Call::refine_error`]).
+pub type RefineError = fn(ProviderError, &ErrorResponse<'_>) -> ProviderError;
+
+/// A non-2xx answer, as a [`RefineError`] hook sees it.
+#[derive(Debug)]
+pub struct ErrorResponse<'r> {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: &'r HeaderMap,
+    /// The whole body.
+    pub body: &'r [u8],
 }
 
 impl<'a> Call<'a> {
@@ -191,10 +210,14 @@ impl<'a> Call<'a> {
             query: Vec::new(),
             headers: Vec::new(),
             bearer: None,
+            basic: None,
             body: None,
             idempotency: None,
             budget: None,
             if_none_match: None,
+            retry_after_header: None,
+            refine_error: None,
+            log_url: None,
         }
     }
 
@@ -230,6 +253,37 @@ impl<'a> Call<'a> {
     /// Authenticates with `Authorization: Bearer`.
     pub fn bearer(mut self, token: &'a SecretValue) -> Self {
         self.bearer = Some(token);
+        self
+    }
+
+    /// Authenticates with HTTP Basic (`username`, `password`).
+    pub fn basic_auth(mut self, username: impl Into<String>, password: &'a SecretValue) -> Self {
+        self.basic = Some((username.into(), password));
+        self
+    }
+
+    /// Reads the wait before a retry from header `name` (delta seconds, or an HTTP date) when
+    /// an error answer has no `Retry-After`, for providers that say it elsewhere (Tripletex's
+    /// `X-Rate-Limit-Reset`). A 429 is then slept through or returned with that
+    /// `retry_after`, as with `Retry-After`.
+    pub fn retry_after_header(mut self, name: &'static str) -> Self {
+        self.retry_after_header = Some(name);
+        self
+    }
+
+    /// Lets the adapter refine the error of a non-2xx answer from the whole answer (a
+    /// provider's error body: its code, message, request id), before it is retried or
+    /// returned; the refined kind decides whether it is retried. The hook must keep secrets and
+    /// bodies out of the message, as every error does.
+    pub fn refine_error(mut self, hook: RefineError) -> Self {
+        self.refine_error = Some(hook);
+        self
+    }
+
+    /// The URL to name in error details and logs instead of the real one, for paths that hold
+    /// a secret (a session token to revoke). Query parameters are never logged anyway.
+    pub fn log_url(mut self, url: impl Into<String>) -> Self {
+        self.log_url = Some(url.into());
         self
     }
 
@@ -427,7 +481,11 @@ impl ProviderHttp {
 
     /// Sends `call` (retrying what is worth retrying) and decodes the JSON answer.
     pub async fn json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, ProviderError> {
-        let what = format!("{} {}", call.method, call.url);
+        let what = format!(
+            "{} {}",
+            call.method,
+            call.log_url.as_deref().unwrap_or(&call.url)
+        );
         let res = self.raw(call).await?;
         serde_json::from_slice(&res.body).map_err(|e| {
             self.err(
@@ -464,7 +522,11 @@ impl ProviderHttp {
 
     async fn execute(&self, call: Call<'_>, soap: bool) -> Result<RawResponse, ProviderError> {
         let idempotent = call.is_idempotent();
-        let what = format!("{} {}", call.method, call.url);
+        let what = format!(
+            "{} {}",
+            call.method,
+            call.log_url.as_deref().unwrap_or(&call.url)
+        );
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -483,6 +545,9 @@ impl ProviderHttp {
             }
             if let Some(t) = call.bearer {
                 req = req.bearer_auth(t.expose());
+            }
+            if let Some((user, password)) = &call.basic {
+                req = req.basic_auth(user, Some(password.expose()));
             }
             match &call.body {
                 Some(Body::Json(j)) => req = req.json(j),
@@ -533,14 +598,28 @@ impl ProviderHttp {
                                     "{what} answered {status}: {}",
                                     snippet(&body)
                                 ));
-                            e.retry_after = headers
-                                .get(reqwest::header::RETRY_AFTER)
-                                .and_then(|v| v.to_str().ok())
-                                .and_then(parse_retry_after);
+                            let read = |name: &str| {
+                                headers
+                                    .get(name)
+                                    .and_then(|v| v.to_str().ok())
+                                    .and_then(parse_retry_after)
+                            };
+                            e.retry_after = read(reqwest::header::RETRY_AFTER.as_str())
+                                .or_else(|| call.retry_after_header.and_then(read));
+                            if let Some(refine) = call.refine_error {
+                                let answer = ErrorResponse {
+                                    status,
+                                    headers: &headers,
+                                    body: &body,
+                                };
+                                e = refine(e, &answer);
+                            }
                             e
                         }
                         // The answer started but broke off: a create may have been applied.
                         Err(err) => {
+                            // reqwest names the URL with its query, which may hold a token.
+                            let err = err.without_url();
                             let kind = if idempotent {
                                 ProviderErrorKind::Transient
                             } else {
@@ -552,6 +631,8 @@ impl ProviderHttp {
                     }
                 }
                 Err(err) => {
+                    // reqwest names the URL with its query, which may hold a token.
+                    let err = err.without_url();
                     // A failed connect never sent the request; anything later may have.
                     let kind = if idempotent || err.is_connect() {
                         ProviderErrorKind::Transient
@@ -630,6 +711,65 @@ mod tests {
 
     fn http() -> ProviderHttp {
         slow_http(HttpConfig::default().timeout)
+    }
+
+    #[tokio::test]
+    async fn basic_auth_a_named_reset_header_an_error_hook_and_a_log_url() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(429).insert_header("X-Rate-Limit-Reset", "3600"))
+            .mount(&server)
+            .await;
+        let e = http()
+            .send(Call::get(server.uri()).retry_after_header("x-rate-limit-reset"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::RateLimited);
+        assert_eq!(e.retry_after, Some(Duration::from_secs(3600)));
+
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/secret-in-path"))
+            .and(header("authorization", "Basic MDp0b2s="))
+            .respond_with(ResponseTemplate::new(409).set_body_string("{\"code\":8000}"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        fn hook(e: ProviderError, answer: &ErrorResponse<'_>) -> ProviderError {
+            let code = String::from_utf8_lossy(answer.body).contains("8000");
+            let e = e.with_detail(format!("status {} code 8000: {code}", answer.status));
+            ProviderError {
+                kind: ProviderErrorKind::Fault,
+                ..e
+            }
+        }
+        let token = SecretValue::new("tok");
+        let e = http()
+            .send(
+                Call::get(format!("{}/secret-in-path", server.uri()))
+                    .basic_auth("0", &token)
+                    .log_url("{redacted}")
+                    .refine_error(hook),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::Fault);
+        assert_eq!(
+            e.detail.as_deref(),
+            Some("status 409 Conflict code 8000: true")
+        );
+
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(400))
+            .mount(&server)
+            .await;
+        let e = http()
+            .send(Call::get(format!("{}/secret-in-path", server.uri())).log_url("{redacted}"))
+            .await
+            .unwrap_err();
+        let detail = e.detail.unwrap();
+        assert!(detail.contains("{redacted}") && !detail.contains("secret-in-path"));
     }
 
     #[tokio::test]

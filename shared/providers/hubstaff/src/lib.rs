@@ -418,6 +418,7 @@ impl Provider for Hubstaff {
                 .iter()
                 .map(|o| (o.id.to_string(), o.name.clone()))
                 .collect(),
+            identity: None,
         })
     }
 

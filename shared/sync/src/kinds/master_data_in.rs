@@ -35,7 +35,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hourbridge_domain::{
     Assignment, Customer, ManagedBy, Person, PersonLink, Project, ProviderId, RecordId,
-    RemoteMapping, SyncRun, Task, WorkLog, validate::normalize_email,
+    RemoteMapping, RunCounts, SyncRun, Task, WorkLog, validate::normalize_email,
 };
 use hourbridge_provider_api::{MasterDataIn, MasterEntity, ProviderErrorKind, RemoteRecord};
 use hourbridge_store::{IndexSel, Upserted};
@@ -79,6 +79,9 @@ struct Pass {
     unsaved: Vec<String>,
     /// Host people by normalised e-mail (`None`: no such person), looked up once per pass.
     people: HashMap<String, Option<RecordId>>,
+    /// The host's customers and projects, read once per pass when matching first sightings.
+    host_customers: Option<Vec<Customer>>,
+    host_projects: Option<Vec<Project>>,
 }
 
 #[async_trait]
@@ -115,6 +118,8 @@ impl SyncKind for MasterDataInKind {
             progress,
             unsaved: Vec::new(),
             people: HashMap::new(),
+            host_customers: None,
+            host_projects: None,
         }))
     }
 }
@@ -171,17 +176,21 @@ pub(crate) fn host_id(provider: &ProviderId, entity: &str, remote: &str) -> Reco
 
 /// How an upsert counts.
 fn count(run: &mut SyncRun, u: Upserted) -> bool {
+    tally(&mut run.imported, u)
+}
+
+fn tally(c: &mut RunCounts, u: Upserted) -> bool {
     match u {
         Upserted::Created => {
-            run.imported.created += 1;
+            c.created += 1;
             true
         }
         Upserted::Updated => {
-            run.imported.updated += 1;
+            c.updated += 1;
             true
         }
         Upserted::Unchanged => {
-            run.imported.unchanged += 1;
+            c.unchanged += 1;
             false
         }
     }
@@ -207,12 +216,24 @@ impl Pass {
     }
 
     async fn map(&self, entity: &str, remote: &str, local: &RecordId) -> Result<(), SyncError> {
+        self.map_version(entity, remote, local, None).await
+    }
+
+    /// Maps with the provider's revision of the record (kept in the fingerprint), so a
+    /// delivery about an older revision is recognised as stale.
+    async fn map_version(
+        &self,
+        entity: &str,
+        remote: &str,
+        local: &RecordId,
+        version: Option<u64>,
+    ) -> Result<(), SyncError> {
         let m = RemoteMapping {
             provider: self.provider.clone(),
             entity: entity.to_owned(),
             remote_id: remote.to_owned(),
             local_id: local.clone(),
-            fingerprint: String::new(),
+            fingerprint: version.map(|v| format!("v{v}")).unwrap_or_default(),
         };
         self.engine.store.upsert(self.ws(), &m).await?;
         Ok(())
@@ -242,31 +263,177 @@ impl Pass {
         }
     }
 
-    async fn apply_customer(&self, r: &RemoteRecord, run: &mut SyncRun) -> Result<bool, SyncError> {
+    /// Whether the host already has a newer revision of `r` than `r` itself.
+    async fn stale(&self, entity: &str, r: &RemoteRecord) -> Result<bool, SyncError> {
+        let Some(v) = r.version else {
+            return Ok(false);
+        };
+        let id = format!("{}.{entity}.{}", self.provider, r.id);
+        Ok(self
+            .engine
+            .store
+            .get::<RemoteMapping>(self.ws(), &id)
+            .await?
+            .and_then(|(m, _)| m.fingerprint.strip_prefix('v')?.parse::<u64>().ok())
+            .is_some_and(|applied| applied > v))
+    }
+
+    /// The host record a remote customer or project seen for the first time becomes: its
+    /// derived id, an existing host record it matches, or none for now (on the review list,
+    /// or ignored there).
+    async fn first_sight(
+        &mut self,
+        r: &RemoteRecord,
+        customer: Option<&RecordId>,
+        run: &mut SyncRun,
+    ) -> Result<Option<RecordId>, SyncError> {
+        let entity = entity_name(r.entity);
+        if !self.caps.match_existing {
+            return Ok(Some(host_id(&self.provider, entity, &r.id)));
+        }
+        let review_id = super::review::review_id(self.provider.as_str(), r.entity, &r.id);
+        if self
+            .engine
+            .store
+            .get::<super::review::ReviewItem>(self.ws(), &review_id)
+            .await?
+            .is_some()
+        {
+            run.imported.skipped += 1;
+            return Ok(None);
+        }
+        let found = match r.entity {
+            MasterEntity::Customer => {
+                if self.host_customers.is_none() {
+                    let q = self
+                        .engine
+                        .store
+                        .query::<Customer>(self.ws(), IndexSel::Primary, 1000);
+                    self.host_customers = Some(self.engine.store.list_all::<Customer>(q).await?);
+                }
+                super::review::match_customer(r, self.host_customers.as_deref().unwrap_or_default())
+            }
+            _ => {
+                if self.host_projects.is_none() {
+                    let q = self
+                        .engine
+                        .store
+                        .query::<Project>(self.ws(), IndexSel::Primary, 1000);
+                    self.host_projects = Some(self.engine.store.list_all::<Project>(q).await?);
+                }
+                super::review::match_project(
+                    r,
+                    customer,
+                    self.host_projects.as_deref().unwrap_or_default(),
+                )
+            }
+        };
+        match found {
+            super::review::Match::Link(id) => Ok(Some(id)),
+            super::review::Match::Create => Ok(Some(host_id(&self.provider, entity, &r.id))),
+            super::review::Match::Review { reason, candidates } => {
+                if self.cx.dry_run {
+                    return Ok(None);
+                }
+                let customer_name = match (&r.customer_id, customer) {
+                    (Some(_), Some(c)) => self
+                        .engine
+                        .store
+                        .get::<Customer>(self.ws(), c.as_str())
+                        .await?
+                        .map(|(c, _)| c.name),
+                    _ => None,
+                };
+                let item = super::review::ReviewItem {
+                    id: review_id,
+                    provider: self.provider.to_string(),
+                    kind: if r.entity == MasterEntity::Customer {
+                        "customer"
+                    } else {
+                        "project"
+                    }
+                    .to_owned(),
+                    remote: r.clone(),
+                    customer_name,
+                    reason: reason.to_owned(),
+                    candidates,
+                    ignored: false,
+                    created_at: self.engine.clock.now(),
+                };
+                self.engine.store.put(self.ws(), &item).await?;
+                run.imported.skipped += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn apply_customer(
+        &mut self,
+        r: &RemoteRecord,
+        run: &mut SyncRun,
+    ) -> Result<bool, SyncError> {
+        if self.stale("customer", r).await? {
+            run.imported.unchanged += 1;
+            return Ok(false);
+        }
         let id = match self.mapped("customer", &r.id).await? {
             Some(id) => id,
-            None if r.deleted => return Ok(false),
-            None => host_id(&self.provider, "customer", &r.id),
+            // Gone before it was ever imported.
+            None if r.deleted && !r.inactive => return Ok(false),
+            None => match self.first_sight(r, None, run).await? {
+                Some(id) => id,
+                None => return Ok(false),
+            },
         };
+        self.write_customer(r, id, &mut run.imported).await
+    }
+
+    async fn write_customer(
+        &self,
+        r: &RemoteRecord,
+        id: RecordId,
+        counts: &mut RunCounts,
+    ) -> Result<bool, SyncError> {
         let c = Customer {
             id: id.clone(),
             name: r.name.clone(),
             organization_number: r.organization_number.clone(),
             managed_by: self.managed(),
+            active: !r.deleted,
         };
         let u = self.engine.store.upsert(self.ws(), &c).await?;
-        self.map("customer", &r.id, &id).await?;
-        Ok(count(run, u))
+        self.map_version("customer", &r.id, &id, r.version).await?;
+        Ok(tally(counts, u))
     }
 
-    async fn apply_project(&self, r: &RemoteRecord, run: &mut SyncRun) -> Result<bool, SyncError> {
+    async fn apply_project(
+        &mut self,
+        r: &RemoteRecord,
+        run: &mut SyncRun,
+    ) -> Result<bool, SyncError> {
+        if self.stale("project", r).await? {
+            run.imported.unchanged += 1;
+            return Ok(false);
+        }
         let existing = self.mapped("project", &r.id).await?;
         let id = match existing {
-            Some(id) => id,
-            // Closed projects are imported only if they were imported while open.
-            None if r.deleted => return Ok(false),
-            None => host_id(&self.provider, "project", &r.id),
+            Some(id) => Some(id),
+            // Closed projects are imported only if they were imported while open, unless the
+            // provider says they still exist (inactive, shown so in the host).
+            None if r.deleted && !r.inactive => return Ok(false),
+            None => None,
         };
+        self.place_project(r, id, run).await
+    }
+
+    /// Writes a project under its (mapped) parent and customer, `id` being its host record
+    /// (`None`: seen for the first time, matched or created here).
+    async fn place_project(
+        &mut self,
+        r: &RemoteRecord,
+        id: Option<RecordId>,
+        run: &mut SyncRun,
+    ) -> Result<bool, SyncError> {
         let parent_id = match &r.parent_id {
             Some(p) if self.caps.max_project_depth > 1 => self.mapped("project", p).await?,
             _ => None,
@@ -304,6 +471,13 @@ impl Pass {
             Some(c) => self.mapped("customer", c).await?,
             None => None,
         };
+        let id = match id {
+            Some(id) => id,
+            None => match self.first_sight(r, customer_id.as_ref(), run).await? {
+                Some(id) => id,
+                None => return Ok(false),
+            },
+        };
         let p = Project {
             id: id.clone(),
             name: r.name.clone(),
@@ -312,10 +486,10 @@ impl Pass {
             start_date: r.start_date,
             end_date: r.end_date,
             managed_by: self.managed(),
-            archived: r.deleted,
+            active: !r.deleted,
         };
         let u = self.engine.store.upsert(self.ws(), &p).await?;
-        self.map("project", &r.id, &id).await?;
+        self.map_version("project", &r.id, &id, r.version).await?;
         Ok(count(run, u))
     }
 
@@ -383,6 +557,84 @@ impl Pass {
             .delete::<Task>(self.ws(), id.as_str())
             .await?;
         self.unmap("task", remote).await?;
+        run.imported.deleted += 1;
+        Ok(true)
+    }
+
+    /// A customer or project deleted in the provider: deleted in the host, or marked inactive
+    /// while the host still refers to it (work logs, tasks, projects of a customer).
+    async fn remove_record(
+        &mut self,
+        entity: MasterEntity,
+        remote: &str,
+        run: &mut SyncRun,
+    ) -> Result<bool, SyncError> {
+        let name = entity_name(entity);
+        let Some(id) = self.mapped(name, remote).await? else {
+            return Ok(false);
+        };
+        let ws = self.cx.ws.clone();
+        let store = &self.engine.store;
+        let in_use = match entity {
+            MasterEntity::Customer => !store
+                .list::<Project>(
+                    store.query::<Project>(&ws, IndexSel::Index2(id.to_string()), 1),
+                    None,
+                )
+                .await?
+                .items
+                .is_empty(),
+            _ => {
+                let logs = store
+                    .list::<WorkLog>(
+                        store.query::<WorkLog>(&ws, IndexSel::Index1(id.to_string()), 1),
+                        None,
+                    )
+                    .await?;
+                let tasks = store
+                    .list::<Task>(
+                        store.query::<Task>(&ws, IndexSel::Index1(id.to_string()), 1),
+                        None,
+                    )
+                    .await?;
+                let children = store
+                    .list::<Project>(
+                        store.query::<Project>(&ws, IndexSel::Index1(id.to_string()), 1),
+                        None,
+                    )
+                    .await?;
+                !(logs.items.is_empty() && tasks.items.is_empty() && children.items.is_empty())
+            }
+        };
+        if in_use {
+            let changed = match entity {
+                MasterEntity::Customer => match store.get::<Customer>(&ws, id.as_str()).await? {
+                    Some((mut c, v)) if c.active => {
+                        c.active = false;
+                        store.update(&ws, &c, v).await?;
+                        true
+                    }
+                    _ => false,
+                },
+                _ => match store.get::<Project>(&ws, id.as_str()).await? {
+                    Some((mut p, v)) if p.active => {
+                        p.active = false;
+                        store.update(&ws, &p, v).await?;
+                        true
+                    }
+                    _ => false,
+                },
+            };
+            if changed {
+                run.imported.updated += 1;
+            }
+            return Ok(changed);
+        }
+        match entity {
+            MasterEntity::Customer => store.delete::<Customer>(&ws, id.as_str()).await?,
+            _ => store.delete::<Project>(&ws, id.as_str()).await?,
+        };
+        self.unmap(name, remote).await?;
         run.imported.deleted += 1;
         Ok(true)
     }
@@ -488,8 +740,10 @@ impl Pass {
         let mut wrote = false;
         for item in pending {
             let e = &item.event;
-            let alone = matches!(e.entity, MasterEntity::Task | MasterEntity::Customer)
-                && self.caps_has(e.entity);
+            let alone = matches!(
+                e.entity,
+                MasterEntity::Task | MasterEntity::Customer | MasterEntity::Project
+            ) && self.caps_has(e.entity);
             if !alone {
                 full = true;
                 continue;
@@ -528,6 +782,9 @@ impl Pass {
             match (e.entity, record) {
                 (_, Some(r)) => wrote |= self.apply(&r, run).await?,
                 (MasterEntity::Task, None) => wrote |= self.remove_task(&e.remote_id, run).await?,
+                (MasterEntity::Customer | MasterEntity::Project, None) => {
+                    wrote |= self.remove_record(e.entity, &e.remote_id, run).await?;
+                }
                 _ => full = true,
             }
             if !self.cx.dry_run {
@@ -620,10 +877,10 @@ impl Pass {
                     .store
                     .get::<Project>(&ws, m.local_id.as_str())
                     .await?
-                    && !p.archived
+                    && p.active
                     && p.managed_by == self.managed()
                 {
-                    p.archived = true;
+                    p.active = false;
                     self.engine.store.update(&ws, &p, v).await?;
                     run.imported.updated += 1;
                 }
@@ -652,7 +909,7 @@ impl Pass {
                                 .store
                                 .get::<Project>(&ws, &p)
                                 .await?
-                                .is_some_and(|(p, _)| p.archived);
+                                .is_some_and(|(p, _)| !p.active);
                             closed.insert(p.clone(), c);
                             c
                         }
@@ -812,4 +1069,77 @@ async fn release_one<E: hourbridge_store::Entity + Clone>(
     *field(&mut e) = ManagedBy::Local;
     engine.store.update(ws, &e, v).await?;
     Ok(true)
+}
+
+/// Applies a reviewed remote record (see [`super::review`]): onto host record `target`, or as a
+/// new host record. The link is made whatever the matching rules would say.
+pub(crate) async fn apply_reviewed(
+    engine: &Engine,
+    ws: &str,
+    provider: &str,
+    r: &RemoteRecord,
+    target: Option<RecordId>,
+) -> Result<(), SyncError> {
+    let p = engine.provider(provider)?.clone();
+    let caps = p
+        .descriptor()
+        .capabilities
+        .master_data_in
+        .ok_or_else(|| SyncError::InvalidState("provider declares no master data".into()))?;
+    let pid = ProviderId::parse(provider).map_err(|e| SyncError::Invalid(e.to_string()))?;
+    let mut pass = Pass {
+        engine: engine.clone(),
+        cx: UnitCx {
+            ws: ws.to_owned(),
+            provider: provider.to_owned(),
+            project: None,
+            mode: crate::runs::RunMode::Refetch,
+            dry_run: false,
+            run_id: "review".into(),
+            changes_only: false,
+        },
+        provider: pid.clone(),
+        caps: MasterDataIn {
+            match_existing: false,
+            ..caps
+        },
+        changes_only: false,
+        progress: Progress::default(),
+        unsaved: Vec::new(),
+        people: HashMap::new(),
+        host_customers: None,
+        host_projects: None,
+    };
+    let entity = entity_name(r.entity);
+    let id = target.unwrap_or_else(|| host_id(&pid, entity, &r.id));
+    let mut counts = RunCounts::default();
+    match r.entity {
+        MasterEntity::Customer => {
+            pass.write_customer(r, id, &mut counts).await?;
+        }
+        _ => {
+            let mut scratch = scratch_run(&pid, engine);
+            pass.place_project(r, Some(id), &mut scratch).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A run record that is never stored, for counts nobody reads.
+fn scratch_run(provider: &ProviderId, engine: &Engine) -> SyncRun {
+    SyncRun {
+        id: hourbridge_domain::new_id(),
+        provider: provider.clone(),
+        project_id: None,
+        state: hourbridge_domain::RunState::Running,
+        counts: RunCounts::default(),
+        imported: RunCounts::default(),
+        problems: Vec::new(),
+        failure: None,
+        failure_message: None,
+        created_at: engine.clock.now(),
+        started_at: None,
+        finished_at: None,
+        checkpoint: None,
+    }
 }

@@ -24,6 +24,7 @@
 //! cannot be run (planning fails with a typed error) rather than silently skipping it.
 
 pub mod master_data_in;
+pub mod review;
 pub mod time_out;
 pub mod work_logs_in;
 

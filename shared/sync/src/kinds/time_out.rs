@@ -297,7 +297,7 @@ impl TimeOutPass {
             .get::<Project>(self.ws(), project.as_str())
             .await?
             .is_some_and(|(p, _)| {
-                p.archived && p.managed_by == ManagedBy::Provider(self.provider.clone())
+                !p.active && p.managed_by == ManagedBy::Provider(self.provider.clone())
             });
         self.archived.insert(project.to_string(), archived);
         Ok(archived)

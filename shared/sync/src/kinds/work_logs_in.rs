@@ -900,7 +900,7 @@ mod tests {
             start_date: None,
             end_date: None,
             managed_by: Default::default(),
-            archived: false,
+            active: true,
         };
         let link = ProjectLink {
             project_id: project.id.clone(),
