@@ -63,6 +63,31 @@ struct Progress {
     started_at: Option<DateTime<Utc>>,
     /// Seen-id chunks saved so far.
     seen_chunks: u32,
+    /// Customers are listed changed since then (the start of the last full import), when
+    /// there was one; projects and the rest are always listed whole.
+    #[serde(default)]
+    since: Option<DateTime<Utc>>,
+    /// Something was written in this pass (an unchanged import writes nothing at all, not even
+    /// its own bookkeeping).
+    #[serde(default)]
+    changed: bool,
+}
+
+/// When the last full import of a connection started, so the next one can ask for customers
+/// changed since then.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MasterDataState {
+    /// The provider (the record id).
+    pub provider: String,
+    /// Start of the last full import that finished.
+    pub last_full_started_at: DateTime<Utc>,
+}
+
+impl hourbridge_store::Entity for MasterDataState {
+    const KIND: hourbridge_store::EntityKind = hourbridge_store::EntityKind("master_data_state");
+    fn id(&self) -> String {
+        self.provider.clone()
+    }
 }
 
 /// The master-data-in sync kind; see the module docs.
@@ -99,8 +124,15 @@ impl SyncKind for MasterDataInKind {
                 SyncError::InvalidState("provider declares no master data".into())
             })?;
         let progress = if checkpoint.is_null() {
+            let since = engine
+                .store
+                .get::<MasterDataState>(&cx.ws, &cx.provider)
+                .await?
+                .map(|(s, _)| s.last_full_started_at);
             Progress {
                 started_at: Some(engine.clock.now()),
+                // A reset re-reads everything.
+                since: since.filter(|_| cx.mode == crate::runs::RunMode::Refetch),
                 ..Progress::default()
             }
         } else {
@@ -808,13 +840,17 @@ impl Pass {
         let engine = self.engine.clone();
         let p = engine.provider(&self.cx.provider)?.clone();
         let page = self.progress.page.clone();
+        let since = self
+            .progress
+            .since
+            .filter(|_| entity == MasterEntity::Customer);
         let got = engine
             .call(self.ws(), &self.cx.provider, move |s| {
                 let p = p.clone();
                 let page = page.clone();
                 async move {
                     match p.master_data() {
-                        Some(m) => m.list(&s, entity, None, page).await,
+                        Some(m) => m.list(&s, entity, since, page).await,
                         None => Err(hourbridge_provider_api::ProviderError::new(
                             p.descriptor().id,
                             ProviderErrorKind::Unsupported,
@@ -955,6 +991,15 @@ impl Pass {
                 self.engine.refetch_done(&ws, &item).await?;
             }
         }
+        if let Some(began) = self.progress.started_at
+            && (self.progress.changed || self.progress.since.is_none())
+        {
+            let state = MasterDataState {
+                provider: self.cx.provider.clone(),
+                last_full_started_at: began,
+            };
+            self.engine.store.put(&ws, &state).await?;
+        }
         // A webhook removed in the provider is made again.
         if let Err(e) = self.engine.enable_webhooks(&ws, &self.cx.provider).await {
             tracing::warn!(ws, provider = %self.provider, error = %e, "webhook renewal failed");
@@ -994,6 +1039,7 @@ impl KindPass for Pass {
         }
         if !self.progress.listed {
             let wrote = self.page(run).await?;
+            self.progress.changed |= wrote;
             return Ok(Step::Progress { wrote });
         }
         self.reconcile(run).await?;
