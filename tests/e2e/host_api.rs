@@ -1294,3 +1294,118 @@ async fn work_logs_from_a_two_way_source_are_editable_one_way_ones_are_not() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_service_token_reads_and_manages_add_ons_and_may_write_nothing_else() {
+    let (_keep, dir) = data_dir();
+    let s = Server::start(&dir).await;
+    let owner = bootstrap(&s, "acme", "olga").await;
+    let (_, project) = s
+        .call(
+            Some(&owner),
+            POST,
+            "/v1/projects",
+            Some(json!({"name": "P"})),
+        )
+        .await;
+    let pid = id(&project);
+    let service = s.token("acme", "billing", "service");
+
+    // Reads what a member reads.
+    for path in [
+        "/v1/workspace",
+        "/v1/projects",
+        "/v1/people",
+        "/v1/customers",
+        "/v1/connections",
+    ] {
+        let (st, b) = s.call(Some(&service), GET, path, None).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {b}");
+    }
+    let (_, ws) = s.call(Some(&service), GET, "/v1/workspace", None).await;
+    assert_eq!(ws["add_ons"], json!([]));
+
+    // Manages add-ons: no shipped provider requires one yet, so every id is unknown here;
+    // people, owners included, may not manage them at all.
+    for method in [Method::PUT, DELETE] {
+        let (st, b) = s
+            .call(
+                Some(&service),
+                method.clone(),
+                "/v1/workspace/addons/basecamp",
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{method}: {b}");
+        assert_eq!(b["error"]["code"], "unknown_addon");
+        let (st, b) = s
+            .call(
+                Some(&owner),
+                method.clone(),
+                "/v1/workspace/addons/basecamp",
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "owner {method}: {b}");
+        assert_eq!(b["error"]["code"], "forbidden");
+    }
+
+    // Writes nothing else.
+    let cases: Vec<(Method, String, Option<Value>)> = vec![
+        (
+            POST,
+            "/v1/workspaces".into(),
+            Some(json!({"name": "X", "owner": {"name": "X", "email": "x@acme.test"}})),
+        ),
+        (PATCH, "/v1/workspace".into(), Some(json!({"name": "X"}))),
+        (POST, "/v1/projects".into(), Some(json!({"name": "X"}))),
+        (
+            PATCH,
+            format!("/v1/projects/{pid}"),
+            Some(json!({"name": "X"})),
+        ),
+        (DELETE, format!("/v1/projects/{pid}"), None),
+        (
+            POST,
+            format!("/v1/projects/{pid}/tasks"),
+            Some(json!({"name": "X"})),
+        ),
+        (POST, "/v1/customers".into(), Some(json!({"name": "X"}))),
+        (
+            POST,
+            "/v1/people".into(),
+            Some(json!({"name": "X", "email": "x@acme.test", "role": "member"})),
+        ),
+        (PATCH, "/v1/people/olga".into(), Some(json!({"name": "X"}))),
+        (
+            POST,
+            "/v1/worklogs".into(),
+            Some(json!({"project_id": pid, "date": "2026-01-05", "minutes": 60})),
+        ),
+        (
+            Method::PUT,
+            "/v1/connections/harvest".into(),
+            Some(json!({})),
+        ),
+        (DELETE, "/v1/connections/harvest".into(), None),
+        (POST, "/v1/connections/harvest/sync".into(), None),
+        (
+            Method::PUT,
+            format!("/v1/projects/{pid}/integrations/harvest"),
+            Some(json!({"remote_project_ids": ["1"], "sync_from": "2026-01-01"})),
+        ),
+        (
+            POST,
+            format!("/v1/projects/{pid}/integrations/harvest/clear"),
+            None,
+        ),
+    ];
+    for (method, path, body) in cases {
+        let (st, b) = s.call(Some(&service), method.clone(), &path, body).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{method} {path}: {b}");
+        assert_eq!(b["error"]["code"], "forbidden", "{method} {path}");
+    }
+    let (_, list) = s.call(Some(&owner), GET, "/v1/projects", None).await;
+    assert_eq!(items(&list).len(), 1, "nothing was written");
+    s.stop().await;
+}

@@ -495,6 +495,13 @@ async fn without_the_add_on_every_call_of_the_provider_answers_addon_not_enabled
             Some(json!({"password": "right"})),
         ),
         (Method::POST, "/v1/connections/gated/sync".into(), None),
+        (Method::POST, "/v1/connections/gated/test".into(), None),
+        (Method::POST, "/v1/connections/gated/confirm".into(), None),
+        (
+            Method::POST,
+            "/v1/connections/gated/review/x".into(),
+            Some(json!({"action": "ignore"})),
+        ),
         (
             Method::GET,
             "/v1/connections/gated/remote-projects".into(),

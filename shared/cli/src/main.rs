@@ -57,7 +57,8 @@ enum Command {
         /// Person id (the `sub` claim).
         #[arg(long)]
         person: String,
-        /// Role: owner, admin, manager or member.
+        /// Role: owner, admin, manager or member; or service (the billing backend: reads and
+        /// manages add-ons only).
         #[arg(long)]
         role: String,
         /// Hours until it expires.

@@ -531,6 +531,7 @@ impl Engine {
         provider: &str,
     ) -> Result<(Connection, AccountInfo), SyncError> {
         let p = self.provider(provider)?.clone();
+        self.require_addon(ws, provider).await?;
         let AuthKind::SessionToken {
             session_lifetime, ..
         } = &p.descriptor().auth
@@ -595,6 +596,7 @@ impl Engine {
         ws: &str,
         provider: &str,
     ) -> Result<Connection, SyncError> {
+        self.require_addon(ws, provider).await?;
         let (mut conn, version) = self
             .connection(ws, provider)
             .await?

@@ -668,6 +668,7 @@ async fn review_answer(
     Body(b): Body<ReviewBody>,
 ) -> ApiResult<Response> {
     require_install_role(&c, &s, &provider)?;
+    s.engine.require_addon(c.scope(), &provider).await?;
     use hourbridge_sync::kinds::review::ReviewAction as A;
     let action = match (b.action.as_str(), b.target_id) {
         ("link", Some(t)) => A::Link(RecordId::parse(t).map_err(|_| {
