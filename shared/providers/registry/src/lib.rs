@@ -16,6 +16,19 @@ pub fn env_vars() -> Vec<&'static str> {
         hourbridge_provider_harvest::ENV_VARS,
         hourbridge_provider_hubstaff::ENV_VARS,
         hourbridge_provider_basecamp::ENV_VARS,
+        hourbridge_provider_tripletex::ENV_VARS,
+    ]
+    .concat()
+}
+
+/// The variables of [`env_vars`] that hold secrets (each adapter's `SECRET_ENV_VARS`): kept
+/// redacted, given by value only to the local binary, read from Secrets Manager in Lambda.
+pub fn secret_env_vars() -> Vec<&'static str> {
+    [
+        hourbridge_provider_harvest::SECRET_ENV_VARS,
+        hourbridge_provider_hubstaff::SECRET_ENV_VARS,
+        hourbridge_provider_basecamp::SECRET_ENV_VARS,
+        hourbridge_provider_tripletex::SECRET_ENV_VARS,
     ]
     .concat()
 }
@@ -32,6 +45,9 @@ pub fn builtin(env: &ProviderEnv) -> Result<Registry, RegistryError> {
     ))?;
     r.register(Arc::new(
         hourbridge_provider_basecamp::Basecamp::from_env(env).map_err(adapter_error)?,
+    ))?;
+    r.register(Arc::new(
+        hourbridge_provider_tripletex::Tripletex::from_env(env).map_err(adapter_error)?,
     ))?;
     Ok(r)
 }
@@ -139,7 +155,7 @@ mod tests {
         let r = builtin(&ProviderEnv::for_tests(&[])).expect("builtin providers are coherent");
         assert_eq!(
             r.descriptors().map(|d| d.id).collect::<Vec<_>>(),
-            ["basecamp", "harvest", "hubstaff"]
+            ["basecamp", "harvest", "hubstaff", "tripletex"]
         );
         for d in r.descriptors() {
             assert!(check_provider(r.get(d.id).unwrap().as_ref()).is_ok());
