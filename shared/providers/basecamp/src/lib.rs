@@ -64,6 +64,9 @@ pub const API_URL_VAR: &str = "HOURBRIDGE_BASECAMP_API_URL";
 /// secret are the engine's: `HOURBRIDGE_BASECAMP_CLIENT_ID` / `_CLIENT_SECRET`.)
 pub const ENV_VARS: &[&str] = &[LAUNCHPAD_URL_VAR, API_URL_VAR, REQUESTS_PER_10S_VAR];
 
+/// The variables of [`ENV_VARS`] that hold secrets (none).
+pub const SECRET_ENV_VARS: &[&str] = &[];
+
 /// Overrides the request budget per account and 10 s (default [`RATE_LIMIT`]'s 50), for
 /// accounts Basecamp allows more and for sandboxes with another limit. Not above 1,000.
 pub const REQUESTS_PER_10S_VAR: &str = "HOURBRIDGE_BASECAMP_REQUESTS_PER_10S";

@@ -43,6 +43,9 @@ pub const ID_URL_VAR: &str = "HOURBRIDGE_HARVEST_ID_URL";
 /// Every configuration variable [`Harvest::from_env`] reads.
 pub const ENV_VARS: &[&str] = &[API_URL_VAR, ID_URL_VAR];
 
+/// The variables of [`ENV_VARS`] that hold secrets (none).
+pub const SECRET_ENV_VARS: &[&str] = &[];
+
 /// Harvest's API v2 base URL.
 pub const DEFAULT_API_URL: &str = "https://api.harvestapp.com/v2";
 

@@ -45,6 +45,9 @@ pub const ACCOUNT_URL_VAR: &str = "HOURBRIDGE_HUBSTAFF_ACCOUNT_URL";
 /// Every configuration variable the adapter reads.
 pub const ENV_VARS: &[&str] = &[API_URL_VAR, ACCOUNT_URL_VAR];
 
+/// The variables of [`ENV_VARS`] that hold secrets (none).
+pub const SECRET_ENV_VARS: &[&str] = &[];
+
 const DEFAULT_API_URL: &str = "https://api.hubstaff.com/v2";
 const DEFAULT_ACCOUNT_URL: &str = "https://account.hubstaff.com";
 

@@ -65,6 +65,10 @@ pub const CONSUMER_TOKEN_VAR: &str = "HOURBRIDGE_TRIPLETEX_CONSUMER_TOKEN";
 /// Every configuration variable [`Tripletex::from_env`] reads.
 pub const ENV_VARS: &[&str] = &[API_URL_VAR, CONSUMER_TOKEN_VAR];
 
+/// The variables of [`ENV_VARS`] that hold secrets: never logged, and in Lambda read from Secrets
+/// Manager (the secret named by `<VAR>_SECRET_NAME`) instead of the environment.
+pub const SECRET_ENV_VARS: &[&str] = &[CONSUMER_TOKEN_VAR];
+
 /// The production API.
 pub const DEFAULT_API_URL: &str = "https://tripletex.no/v2";
 
