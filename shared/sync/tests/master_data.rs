@@ -878,3 +878,31 @@ async fn projects_deeper_than_the_declared_depth_are_reported_not_synced() {
         r.problems
     );
 }
+
+#[tokio::test]
+async fn an_older_revision_never_overwrites_a_newer_one() {
+    let (w, p) = setup().await;
+    let e = &w.engine;
+    let set = |name: &'static str, version: u64| {
+        p.edit(|c| {
+            let r = c
+                .get_mut("project")
+                .unwrap()
+                .iter_mut()
+                .find(|r| r.id == "p1")
+                .unwrap();
+            r.name = name.into();
+            r.version = Some(version);
+        })
+    };
+    set("Revision five", 5);
+    run(e).await;
+    assert_eq!(project(e, "p1").await.name, "Revision five");
+    // A stale answer (a webhook that skipped ahead, a lagging replica) is ignored.
+    set("Revision three", 3);
+    run(e).await;
+    assert_eq!(project(e, "p1").await.name, "Revision five");
+    set("Revision six", 6);
+    run(e).await;
+    assert_eq!(project(e, "p1").await.name, "Revision six");
+}
