@@ -387,6 +387,34 @@ async fn admin_connects_tripletex_reviews_the_first_sync_and_webhooks_keep_it_cu
     })
     .await;
 
+    // A duplicate delivery is answered 2xx and applied once.
+    w.tx.deliver_duplicates(1);
+    assert!(w.tx.rename_project(remote_intranet, "Fjordkraft intranett 2.1"));
+    w.tx.flush_deliveries().await;
+    eventually("the duplicated webhook to apply", &w.server, || async {
+        w.all("projects")
+            .await
+            .iter()
+            .any(|p| p["id"] == intranet.as_str() && p["name"] == "Fjordkraft intranett 2.1")
+            .then_some(())
+    })
+    .await;
+    let sent = w.tx.deliveries();
+    let twice: Vec<_> = sent
+        .iter()
+        .filter(|d| d.idempotency_key == sent.last().unwrap().idempotency_key)
+        .collect();
+    assert_eq!(twice.len(), 2, "{sent:?}");
+    assert!(
+        twice
+            .iter()
+            .all(|d| d.status.is_some_and(|s| (200..300).contains(&s)))
+    );
+    assert_eq!(
+        w.named("projects", "Fjordkraft intranett 2.1").await.len(),
+        1
+    );
+
     // A forged delivery changes nothing.
     let hook = w
         .api
@@ -410,8 +438,9 @@ async fn admin_connects_tripletex_reviews_the_first_sync_and_webhooks_keep_it_cu
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        w.named("projects", "Fjordkraft intranett 2.0").await.len(),
-        1
+        w.named("projects", "Fjordkraft intranett 2.1").await.len(),
+        1,
+        "the forged delete changed nothing"
     );
 
     // A change whose webhook was lost is fixed by the reconciliation.
@@ -428,6 +457,18 @@ async fn admin_connects_tripletex_reviews_the_first_sync_and_webhooks_keep_it_cu
     assert_eq!(
         w.named("projects", "Fjordkraft intranett 3.0").await.len(),
         1
+    );
+
+    // A subscription Tripletex disabled is re-created by the reconciliation.
+    let first = w.tx.subscriptions()[0].id;
+    assert!(w.tx.disable_subscription(first));
+    w.sync().await;
+    let subs = w.tx.subscriptions();
+    assert_eq!(subs.len(), 6, "{subs:?}");
+    assert!(
+        subs.iter()
+            .all(|s| s.status == hourbridge_sandbox::TripletexSubscriptionStatus::Active),
+        "{subs:?}"
     );
 
     // Disconnect: our subscriptions go; synced records stay and become the host's.
