@@ -1,7 +1,10 @@
 //! `hourbridge demo`: the whole Harvest and Hubstaff flow on one machine, through the same HTTP
 //! API a host product uses — sandboxes for the providers, the real OAuth flow, a linked project
 //! per provider, a reset-and-sync with progress, and a short report — then Basecamp: the owner
-//! connects, chooses the `bc3` account, the first import, a host work log pushed to Basecamp.
+//! connects, chooses the `bc3` account, the first import, a host work log pushed to Basecamp —
+//! then Tripletex: the billing backend enables the add-on, the admin's employee token is tested
+//! and confirmed, the first sync links, imports and lists for review, and a webhook brings a
+//! rename in Tripletex to the host.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -80,6 +83,11 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         (
             "HOURBRIDGE_BASECAMP_CLIENT_SECRET",
             hourbridge_sandbox::BASECAMP_DEMO_CLIENT_SECRET.to_owned(),
+        ),
+        ("HOURBRIDGE_TRIPLETEX_API_URL", sandbox.tripletex_api_url()),
+        (
+            "HOURBRIDGE_TRIPLETEX_CONSUMER_TOKEN",
+            hourbridge_sandbox::TRIPLETEX_DEMO_CONSUMER_TOKEN.to_owned(),
         ),
     ];
     let config = Config::from_lookup(Mode::Local, |k| {
@@ -285,6 +293,18 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         }
     }
     basecamp(&api, &sandbox).await?;
+    let service = Api {
+        base: base.clone(),
+        token: crate::issue_token(
+            &ctx,
+            &workspace,
+            "billing",
+            "service",
+            chrono::Duration::hours(2),
+        )?,
+        http: reqwest::Client::new(),
+    };
+    tripletex(&api, &service, &sandbox).await?;
     println!(
         "\nThe demo's data is in {} (kept only with --data-dir). Serve it with: hourbridge serve --data-dir <dir>, \
          then: hourbridge token --workspace {workspace} --person olga --role owner --data-dir <dir>",
@@ -568,6 +588,239 @@ async fn basecamp(api: &Api, sandbox: &Sandbox) -> anyhow::Result<()> {
             e.description
         );
     }
+    Ok(())
+}
+
+/// Tripletex as an admin connects it: the billing backend enables the add-on, the employee
+/// token is saved, tested and confirmed, "Start synchronization" links host records by
+/// organisation number and name and lists the unclear ones for review; then a project renamed
+/// in Tripletex reaches the host by webhook.
+async fn tripletex(api: &Api, service: &Api, sandbox: &Sandbox) -> anyhow::Result<()> {
+    use reqwest::Method;
+    println!("\n=== Tripletex ===");
+    let id_of = |v: Value| -> anyhow::Result<String> {
+        v["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("record without id: {v}"))
+    };
+    // What the host has before the first sync: one customer with its organisation number, one
+    // spelt differently and without one, and a project under the first.
+    let fjordkraft = id_of(
+        api.call(
+            Method::POST,
+            "/v1/customers",
+            Some(json!({"name": "Fjordkraft Digital AS", "organization_number": "998877665"})),
+        )
+        .await?,
+    )?;
+    api.call(
+        Method::POST,
+        "/v1/customers",
+        Some(json!({"name": "Hansen Rorlegger ENK"})),
+    )
+    .await?;
+    api.call(
+        Method::POST,
+        "/v1/projects",
+        Some(json!({"name": "Fjordkraft intranett", "customer_id": fjordkraft})),
+    )
+    .await?;
+    println!(
+        "host: customers \"Fjordkraft Digital AS\" (998877665) and \"Hansen Rorlegger ENK\", project \"Fjordkraft intranett\""
+    );
+
+    service
+        .call(Method::PUT, "/v1/workspace/addons/tripletex", None)
+        .await?;
+    println!(
+        "billing backend (service token): PUT /v1/workspace/addons/tripletex → add-on enabled"
+    );
+    let conn = api
+        .call(
+            Method::PUT,
+            "/v1/connections/tripletex",
+            Some(json!({"employee_token": hourbridge_sandbox::TRIPLETEX_DEMO_EMPLOYEE_TOKEN})),
+        )
+        .await?;
+    println!(
+        "tripletex: employee token saved ({})",
+        conn["state"].as_str().unwrap_or("?")
+    );
+    let t = api
+        .call(Method::POST, "/v1/connections/tripletex/test", None)
+        .await?;
+    println!(
+        "tripletex: Test API → company {} ({}), employee {} ({})",
+        t["company"]["name"].as_str().unwrap_or("?"),
+        match &t["company"]["id"] {
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        },
+        // The name when Tripletex gives one, else the employee's id.
+        t["employee"]["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .unwrap_or_else(|| match &t["employee"]["id"] {
+                Value::String(s) => format!("id {s}"),
+                v => format!("id {v}"),
+            }),
+        t["state"].as_str().unwrap_or("?")
+    );
+    let conn = api
+        .call(Method::POST, "/v1/connections/tripletex/confirm", None)
+        .await?;
+    println!(
+        "tripletex: confirmed ({}); {} webhook subscriptions in Tripletex",
+        conn["state"].as_str().unwrap_or("?"),
+        sandbox.tripletex().subscriptions().len()
+    );
+    let started = api
+        .call(Method::POST, "/v1/connections/tripletex/sync", None)
+        .await?;
+    let run_id = started["run_id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no run id"))?
+        .to_owned();
+    follow(api, "tripletex Start synchronization", &run_id).await?;
+
+    let customers = api
+        .call(Method::GET, "/v1/customers?limit=1000", None)
+        .await?;
+    let customers: Vec<Value> = customers["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c["managed_by"] == "tripletex")
+        .collect();
+    println!("  customers (managed_by tripletex, read-only):");
+    for c in &customers {
+        println!(
+            "    - {} ({}){}{}",
+            c["name"].as_str().unwrap_or("?"),
+            c["organization_number"]
+                .as_str()
+                .unwrap_or("no organisation number"),
+            if c["id"] == fjordkraft.as_str() {
+                ", linked by organisation number"
+            } else {
+                ""
+            },
+            if c["active"] == false {
+                ", inactive"
+            } else {
+                ""
+            }
+        );
+    }
+    let projects = api
+        .call(Method::GET, "/v1/projects?limit=1000", None)
+        .await?;
+    let projects: Vec<Value> = projects["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p["managed_by"] == "tripletex")
+        .collect();
+    let name_of = |id: &Value| {
+        projects
+            .iter()
+            .find(|p| &p["id"] == id)
+            .and_then(|p| p["name"].as_str())
+            .unwrap_or("?")
+            .to_owned()
+    };
+    println!("  projects (managed_by tripletex, read-only):");
+    for p in &projects {
+        println!(
+            "    - {}{}{}",
+            p["name"].as_str().unwrap_or("?"),
+            if p["parent_id"].is_string() {
+                format!(", sub-project of \"{}\"", name_of(&p["parent_id"]))
+            } else {
+                String::new()
+            },
+            if p["active"] == false { ", closed" } else { "" }
+        );
+    }
+    let review = api
+        .call(Method::GET, "/v1/connections/tripletex/review", None)
+        .await?;
+    println!("  review list (answer with POST /v1/connections/tripletex/review/{{id}}):");
+    for i in review["items"].as_array().cloned().unwrap_or_default() {
+        let org = |v: &Value| {
+            v["organization_number"]
+                .as_str()
+                .map(|o| format!(" ({o})"))
+                .unwrap_or_default()
+        };
+        let candidates: Vec<String> = i["candidates"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| format!("\"{}\"{}", c["name"].as_str().unwrap_or("?"), org(c)))
+            .collect();
+        println!(
+            "    - {} \"{}\"{}: {}, could be {}",
+            i["kind"].as_str().unwrap_or("?"),
+            i["remote"]["name"].as_str().unwrap_or("?"),
+            org(&i["remote"]),
+            i["reason"].as_str().unwrap_or("?"),
+            candidates.join(" or ")
+        );
+    }
+    let conn = api
+        .call(Method::GET, "/v1/connections/tripletex", None)
+        .await?;
+    println!("  problems:");
+    for p in conn["status"]["problems"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        println!(
+            "    - {}: {}",
+            p["code"].as_str().unwrap_or("?"),
+            p["message"].as_str().unwrap_or("?")
+        );
+    }
+
+    let tx = sandbox.tripletex();
+    let remote = tx
+        .find_project("Fjordkraft intranett")
+        .ok_or_else(|| anyhow!("no Tripletex project \"Fjordkraft intranett\""))?;
+    ensure!(
+        tx.rename_project(remote, "Fjordkraft intranett 2.0"),
+        "renaming the Tripletex project"
+    );
+    println!(
+        "\nIn Tripletex, \"Fjordkraft intranett\" is renamed \"Fjordkraft intranett 2.0\"; the webhook:"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let projects = api
+            .call(Method::GET, "/v1/projects?limit=1000", None)
+            .await?;
+        if projects["items"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["name"] == "Fjordkraft intranett 2.0"))
+        {
+            break;
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "tripletex: the webhook did not rename the host project in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "tripletex: the host's project is \"Fjordkraft intranett 2.0\" after {} ms",
+        started.elapsed().as_millis()
+    );
     Ok(())
 }
 

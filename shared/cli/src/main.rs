@@ -30,7 +30,8 @@ enum Command {
     },
     /// Run the demo: provider sandboxes, real OAuth, a linked project per provider, a
     /// reset-and-sync with progress, and a report; then Basecamp connected by the owner, its
-    /// first import and a host work log pushed to it.
+    /// first import and a host work log pushed to it; then Tripletex: the add-on, the employee
+    /// token tested and confirmed, the first sync's links and review list, and a webhook.
     Demo {
         /// Data directory (default: a fresh temporary one).
         #[arg(long)]
@@ -153,9 +154,23 @@ async fn main() -> anyhow::Result<()> {
                     "HOURBRIDGE_BASECAMP_CLIENT_SECRET",
                     hourbridge_sandbox::BASECAMP_DEMO_CLIENT_SECRET.to_owned(),
                 ),
+                ("HOURBRIDGE_TRIPLETEX_API_URL", sandbox.tripletex_api_url()),
+                // Hourbridge's own Tripletex integration is, against the sandbox, its demo
+                // consumer.
+                (
+                    "HOURBRIDGE_TRIPLETEX_CONSUMER_TOKEN",
+                    hourbridge_sandbox::TRIPLETEX_DEMO_CONSUMER_TOKEN.to_owned(),
+                ),
             ] {
                 println!("  export {var}={url}");
             }
+            println!(
+                "Tripletex: the admin's employee token (PUT /v1/connections/tripletex \
+                 {{\"employee_token\": ...}}) is {} (Kari, all entitlements).",
+                hourbridge_sandbox::TRIPLETEX_DEMO_EMPLOYEE_TOKEN
+            );
+            // The last line: whoever reads the variables above can stop reading here.
+            println!("Sandbox ready; Ctrl-C stops it.");
             shutdown_signal().await;
             sandbox.stop().await;
         }

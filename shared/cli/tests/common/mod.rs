@@ -102,14 +102,19 @@ impl SandboxProc {
                 }
             }
         });
+        // The sandbox prints its provider variables, then a "Sandbox ready" line: reading up
+        // to that line takes every variable, however many providers there are.
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut vars = Vec::new();
         let mut printed = Vec::new();
-        while vars.len() < 8 {
+        loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-                panic!("hourbridge sandbox did not print its eight provider variables: {printed:?}")
+                panic!("hourbridge sandbox did not print its provider variables and \"Sandbox ready\": {printed:?}")
             });
+            if line.starts_with("Sandbox ready") {
+                break;
+            }
             if let Some((k, v)) = line
                 .trim()
                 .strip_prefix("export ")
@@ -119,6 +124,10 @@ impl SandboxProc {
             }
             printed.push(line);
         }
+        assert!(
+            vars.len() >= 10,
+            "hourbridge sandbox printed too few provider variables: {printed:?}"
+        );
         proc.assert_alive();
         Self { _proc: proc, vars }
     }
