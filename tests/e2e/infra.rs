@@ -43,17 +43,14 @@ fn template_sets_exactly_the_environment_the_code_reads_in_lambda() {
     for (_, f) in functions(&t) {
         set.extend(keys(&f["Properties"]["Environment"]["Variables"]));
     }
-    let want: BTreeSet<String> = hourbridge_runtime::env::LAMBDA
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    assert_eq!(set, want, "template env vs runtime::env::LAMBDA");
+    let want: BTreeSet<String> = hourbridge_runtime::env::lambda_vars().into_iter().collect();
+    assert_eq!(set, want, "template env vs runtime::env::lambda_vars()");
     // Everything the template sets is a variable the code reads at all, and none of the
-    // local-only ones (the Basecamp client secret by value, for one).
-    let known: BTreeSet<&str> = hourbridge_runtime::env::ALL.iter().copied().collect();
-    assert!(set.iter().all(|v| known.contains(v.as_str())));
-    for v in hourbridge_runtime::env::LOCAL_ONLY {
-        assert!(!set.contains(*v), "{v} is local only");
+    // local-only ones (the Basecamp client secret or a provider's secret by value, for one).
+    let known: BTreeSet<String> = hourbridge_runtime::env::all_vars().into_iter().collect();
+    assert!(set.iter().all(|v| known.contains(v)));
+    for v in hourbridge_runtime::env::local_only_vars() {
+        assert!(!set.contains(&v), "{v} is local only");
     }
 }
 
@@ -129,9 +126,12 @@ fn the_platform_client_secret_is_read_only_and_granted_exactly_to_the_functions_
     for (fname, f) in functions(&t) {
         let vars = &f["Properties"]["Environment"]["Variables"];
         let grants = secret_grants(f);
+        // (Provider secrets have their own grants; see
+        // `each_provider_secret_is_read_only_and_granted_exactly_to_the_functions_that_use_it`.)
+        let provider_grants = provider_secret_grants();
         let platform: Vec<_> = grants
             .iter()
-            .filter(|(_, r)| *r != connection_prefix)
+            .filter(|(_, r)| *r != connection_prefix && !provider_grants.contains(r))
             .collect();
         // Apart from the platform secret, a function may touch only the connections' prefix.
         if PLATFORM_CLIENT_FUNCTIONS.contains(&fname.as_str()) {
@@ -159,6 +159,103 @@ fn the_platform_client_secret_is_read_only_and_granted_exactly_to_the_functions_
                 "{fname} does not connect providers"
             );
             assert!(platform.is_empty(), "{fname}: no secret beyond its prefix");
+        }
+    }
+}
+
+/// The functions that create provider sessions (a connection's Test API, syncs, pushes,
+/// disconnect's webhook removal) and so read the providers' secrets (Tripletex's consumer
+/// token). Webhook receipt, the OAuth callback and the schedule create none.
+const PROVIDER_SECRET_FUNCTIONS: [&str; 3] = [
+    "ConnectionsFunction",
+    "ProjectSyncFunction",
+    "SyncWorkerFunction",
+];
+
+/// Per provider secret variable: its template parameter and default secret name.
+const PROVIDER_SECRETS: [(&str, &str, &str); 1] = [(
+    "HOURBRIDGE_TRIPLETEX_CONSUMER_TOKEN",
+    "TripletexConsumerTokenSecretName",
+    "hourbridge-platform/${Stage}/tripletex/consumer-token",
+)];
+
+/// The expression naming the secret of parameter `param` with default `default`.
+fn named_secret(param: &str, default: &str) -> String {
+    format!("!If\n  - {param}Given\n  - !Ref {param}\n  - !Sub \"{default}\"\n")
+}
+
+/// The read-only grant on exactly the secret `name` names (plus the six random characters
+/// Secrets Manager appends).
+fn exact_secret_grant(name: &str) -> Value {
+    yaml(&format!(
+        "!Sub\n  - \"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:${{Name}}-??????\"\n  - Name: {}",
+        name.replace('\n', "\n      ")
+    ))
+}
+
+fn provider_secret_grants() -> Vec<Value> {
+    PROVIDER_SECRETS
+        .iter()
+        .map(|(_, param, default)| exact_secret_grant(&named_secret(param, default)))
+        .collect()
+}
+
+#[test]
+fn each_provider_secret_is_read_only_and_granted_exactly_to_the_functions_that_use_it() {
+    let t = template();
+    // Every secret an adapter declares is deployed this way (and no other).
+    let declared: BTreeSet<&str> = hourbridge_runtime::env::provider_secret_vars()
+        .into_iter()
+        .collect();
+    let deployed: BTreeSet<&str> = PROVIDER_SECRETS.iter().map(|(v, _, _)| *v).collect();
+    assert_eq!(declared, deployed);
+    for (var, param, default) in PROVIDER_SECRETS {
+        let name_var = hourbridge_runtime::env::secret_name_var(var);
+        let p = &t["Parameters"][param];
+        assert_eq!(p["Default"].as_str(), Some(""), "{param}");
+        assert_eq!(
+            p["AllowedPattern"].as_str(),
+            Some("^[A-Za-z0-9/_+=.@-]{0,256}$"),
+            "{param}"
+        );
+        assert_eq!(
+            t["Conditions"][format!("{param}Given").as_str()],
+            yaml(&format!("!Not [!Equals [!Ref {param}, \"\"]]")),
+            "{param}"
+        );
+        // Outside the connections' prefix (`hourbridge/{Stage}/`, writable by some functions).
+        assert!(!default.starts_with("hourbridge/"), "{default}");
+        let name = yaml(&named_secret(param, default));
+        let grant = exact_secret_grant(&named_secret(param, default));
+        for (fname, f) in functions(&t) {
+            let vars = &f["Properties"]["Environment"]["Variables"];
+            assert!(
+                vars[var].is_null(),
+                "{fname}: {var} is never a plain variable"
+            );
+            let grants: Vec<_> = secret_grants(f)
+                .into_iter()
+                .filter(|(_, r)| *r == grant)
+                .collect();
+            if PROVIDER_SECRET_FUNCTIONS.contains(&fname.as_str()) {
+                assert_eq!(
+                    vars[name_var.as_str()],
+                    name,
+                    "{fname}: the secret it reads is the one it may read"
+                );
+                assert_eq!(grants.len(), 1, "{fname}: one grant on {param}");
+                assert_eq!(
+                    grants[0].0,
+                    BTreeSet::from(["secretsmanager:GetSecretValue".to_owned()]),
+                    "{fname}: read only"
+                );
+            } else {
+                assert!(
+                    vars[name_var.as_str()].is_null(),
+                    "{fname} creates no sessions"
+                );
+                assert!(grants.is_empty(), "{fname}: no grant on {param}");
+            }
         }
     }
 }

@@ -69,8 +69,15 @@ pub struct Config {
     pub jobs_bus: Option<String>,
     /// `User-Agent` for provider calls.
     pub user_agent: String,
-    /// Provider settings (base URLs), by variable name, as the adapters read them.
+    /// Provider settings (base URLs), by variable name, as the adapters read them; without the
+    /// secret ones ([`env::provider_secret_vars`]).
     pub provider_vars: std::collections::BTreeMap<String, String>,
+    /// Provider secrets given by value (local binary only), by variable name; handed to the
+    /// adapters as that variable.
+    pub provider_secrets: std::collections::BTreeMap<String, SecretValue>,
+    /// Where provider secrets are ([`env::secret_name_var`]: a secret's full name), by the
+    /// variable whose value they hold; read once by [`AppContext::build`](crate::AppContext).
+    pub provider_secret_names: std::collections::BTreeMap<String, String>,
     /// Platform OAuth client variables (`HOURBRIDGE_<PROVIDER>_CLIENT_ID`,
     /// `HOURBRIDGE_<PROVIDER>_CLIENT_SECRET_NAME`), by name; see [`Config::platform_clients`].
     pub platform_vars: std::collections::BTreeMap<String, String>,
@@ -290,6 +297,36 @@ impl Config {
                 problems.push(format!("{var} must be an http(s) URL"));
             }
         }
+        // Provider secrets: by value locally, by secret name (read at start-up) anywhere; never
+        // as a plain environment variable of a Lambda.
+        let secret_vars = env::provider_secret_vars();
+        let mut provider_secrets = std::collections::BTreeMap::new();
+        let mut provider_secret_names = std::collections::BTreeMap::new();
+        for var in &secret_vars {
+            let name_var = env::secret_name_var(var);
+            let name = get(&name_var);
+            if let Some(n) = &name
+                && hourbridge_domain::check_secret_name(n).is_err()
+            {
+                problems.push(format!("{name_var}={n:?} is not a valid secret name"));
+            }
+            match (get(var), name) {
+                (Some(_), _) if mode == Mode::Lambda => problems.push(format!(
+                    "{var} must not be set in Lambda (a secret is never a plain environment \
+                     variable); {name_var} names its secret in Secrets Manager"
+                )),
+                (Some(_), Some(_)) => {
+                    problems.push(format!("{var} and {name_var} are both set; set one"))
+                }
+                (Some(value), None) => {
+                    provider_secrets.insert((*var).to_owned(), SecretValue::new(value));
+                }
+                (None, Some(name)) => {
+                    provider_secret_names.insert((*var).to_owned(), name);
+                }
+                (None, None) => {}
+            }
+        }
         let mut platform_vars = std::collections::BTreeMap::new();
         let mut platform_secrets = std::collections::BTreeMap::new();
         for var in platform {
@@ -332,8 +369,11 @@ impl Config {
                 .unwrap_or_else(|| "Hourbridge (https://hourbridge.example/contact)".into()),
             provider_vars: hourbridge_provider_registry::env_vars()
                 .into_iter()
+                .filter(|k| !secret_vars.contains(k))
                 .filter_map(|k| get(k).map(|v| (k.to_owned(), v)))
                 .collect(),
+            provider_secrets,
+            provider_secret_names,
             platform_vars,
             platform_secrets,
         })
@@ -545,5 +585,78 @@ mod tests {
             Some("hourbridge-platform/prod/basecamp/oauth-client-secret")
         );
         assert!(c.platform_secret("basecamp").is_none());
+    }
+
+    fn lambda_base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            (env::TABLE_NAME, "t"),
+            (env::SECRETS_PREFIX, "hourbridge/prod/"),
+            (env::JOBS_BUS, "jobs"),
+            (env::PUBLIC_URL, "https://api.example.com"),
+        ]
+    }
+
+    #[test]
+    fn a_provider_secret_as_a_plain_lambda_variable_is_refused_by_name_not_value() {
+        let secret_vars = env::provider_secret_vars();
+        assert!(!secret_vars.is_empty(), "some adapter declares a secret");
+        let mut pairs = lambda_base();
+        for v in &secret_vars {
+            pairs.push((v, "leakable-provider-secret"));
+        }
+        // Reported together with every other problem.
+        pairs.retain(|(k, _)| *k != env::JOBS_BUS);
+        let err = Config::from_lookup(Mode::Lambda, lookup(&pairs)).unwrap_err();
+        assert_eq!(err.problems.len(), secret_vars.len() + 1, "{err}");
+        let text = err.to_string();
+        assert!(!text.contains("leakable-provider-secret"), "{text}");
+        assert!(text.contains(env::JOBS_BUS), "{text}");
+        for v in &secret_vars {
+            assert!(text.contains(*v), "{text}");
+            assert!(text.contains(&env::secret_name_var(v)), "{text}");
+        }
+    }
+
+    #[test]
+    fn in_lambda_a_provider_secret_is_named_and_locally_given_by_value_redacted() {
+        let var = env::provider_secret_vars()[0];
+        let name_var = env::secret_name_var(var);
+        let mut pairs: Vec<(&str, &str)> = lambda_base();
+        pairs.push((&name_var, "hourbridge-platform/prod/provider/secret"));
+        let c = Config::from_lookup(Mode::Lambda, lookup(&pairs)).unwrap();
+        assert_eq!(
+            c.provider_secret_names.get(var).map(String::as_str),
+            Some("hourbridge-platform/prod/provider/secret")
+        );
+        assert!(c.provider_secrets.is_empty() && !c.provider_vars.contains_key(var));
+
+        let c =
+            Config::from_lookup(Mode::Local, lookup(&[(var, "local-provider-secret")])).unwrap();
+        assert_eq!(
+            c.provider_secrets.get(var).map(SecretValue::expose),
+            Some("local-provider-secret")
+        );
+        assert!(!c.provider_vars.contains_key(var));
+        assert!(!format!("{c:?}").contains("local-provider-secret"));
+
+        let err = Config::from_lookup(
+            Mode::Local,
+            lookup(&[(var, "v"), (&name_var, "not a name")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+    }
+
+    #[test]
+    fn provider_secrets_are_listed_for_the_template_contract() {
+        for v in env::provider_secret_vars() {
+            let name = env::secret_name_var(v);
+            assert!(env::lambda_vars().contains(&name), "{name}");
+            assert!(env::all_vars().contains(&name), "{name}");
+            assert!(env::all_vars().contains(&v.to_owned()), "{v}");
+            assert!(env::local_only_vars().contains(&v.to_owned()), "{v}");
+            assert!(!env::lambda_vars().contains(&v.to_owned()), "{v}");
+            assert!(!is_platform_var(&name) && !is_platform_secret_var(v), "{v}");
+        }
     }
 }

@@ -87,3 +87,49 @@ pub const ALL: &[&str] = &[
     BASECAMP_CLIENT_SECRET_NAME,
     BASECAMP_CLIENT_SECRET,
 ];
+
+/// Suffix of the variable naming where a provider secret is (see [`secret_name_var`]).
+pub const SECRET_NAME_SUFFIX: &str = "_SECRET_NAME";
+
+/// The variables of the providers that hold secrets (each adapter's `SECRET_ENV_VARS`, e.g. a
+/// consumer token): the value itself, read by the local binary only. In Lambda the value is
+/// read once at start-up from the secret named by [`secret_name_var`].
+pub fn provider_secret_vars() -> Vec<&'static str> {
+    hourbridge_provider_registry::secret_env_vars()
+}
+
+/// `<VAR>_SECRET_NAME`: the full name of the secret holding provider secret variable `var` (in
+/// Secrets Manager, outside [`SECRETS_PREFIX`] and read-only for the functions; with the local
+/// secrets backend an entry of the local secret store).
+pub fn secret_name_var(var: &str) -> String {
+    format!("{var}{SECRET_NAME_SUFFIX}")
+}
+
+/// What `infra/template.yaml` may set on the Lambdas: [`LAMBDA`] plus the
+/// [`secret_name_var`] of every [`provider_secret_vars`] entry.
+pub fn lambda_vars() -> Vec<String> {
+    LAMBDA
+        .iter()
+        .map(|v| (*v).to_owned())
+        .chain(provider_secret_vars().into_iter().map(secret_name_var))
+        .collect()
+}
+
+/// Read by the local binary only: [`LOCAL_ONLY`] plus the [`provider_secret_vars`].
+pub fn local_only_vars() -> Vec<String> {
+    LOCAL_ONLY
+        .iter()
+        .chain(provider_secret_vars().iter())
+        .map(|v| (*v).to_owned())
+        .collect()
+}
+
+/// Every variable Hourbridge reads: [`ALL`], the providers' variables and the
+/// [`secret_name_var`] of their secrets.
+pub fn all_vars() -> Vec<String> {
+    ALL.iter()
+        .chain(hourbridge_provider_registry::env_vars().iter())
+        .map(|v| (*v).to_owned())
+        .chain(provider_secret_vars().into_iter().map(secret_name_var))
+        .collect()
+}

@@ -63,6 +63,17 @@ pub enum StartupError {
     /// The secret store could not be opened.
     #[error("secrets: {0}")]
     Secrets(#[from] hourbridge_secrets::SecretError),
+    /// A provider secret named by `<VAR>_SECRET_NAME` could not be read (the value is never
+    /// shown).
+    #[error("{var}: reading secret {name:?}: {source}")]
+    ProviderSecret {
+        /// The provider variable the secret is the value of.
+        var: String,
+        /// The secret's full name.
+        name: String,
+        /// Why it could not be read.
+        source: hourbridge_secrets::SecretError,
+    },
     /// A provider is misdeclared.
     #[error("providers: {0}")]
     Providers(#[from] hourbridge_provider_registry::RegistryError),
@@ -154,10 +165,16 @@ impl AppContext {
             user_agent: config.user_agent.clone(),
             ..Default::default()
         };
+        let provider_secrets =
+            provider_secrets(&config, full_names.as_ref().unwrap_or(&secrets)).await?;
         let provider_env = hourbridge_provider_http::ProviderEnv {
             lookup: {
                 let vars = config.provider_vars.clone();
-                Arc::new(move |k| vars.get(k).cloned())
+                Arc::new(move |k| {
+                    vars.get(k)
+                        .cloned()
+                        .or_else(|| provider_secrets.get(k).map(|v| v.expose().to_owned()))
+                })
             },
             http: http.clone(),
             budget: Arc::new(hourbridge_sync::budget::StoreRateBudget::new(
@@ -251,6 +268,40 @@ impl AppContext {
             local::spawn_scheduler(self.engine.clone(), std::time::Duration::from_secs(60)),
         ))
     }
+}
+
+/// The providers' secret variables ([`env::provider_secret_vars`]): those given by value
+/// (local binary), and those named by `<VAR>_SECRET_NAME`, read once from `store` (Secrets
+/// Manager by full name, or the local secret store). A named secret that does not exist is left
+/// unset with a warning (the adapter then reports itself not configured when used), so a
+/// deployment that does not use that provider needs not create it; any other failure stops
+/// start-up.
+async fn provider_secrets(
+    config: &Config,
+    store: &Arc<dyn SecretStore>,
+) -> Result<std::collections::BTreeMap<String, SecretValue>, StartupError> {
+    let mut out = config.provider_secrets.clone();
+    for (var, name) in &config.provider_secret_names {
+        match store.get(name).await {
+            Ok(Some(v)) => {
+                out.insert(var.clone(), v);
+            }
+            Ok(None) => tracing::warn!(
+                variable = %var,
+                secret = %name,
+                "the secret named by {} does not exist; {var} stays unset",
+                env::secret_name_var(var)
+            ),
+            Err(source) => {
+                return Err(StartupError::ProviderSecret {
+                    var: var.clone(),
+                    name: name.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Creates the data directory with mode 0700 (it holds the database, the encrypted secrets and
