@@ -515,6 +515,18 @@ fn who_am_i(s: &TripletexState, r: &Req<'_>) -> Result<Response<Body>, Reject> {
         "loggedInWithConnect": false,
         "employeeIsProxy": false,
     });
+    let mut full = full;
+    // Sub-fields asked for the employee expand it, as on every other endpoint.
+    if let Some(sub) = r
+        .params
+        .get("fields")
+        .and_then(parse_fields)
+        .and_then(|f| f.into_iter().find(|f| f.name == "employee"))
+        .and_then(|f| f.sub)
+        && s.employees.contains_key(&employee)
+    {
+        full["employee"] = render(s, &r.host, Kind::Employee, employee, &sub);
+    }
     Ok(single(full))
 }
 
