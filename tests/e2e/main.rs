@@ -13,5 +13,6 @@ mod limits;
 mod oauth_callback;
 mod preview;
 mod provider_errors;
+mod webhook_fuzz;
 mod worklog_sync;
 mod workspace_status;
