@@ -230,7 +230,9 @@ async fn admin_connects_tripletex_reviews_the_first_sync_and_webhooks_keep_it_cu
         "{t}"
     );
     assert!(
-        t["employee"]["name"].as_str().is_some_and(|n| !n.is_empty()),
+        t["employee"]["name"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty()),
         "{t}"
     );
     let c = w
