@@ -258,7 +258,17 @@ fn concrete_routes(f: hourbridge_api::HttpFunction) -> Vec<(String, String)> {
 
 /// An API Gateway HTTP API (v2) event without authorizer claims.
 fn gateway_event(method: &str, path: &str) -> lambda_http::Request {
-    let e = json!({
+    gateway_event_with(method, path, "", &[])
+}
+
+/// [`gateway_event`] with a query string and extra headers.
+fn gateway_event_with(
+    method: &str,
+    path: &str,
+    query: &str,
+    extra_headers: &[(&str, String)],
+) -> lambda_http::Request {
+    let mut e = json!({
         "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
         "headers": {"content-type": "application/json", "host": "api.hourbridge.test"},
         "requestContext": {
@@ -270,6 +280,10 @@ fn gateway_event(method: &str, path: &str) -> lambda_http::Request {
         "body": if method == "GET" || method == "DELETE" { None } else { Some("{}") },
         "isBase64Encoded": false
     });
+    e["rawQueryString"] = json!(query);
+    for (name, value) in extra_headers {
+        e["headers"][*name] = json!(value);
+    }
     lambda_http::request::from_str(&e.to_string()).expect("v2 event")
 }
 
@@ -284,6 +298,52 @@ async fn answer(app: axum::Router, req: lambda_http::Request) -> (u16, serde_jso
         status,
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     )
+}
+
+#[tokio::test]
+async fn each_lambda_answers_an_oversize_uri_or_header_block_in_the_error_shape() {
+    let (_dir, path) = crate::harness::data_dir();
+    let ctx = hourbridge_runtime::AppContext::build(crate::harness::config(&path, &[]), None)
+        .await
+        .expect("context");
+    let long_query = format!("q={}", "a".repeat(hourbridge_api::MAX_URI_BYTES));
+    let big_header = [("x-big", "h".repeat(hourbridge_api::MAX_HEADER_BYTES))];
+    let many_headers: Vec<(&str, String)> = ["x-a", "x-b", "x-c", "x-d", "x-e"]
+        .into_iter()
+        .map(|n| (n, "h".repeat(hourbridge_api::MAX_HEADERS_BYTES / 5)))
+        .collect();
+    for (f, app) in &http_handlers() {
+        let name = f.crate_name();
+        // A route of its own and a path it does not serve: both refused before routing.
+        let own = concrete_routes(*f).into_iter().next().expect("a route");
+        for (method, path) in [own, ("GET".to_owned(), "/nowhere".to_owned())] {
+            let cases = [
+                (
+                    gateway_event_with(&method, &path, &long_query, &[]),
+                    414,
+                    "uri_too_long",
+                ),
+                (
+                    gateway_event_with(&method, &path, "", &big_header),
+                    431,
+                    "headers_too_large",
+                ),
+                (
+                    gateway_event_with(&method, &path, "", &many_headers),
+                    431,
+                    "headers_too_large",
+                ),
+            ];
+            for (req, want, code) in cases {
+                let (status, body) = answer(app(&ctx), req).await;
+                assert_eq!(
+                    (status, body["error"]["code"].as_str()),
+                    (want, Some(code)),
+                    "{name} {method} {path}: {body}"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]

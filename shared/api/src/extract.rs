@@ -16,6 +16,19 @@ use crate::ApiError;
 /// answer 413 `payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
+/// The longest request URI (path and query, as sent) the API takes: 8 KiB. Longer ones answer
+/// 414 `uri_too_long`, also when the HTTP layer refuses them before the API sees them.
+pub const MAX_URI_BYTES: usize = 8 << 10;
+
+/// The most request header bytes the API takes, all header lines (`name: value` and line end)
+/// counted: 32 KiB. More answer 431 `headers_too_large`, also when the HTTP layer refuses them
+/// before the API sees them (more than it buffers, or more than 100 headers).
+pub const MAX_HEADERS_BYTES: usize = 32 << 10;
+
+/// The longest single request header line the API takes: 16 KiB. Longer answers 431
+/// `headers_too_large`.
+pub const MAX_HEADER_BYTES: usize = 16 << 10;
+
 fn payload_too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,

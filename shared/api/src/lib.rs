@@ -10,6 +10,7 @@
 mod auth;
 mod error;
 mod extract;
+mod limits;
 mod paging;
 pub mod routes;
 
@@ -25,7 +26,11 @@ pub use auth::{Authenticator, Caller, CallerKind, Member, RawClaims, Service, Tr
 pub use error::{
     ApiError, ApiResult, DEFAULT_RETRY_AFTER, ErrorBody, ErrorDetail, retry_after_seconds,
 };
-pub use extract::{Body, Day, IdPath, MAX_BODY_BYTES, QueryParams, RawBody, Segments};
+pub use extract::{
+    Body, Day, IdPath, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_BYTES, MAX_URI_BYTES,
+    QueryParams, RawBody, Segments,
+};
+pub use limits::{head_limit_error, request_limits};
 pub use paging::{List, MAX_LIMIT};
 pub use routes::webhooks::WebhookToken;
 
@@ -202,4 +207,7 @@ fn finish(router: Router<AppState>, openapi_json: bool, state: AppState) -> Rout
             )
         })
         .with_state(state)
+        // Last, so it wraps every route and both fallbacks: an oversize URI or header block is
+        // refused before any handler, auth or extractor looks at it.
+        .layer(axum::middleware::from_fn(limits::request_limits))
 }

@@ -2,9 +2,9 @@
 //! tokens, callable from tests without spawning a process.
 
 pub mod demo;
+mod head_limits;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use chrono::Duration;
 use hourbridge_api::RawClaims;
@@ -59,12 +59,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = hourbridge_api::router(ctx.api_state())
         .layer(tower::ServiceBuilder::new().layer(axum::middleware::from_fn(log_request)));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    // Connections that answer hyper's own refusals of a request head (URI, headers beyond what
+    // it parses) in the JSON error shape too; below those sizes the router's limits answer.
+    axum::serve(head_limits::Listener(listener), app.into_make_service())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn log_request(
