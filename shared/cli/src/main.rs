@@ -100,11 +100,14 @@ async fn main() -> anyhow::Result<()> {
             // The README promises that `serve` runs syncs: without the in-process worker and
             // scheduler every queued run would stay queued forever.
             let _workers = ctx.start_local_workers();
+            // Signal handlers first: a SIGTERM that arrives as soon as the port is open must
+            // stop the server gracefully, not kill it.
+            let stop = shutdown_signal();
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
             tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "hourbridge serving");
-            hourbridge::serve(&ctx, listener, shutdown_signal()).await?;
+            hourbridge::serve(&ctx, listener, stop).await?;
             tracing::info!("stopped");
         }
         Command::Demo { data_dir } => {
@@ -169,9 +172,10 @@ async fn main() -> anyhow::Result<()> {
                  {{\"employee_token\": ...}}) is {} (Kari, all entitlements).",
                 hourbridge_sandbox::TRIPLETEX_DEMO_EMPLOYEE_TOKEN
             );
+            let stop = shutdown_signal();
             // The last line: whoever reads the variables above can stop reading here.
             println!("Sandbox ready; Ctrl-C stops it.");
-            shutdown_signal().await;
+            stop.await;
             sandbox.stop().await;
         }
         Command::Token {
@@ -223,21 +227,30 @@ fn add_harvest_entries(
 }
 
 /// Ctrl-C or SIGTERM (what process managers send) both stop the server gracefully.
-async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal right after start-up is never the default (fatal) one.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, int) {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                _ => std::future::pending().await,
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
