@@ -4,204 +4,55 @@
 //! EventBridge on moto_server. The jobs bus gets a rule with an SQS target, so the jobs and
 //! outbound events the functions put on it can be read back and delivered to `sync-worker`.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use axum::Router;
 use chrono::Utc;
+use hourbridge_runtime::AppContext;
 use hourbridge_runtime::queue::JobEnvelope;
-use hourbridge_runtime::{AppContext, Config, Mode, env};
 use hourbridge_sandbox::{NewHarvestEntry, Sandbox, Seed};
 use hourbridge_store::GLOBAL_SCOPE;
-use hourbridge_store_dynamodb::DynamoBackend;
 use hourbridge_sync::schedule::ScheduleEntry;
-use lambda_runtime::{Context, LambdaEvent};
-use serde_json::{Value, json};
-use tower::ServiceExt as _;
+use lambda_runtime::LambdaEvent;
+use serde_json::json;
 
-const PUBLIC: &str = "https://api.hourbridge.test";
+use crate::aws_common::{Bus, Moto, PUBLIC, context, deliver, http_event, invoke};
+
+const WS: &str = "acme";
 
 struct Aws {
     ctx: AppContext,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
+    bus: Bus,
     secrets: aws_sdk_secretsmanager::Client,
     prefix: String,
     sb: Sandbox,
 }
 
 async fn aws() -> Option<Aws> {
-    let config = hourbridge_testkit::moto_config("functions on the AWS emulator").await?;
-    let name = hourbridge_testkit::unique_name("hb");
-    let ddb = aws_sdk_dynamodb::Client::new(&config);
-    DynamoBackend::create_table(&ddb, &name)
-        .await
-        .expect("table");
-    let events = aws_sdk_eventbridge::Client::new(&config);
-    events
-        .create_event_bus()
-        .name(&name)
-        .send()
-        .await
-        .expect("bus");
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attrs")
-        .attributes
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .expect("arn");
-    events
-        .put_rule()
-        .event_bus_name(&name)
-        .name("all-hourbridge")
-        .event_pattern(json!({"source": ["hourbridge.sync", "hourbridge"]}).to_string())
-        .send()
-        .await
-        .expect("rule");
-    events
-        .put_targets()
-        .event_bus_name(&name)
-        .rule("all-hourbridge")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(queue_arn)
-                .build()
-                .expect("target"),
-        )
-        .send()
-        .await
-        .expect("targets");
+    let moto = Moto::start("functions on the AWS emulator", "hb").await?;
     let sb = Sandbox::start(Seed::Empty).await.expect("sandbox");
     sb.harvest()
         .register_client("hv-client", "hv-secret-value-123");
-    let prefix = format!("hourbridge/{name}/");
-    let vars: BTreeMap<&str, String> = [
-        (env::STORE, "dynamodb".to_owned()),
-        (env::TABLE_NAME, name.clone()),
-        (env::SECRETS_BACKEND, "secretsmanager".to_owned()),
-        (env::SECRETS_PREFIX, prefix.clone()),
-        (env::AUTH, "gateway".to_owned()),
-        (env::JOBS_BUS, name.clone()),
-        (env::PUBLIC_URL, PUBLIC.to_owned()),
-        ("HOURBRIDGE_HARVEST_API_URL", sb.harvest_api_url()),
-        ("HOURBRIDGE_HARVEST_ID_URL", sb.harvest_id_url()),
-    ]
-    .into_iter()
-    .collect();
-    let cfg = Config::from_lookup(Mode::Lambda, |k| vars.get(k).cloned()).expect("lambda config");
-    let ctx = AppContext::build(cfg, Some(config.clone()))
-        .await
-        .expect("context");
+    let ctx = moto
+        .context(
+            PUBLIC,
+            [
+                ("HOURBRIDGE_HARVEST_API_URL", sb.harvest_api_url()),
+                ("HOURBRIDGE_HARVEST_ID_URL", sb.harvest_id_url()),
+            ],
+        )
+        .await;
     Some(Aws {
         ctx,
-        sqs,
-        queue_url,
-        secrets: aws_sdk_secretsmanager::Client::new(&config),
-        prefix,
+        bus: moto.bus,
+        secrets: moto.secrets,
+        prefix: moto.prefix,
         sb,
     })
-}
-
-/// An API Gateway HTTP API (v2) request event; `claims` come from the JWT authorizer.
-fn http_event(
-    method: &str,
-    path: &str,
-    query: &str,
-    body: Option<Value>,
-    claims: Option<(&str, &str)>,
-) -> lambda_http::Request {
-    let authorizer = claims.map(|(sub, role)| json!({"jwt": {"claims": {"sub": sub, "ws": "acme", "role": role}, "scopes": null}}));
-    let e = json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
-        "headers": {"content-type": "application/json", "host": "api.hourbridge.test"},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "authorizer": authorizer,
-            "domainName": "api.hourbridge.test", "domainPrefix": "api",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
-            "requestId": "r", "routeKey": "$default", "stage": "$default",
-            "time": "21/Nov/2026:09:00:00 +0000", "timeEpoch": 1_795_000_000_000_i64
-        },
-        "body": body.map(|b| b.to_string()), "isBase64Encoded": false
-    });
-    lambda_http::request::from_str(&e.to_string()).expect("v2 event")
-}
-
-async fn invoke(app: Router, req: lambda_http::Request) -> (u16, Value) {
-    let res = app.oneshot(req).await.expect("handler");
-    let status = res.status().as_u16();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-fn context(seconds: i64) -> Context {
-    let mut c = Context::default();
-    c.request_id = "lambda-req".into();
-    c.deadline = (Utc::now() + chrono::Duration::seconds(seconds)).timestamp_millis() as u64;
-    c
-}
-
-/// Reads events from the bus's SQS target until one of `detail_type` shows up.
-async fn next_event(a: &Aws, detail_type: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = a
-            .sqs
-            .receive_message()
-            .queue_url(&a.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        for m in out.messages.unwrap_or_default() {
-            if let Some(h) = m.receipt_handle() {
-                a.sqs
-                    .delete_message()
-                    .queue_url(&a.queue_url)
-                    .receipt_handle(h)
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-            let body: Value = serde_json::from_str(m.body().unwrap_or("{}")).expect("event json");
-            if body["detail-type"] == detail_type {
-                return body;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {detail_type} event on the bus"
-        );
-    }
 }
 
 #[tokio::test]
 async fn functions_run_the_harvest_flow_on_dynamodb_secrets_manager_and_eventbridge() {
     let Some(a) = aws().await else { return };
-    let owner = Some(("olga", "owner"));
+    let owner = Some(("olga", WS, "owner"));
     let hv = a.sb.harvest();
     let ada_r = hv.add_user("Ada", "A", "ada@acme.test");
     let fleet = hv.add_project("Fleet", "C", true);
@@ -350,23 +201,21 @@ async fn functions_run_the_harvest_flow_on_dynamodb_secrets_manager_and_eventbri
     )
     .await;
     assert_eq!(st, 202, "{started}");
-    let job_event = next_event(&a, "SyncJob").await;
+    let job_event = a.bus.next_event("SyncJob").await;
     assert_eq!(job_event["source"], "hourbridge.sync");
     let event: EventBridgeEvent<JobEnvelope> =
         serde_json::from_value(job_event).expect("job event shape");
     assert_eq!(event.detail.job.run_id, started["run_id"].as_str().unwrap());
 
     // sync-worker: the EventBridge event as delivered.
-    let report = sync_worker::handler(&a.ctx, LambdaEvent::new(event, context(120)))
-        .await
-        .expect("worker");
+    let report = deliver(&a.ctx, event).await;
     assert_eq!(
         report,
         sync_worker::WorkerReport::Finished {
             state: "succeeded".into()
         }
     );
-    let outbound = next_event(&a, "SyncSucceeded").await;
+    let outbound = a.bus.next_event("SyncSucceeded").await;
     assert_eq!(
         (
             outbound["source"].as_str(),
@@ -419,11 +268,9 @@ async fn functions_run_the_harvest_flow_on_dynamodb_secrets_manager_and_eventbri
         .expect("tick");
     assert_eq!(r.enqueued, 1);
     let job: EventBridgeEvent<JobEnvelope> =
-        serde_json::from_value(next_event(&a, "SyncJob").await).unwrap();
+        serde_json::from_value(a.bus.next_event("SyncJob").await).unwrap();
     assert_eq!(
-        sync_worker::handler(&a.ctx, LambdaEvent::new(job, context(120)))
-            .await
-            .unwrap(),
+        deliver(&a.ctx, job).await,
         sync_worker::WorkerReport::Finished {
             state: "succeeded".into()
         }

@@ -9,177 +9,56 @@
 //! connect with a daily time (owner only), authorize through Launchpad's consent, choose the
 //! `bc3` account, the first import, a push, an unchanged re-run, disconnect.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use axum::Router;
 use chrono::Utc;
-use hourbridge_runtime::queue::JobEnvelope;
-use hourbridge_runtime::{AppContext, Config, Mode, env};
+use hourbridge_runtime::{AppContext, env};
 use hourbridge_sandbox::{
     BASECAMP_DEMO_ACCOUNT_ID, BASECAMP_DEMO_CLIENT_ID, BASECAMP_DEMO_CLIENT_SECRET, Sandbox, Seed,
 };
-use hourbridge_store_dynamodb::DynamoBackend;
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
-const PUBLIC: &str = "https://api.hourbridge.test";
+use crate::aws_common::{Bus, Claims, Moto, PUBLIC, Run, http_event, invoke};
+
 const WS: &str = "nordlys";
 
 struct Aws {
     ctx: AppContext,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
+    bus: Bus,
     sb: Sandbox,
 }
 
 async fn aws() -> Option<Aws> {
-    let config = hourbridge_testkit::moto_config("the Basecamp flow on the AWS emulator").await?;
+    let moto = Moto::start("the Basecamp flow on the AWS emulator", "hbbc").await?;
     println!("aws_basecamp: using moto_server through the AWS SDK");
-    let name = hourbridge_testkit::unique_name("hbbc");
-    let ddb = aws_sdk_dynamodb::Client::new(&config);
-    DynamoBackend::create_table(&ddb, &name)
-        .await
-        .expect("table");
-    let events = aws_sdk_eventbridge::Client::new(&config);
-    events
-        .create_event_bus()
-        .name(&name)
-        .send()
-        .await
-        .expect("bus");
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attrs")
-        .attributes
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .expect("arn");
-    events
-        .put_rule()
-        .event_bus_name(&name)
-        .name("all-hourbridge")
-        .event_pattern(json!({"source": ["hourbridge.sync", "hourbridge"]}).to_string())
-        .send()
-        .await
-        .expect("rule");
-    events
-        .put_targets()
-        .event_bus_name(&name)
-        .rule("all-hourbridge")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(queue_arn)
-                .build()
-                .expect("target"),
-        )
-        .send()
-        .await
-        .expect("targets");
 
     // The operator's Basecamp OAuth client secret: outside the connections' prefix, by full name.
-    let secret_name = format!("hourbridge-platform/{name}/basecamp/oauth-client-secret");
-    aws_sdk_secretsmanager::Client::new(&config)
-        .create_secret()
-        .name(&secret_name)
-        .secret_string(BASECAMP_DEMO_CLIENT_SECRET)
-        .send()
-        .await
-        .expect("platform secret");
+    let secret_name = moto
+        .platform_secret("basecamp/oauth-client-secret", BASECAMP_DEMO_CLIENT_SECRET)
+        .await;
 
     let sb = Sandbox::start(Seed::Demo).await.expect("sandbox");
-    let vars: BTreeMap<&str, String> = [
-        (env::STORE, "dynamodb".to_owned()),
-        (env::TABLE_NAME, name.clone()),
-        (env::SECRETS_BACKEND, "secretsmanager".to_owned()),
-        (env::SECRETS_PREFIX, format!("hourbridge/{name}/")),
-        (env::AUTH, "gateway".to_owned()),
-        (env::JOBS_BUS, name.clone()),
-        (env::PUBLIC_URL, PUBLIC.to_owned()),
-        (env::BASECAMP_CLIENT_ID, BASECAMP_DEMO_CLIENT_ID.to_owned()),
-        (env::BASECAMP_CLIENT_SECRET_NAME, secret_name),
-        (
-            "HOURBRIDGE_BASECAMP_LAUNCHPAD_URL",
-            sb.basecamp_launchpad_url(),
-        ),
-        ("HOURBRIDGE_BASECAMP_API_URL", sb.basecamp_api_url()),
-    ]
-    .into_iter()
-    .collect();
-    let cfg = Config::from_lookup(Mode::Lambda, |k| vars.get(k).cloned()).expect("lambda config");
-    let ctx = AppContext::build(cfg, Some(config.clone()))
-        .await
-        .expect("context");
+    let ctx = moto
+        .context(
+            PUBLIC,
+            [
+                (env::BASECAMP_CLIENT_ID, BASECAMP_DEMO_CLIENT_ID.to_owned()),
+                (env::BASECAMP_CLIENT_SECRET_NAME, secret_name),
+                (
+                    "HOURBRIDGE_BASECAMP_LAUNCHPAD_URL",
+                    sb.basecamp_launchpad_url(),
+                ),
+                ("HOURBRIDGE_BASECAMP_API_URL", sb.basecamp_api_url()),
+            ],
+        )
+        .await;
     Some(Aws {
         ctx,
-        sqs,
-        queue_url,
+        bus: moto.bus,
         sb,
     })
 }
 
-/// An API Gateway HTTP API (v2) request event; `claims` come from the JWT authorizer.
-fn http_event(
-    method: &str,
-    path: &str,
-    query: &str,
-    body: Option<Value>,
-    claims: Option<(&str, &str)>,
-) -> lambda_http::Request {
-    let authorizer = claims.map(|(sub, role)| json!({"jwt": {"claims": {"sub": sub, "ws": WS, "role": role}, "scopes": null}}));
-    let e = json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
-        "headers": {"content-type": "application/json", "host": "api.hourbridge.test"},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "authorizer": authorizer,
-            "domainName": "api.hourbridge.test", "domainPrefix": "api",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
-            "requestId": "r", "routeKey": "$default", "stage": "$default",
-            "time": "21/Nov/2026:09:00:00 +0000", "timeEpoch": 1_795_000_000_000_i64
-        },
-        "body": body.map(|b| b.to_string()), "isBase64Encoded": false
-    });
-    lambda_http::request::from_str(&e.to_string()).expect("v2 event")
-}
-
-async fn invoke(app: Router, req: lambda_http::Request) -> (u16, Value) {
-    let res = app.oneshot(req).await.expect("handler");
-    let status = res.status().as_u16();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-fn context(seconds: i64) -> Context {
-    let mut c = Context::default();
-    c.request_id = "lambda-req".into();
-    c.deadline = (Utc::now() + chrono::Duration::seconds(seconds)).timestamp_millis() as u64;
-    c
-}
-
-const OWNER: Option<(&str, &str)> = Some(("ingrid", "owner"));
+const OWNER: Option<Claims<'static>> = Some(("ingrid", WS, "owner"));
 
 impl Aws {
     /// Invokes `app` as the owner and expects a 2xx answer.
@@ -199,65 +78,10 @@ impl Aws {
         v
     }
 
-    /// Reads events from the bus's SQS target until one of `detail_type` shows up.
-    async fn next_event(&self, detail_type: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .expect("receive");
-            for m in out.messages.unwrap_or_default() {
-                if let Some(h) = m.receipt_handle() {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(h)
-                        .send()
-                        .await
-                        .expect("delete");
-                }
-                let body: Value =
-                    serde_json::from_str(m.body().unwrap_or("{}")).expect("event json");
-                if body["detail-type"] == detail_type {
-                    return body;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {detail_type} event on the bus"
-            );
-        }
-    }
-
     /// Takes the next job off the bus and delivers it (and its requeues) to `sync-worker`
     /// until the run finishes; answers the job's run id.
     async fn deliver_until_finished(&self) -> String {
-        let mut event: EventBridgeEvent<JobEnvelope> =
-            serde_json::from_value(self.next_event("SyncJob").await).expect("job event shape");
-        let run_id = event.detail.job.run_id.clone();
-        for _ in 0..50 {
-            let report = sync_worker::handler(&self.ctx, LambdaEvent::new(event, context(120)))
-                .await
-                .expect("worker");
-            match report {
-                sync_worker::WorkerReport::Finished { state } => {
-                    assert_eq!(state, "succeeded", "run {run_id}");
-                    return run_id;
-                }
-                sync_worker::WorkerReport::Requeued { .. } => {
-                    event = serde_json::from_value(self.next_event("SyncJob").await)
-                        .expect("requeued job event shape");
-                    assert_eq!(event.detail.job.run_id, run_id, "the same run comes back");
-                }
-            }
-        }
-        panic!("run {run_id} did not finish after 50 deliveries");
+        self.bus.deliver_until_finished(&self.ctx, Run::Next).await
     }
 
     async fn connection(&self) -> Value {
@@ -369,7 +193,7 @@ async fn functions_run_the_basecamp_flow_on_dynamodb_secrets_manager_and_eventbr
             "/v1/connections/basecamp",
             "",
             Some(json!({"sync_at": "18:30"})),
-            Some((&admin, "admin")),
+            Some((&admin, WS, "admin")),
         ),
     )
     .await;

@@ -18,20 +18,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use axum::Router;
-use chrono::Utc;
-use hourbridge_runtime::queue::JobEnvelope;
-use hourbridge_runtime::{AppContext, Config, Mode, env};
+use hourbridge_runtime::AppContext;
 use hourbridge_sandbox::{
     Sandbox, Seed, TRIPLETEX_DEMO_CONSUMER_TOKEN, TRIPLETEX_DEMO_EMPLOYEE_TOKEN, TripletexControl,
 };
-use hourbridge_store_dynamodb::DynamoBackend;
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
+
+use crate::aws_common::{Bus, Claims, Moto, Run, http_event, invoke, raw_event};
 
 const WS: &str = "fjordtech";
 /// Where the consumer token's secret is named (the runtime's `<VAR>_SECRET_NAME`).
@@ -47,8 +42,7 @@ struct Captured {
 
 struct Aws {
     ctx: AppContext,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
+    bus: Bus,
     sb: Sandbox,
     tx: TripletexControl,
     public: String,
@@ -87,148 +81,35 @@ async fn capture_server(captured: Arc<Mutex<Vec<Captured>>>) -> String {
 }
 
 async fn aws() -> Option<Aws> {
-    let config = hourbridge_testkit::moto_config("the Tripletex flow on the AWS emulator").await?;
+    let moto = Moto::start("the Tripletex flow on the AWS emulator", "hbtx").await?;
     println!("aws_tripletex: using moto_server through the AWS SDK");
-    let name = hourbridge_testkit::unique_name("hbtx");
-    let ddb = aws_sdk_dynamodb::Client::new(&config);
-    DynamoBackend::create_table(&ddb, &name)
-        .await
-        .expect("table");
-    let events = aws_sdk_eventbridge::Client::new(&config);
-    events
-        .create_event_bus()
-        .name(&name)
-        .send()
-        .await
-        .expect("bus");
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attrs")
-        .attributes
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .expect("arn");
-    events
-        .put_rule()
-        .event_bus_name(&name)
-        .name("all-hourbridge")
-        .event_pattern(json!({"source": ["hourbridge.sync", "hourbridge"]}).to_string())
-        .send()
-        .await
-        .expect("rule");
-    events
-        .put_targets()
-        .event_bus_name(&name)
-        .rule("all-hourbridge")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(queue_arn)
-                .build()
-                .expect("target"),
-        )
-        .send()
-        .await
-        .expect("targets");
 
     // Our Tripletex consumer token: outside the connections' prefix, by full name.
-    let secret_name = format!("hourbridge-platform/{name}/tripletex/consumer-token");
-    aws_sdk_secretsmanager::Client::new(&config)
-        .create_secret()
-        .name(&secret_name)
-        .secret_string(TRIPLETEX_DEMO_CONSUMER_TOKEN)
-        .send()
-        .await
-        .expect("consumer token secret");
+    let secret_name = moto
+        .platform_secret("tripletex/consumer-token", TRIPLETEX_DEMO_CONSUMER_TOKEN)
+        .await;
 
     let captured = Arc::new(Mutex::new(Vec::new()));
     let public = capture_server(captured.clone()).await;
     let sb = Sandbox::start(Seed::Demo).await.expect("sandbox");
     let tx = sb.tripletex();
-    let vars: BTreeMap<&str, String> = [
-        (env::STORE, "dynamodb".to_owned()),
-        (env::TABLE_NAME, name.clone()),
-        (env::SECRETS_BACKEND, "secretsmanager".to_owned()),
-        (env::SECRETS_PREFIX, format!("hourbridge/{name}/")),
-        (env::AUTH, "gateway".to_owned()),
-        (env::JOBS_BUS, name.clone()),
-        (env::PUBLIC_URL, public.clone()),
-        (CONSUMER_TOKEN_SECRET_NAME, secret_name),
-        ("HOURBRIDGE_TRIPLETEX_API_URL", sb.tripletex_api_url()),
-    ]
-    .into_iter()
-    .collect();
-    let cfg = Config::from_lookup(Mode::Lambda, |k| vars.get(k).cloned()).expect("lambda config");
-    let ctx = AppContext::build(cfg, Some(config.clone()))
-        .await
-        .expect("context");
+    let ctx = moto
+        .context(
+            &public,
+            [
+                (CONSUMER_TOKEN_SECRET_NAME, secret_name),
+                ("HOURBRIDGE_TRIPLETEX_API_URL", sb.tripletex_api_url()),
+            ],
+        )
+        .await;
     Some(Aws {
         ctx,
-        sqs,
-        queue_url,
+        bus: moto.bus,
         sb,
         tx,
         public,
         captured,
     })
-}
-
-/// An API Gateway HTTP API (v2) request event; `claims` come from the JWT authorizer.
-fn http_event(
-    method: &str,
-    path: &str,
-    query: &str,
-    body: Option<Value>,
-    claims: Option<(&str, &str)>,
-) -> lambda_http::Request {
-    let headers = json!({"content-type": "application/json", "host": "api.hourbridge.test"});
-    raw_event(
-        method,
-        path,
-        query,
-        headers,
-        body.map(|b| b.to_string()),
-        claims,
-    )
-}
-
-fn raw_event(
-    method: &str,
-    path: &str,
-    query: &str,
-    headers: Value,
-    body: Option<String>,
-    claims: Option<(&str, &str)>,
-) -> lambda_http::Request {
-    let authorizer = claims.map(|(sub, role)| json!({"jwt": {"claims": {"sub": sub, "ws": WS, "role": role}, "scopes": null}}));
-    let e = json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "authorizer": authorizer,
-            "domainName": "api.hourbridge.test", "domainPrefix": "api",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
-            "requestId": "r", "routeKey": "$default", "stage": "$default",
-            "time": "21/Nov/2026:09:00:00 +0000", "timeEpoch": 1_795_000_000_000_i64
-        },
-        "body": body, "isBase64Encoded": false
-    });
-    lambda_http::request::from_str(&e.to_string()).expect("v2 event")
 }
 
 /// The captured callback as the API Gateway event the `webhooks` function receives: the raw
@@ -252,27 +133,8 @@ fn webhook_event(d: &Captured, signature: &str) -> lambda_http::Request {
     )
 }
 
-async fn invoke(app: Router, req: lambda_http::Request) -> (u16, Value) {
-    let res = app.oneshot(req).await.expect("handler");
-    let status = res.status().as_u16();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-fn context(seconds: i64) -> Context {
-    let mut c = Context::default();
-    c.request_id = "lambda-req".into();
-    c.deadline = (Utc::now() + chrono::Duration::seconds(seconds)).timestamp_millis() as u64;
-    c
-}
-
-const OWNER: Option<(&str, &str)> = Some(("ada", "owner"));
-const SERVICE: Option<(&str, &str)> = Some(("billing", "service"));
+const OWNER: Option<Claims<'static>> = Some(("ada", WS, "owner"));
+const SERVICE: Option<Claims<'static>> = Some(("billing", WS, "service"));
 
 impl Aws {
     /// Invokes `app` as the owner and expects a 2xx answer.
@@ -282,69 +144,11 @@ impl Aws {
         v
     }
 
-    /// Events read from the bus's SQS target within `wait` (all of them, deleted).
-    async fn poll_events(&self, wait: i32) -> Vec<Value> {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(wait)
-            .send()
-            .await
-            .expect("receive");
-        let mut events = Vec::new();
-        for m in out.messages.unwrap_or_default() {
-            if let Some(h) = m.receipt_handle() {
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(h)
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-            events.push(serde_json::from_str(m.body().unwrap_or("{}")).expect("event json"));
-        }
-        events
-    }
-
-    /// Takes jobs off the bus and delivers each (and its requeues) to `sync-worker` until run
-    /// `run_id` (any run when `None`) finishes; answers that run's id.
-    async fn deliver_until_finished(&self, run_id: Option<&str>) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut deliveries = 0;
-        loop {
-            for body in self.poll_events(1).await {
-                if body["detail-type"] != "SyncJob" {
-                    continue;
-                }
-                let event: EventBridgeEvent<JobEnvelope> =
-                    serde_json::from_value(body).expect("job event shape");
-                let this = event.detail.job.run_id.clone();
-                let report = sync_worker::handler(&self.ctx, LambdaEvent::new(event, context(120)))
-                    .await
-                    .expect("worker");
-                deliveries += 1;
-                assert!(deliveries < 50, "no run finished after 50 deliveries");
-                if let sync_worker::WorkerReport::Finished { state } = report {
-                    assert_eq!(state, "succeeded", "run {this}");
-                    if run_id.is_none_or(|r| r == this) {
-                        return this;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "run {run_id:?} did not finish: no more jobs on the bus"
-            );
-        }
-    }
-
     /// Asserts that no job reaches the bus for a little while.
     async fn no_job(&self, what: &str) {
         for _ in 0..2 {
             let jobs: Vec<Value> = self
+                .bus
                 .poll_events(1)
                 .await
                 .into_iter()
@@ -375,7 +179,9 @@ impl Aws {
             )
             .await;
         let run_id = r["run_id"].as_str().expect("run id");
-        self.deliver_until_finished(Some(run_id)).await;
+        self.bus
+            .deliver_until_finished(&self.ctx, Run::Id(run_id))
+            .await;
         let c = self.connection().await;
         assert_eq!(c["status"]["kind"], "succeeded", "{c}");
         c
@@ -622,7 +428,7 @@ async fn functions_run_the_tripletex_flow_on_dynamodb_secrets_manager_and_eventb
     // The delivery as sent: 202, its refetch run on the bus renames the host project.
     let (st, e) = invoke(webhooks::app(&a.ctx), webhook_event(&d, &signature)).await;
     assert_eq!(st, 202, "{e}");
-    a.deliver_until_finished(None).await;
+    a.bus.deliver_until_finished(&a.ctx, Run::Any).await;
     let renamed = a.named("projects", "Fjordkraft intranett 2.0").await;
     assert_eq!(renamed.len(), 1, "{renamed:?}");
     assert_eq!(renamed[0]["id"], intranet.as_str(), "{renamed:?}");

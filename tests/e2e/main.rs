@@ -3,6 +3,7 @@
 
 mod aws;
 mod aws_basecamp;
+mod aws_common;
 mod aws_tripletex;
 mod blackbox;
 mod coalesce;
