@@ -7,6 +7,7 @@ mod aws_common;
 mod aws_tripletex;
 mod blackbox;
 mod coalesce;
+mod error_codes;
 mod functions;
 mod harness;
 mod host_api;
