@@ -361,7 +361,22 @@ impl Pass {
             }
         };
         match found {
-            super::review::Match::Link(id) => Ok(Some(id)),
+            super::review::Match::Link(id) => {
+                // Taken: no other remote record of this pass may link to it too.
+                let managed = self.managed();
+                if let Some(c) = self
+                    .host_customers
+                    .iter_mut()
+                    .flatten()
+                    .find(|c| c.id == id)
+                {
+                    c.managed_by = managed.clone();
+                }
+                if let Some(p) = self.host_projects.iter_mut().flatten().find(|p| p.id == id) {
+                    p.managed_by = managed;
+                }
+                Ok(Some(id))
+            }
             super::review::Match::Create => Ok(Some(host_id(&self.provider, entity, &r.id))),
             super::review::Match::Review { reason, candidates } => {
                 if self.cx.dry_run {
