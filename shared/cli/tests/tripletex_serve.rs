@@ -152,6 +152,8 @@ async fn admin_connects_tripletex_reviews_the_first_sync_and_webhooks_keep_it_cu
     // Host data before the first sync.
     let fjordkraft = w.customer("Fjordkraft Digital AS", Some("998877665")).await;
     let hansen = w.customer("Hansen Rorlegger ENK", None).await;
+    // Tripletex has two customers of this name: one links to ours, the other is created.
+    let nordlys_host = w.customer("Nordlys Consulting AS", None).await;
     let intranet = w.project("Fjordkraft intranett", Some(&fjordkraft)).await;
     w.project("Intern utviklng", None).await;
     w.project("Secret host project", None).await;
@@ -279,6 +281,10 @@ async fn admin_connects_tripletex_reviews_the_first_sync_and_webhooks_keep_it_cu
     // Same-name customers are told apart by organisation number.
     let nordlys = w.named("customers", "Nordlys Consulting AS").await;
     assert_eq!(nordlys.len(), 2, "{nordlys:?}");
+    assert!(
+        nordlys.iter().any(|c| c["id"] == nordlys_host.as_str()),
+        "{nordlys:?}"
+    );
     assert_ne!(
         nordlys[0]["organization_number"],
         nordlys[1]["organization_number"]
