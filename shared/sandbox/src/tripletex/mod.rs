@@ -365,7 +365,6 @@ impl TripletexState {
     }
 
     pub(crate) fn insert_customer(&mut self, name: &str, org: &str, at: DateTime<Utc>) -> u64 {
-        let id = Self::next_in(&self.customers, 18_800_341);
         let customer_number = self
             .customers
             .values()
@@ -373,6 +372,17 @@ impl TripletexState {
             .max()
             .unwrap_or(10_026)
             + 1;
+        self.insert_customer_numbered(name, org, customer_number, at)
+    }
+
+    fn insert_customer_numbered(
+        &mut self,
+        name: &str,
+        org: &str,
+        customer_number: u32,
+        at: DateTime<Utc>,
+    ) -> u64 {
+        let id = Self::next_in(&self.customers, 18_800_341);
         self.customers.insert(
             id,
             Customer {
@@ -742,6 +752,50 @@ impl TripletexControl {
         Some(id)
     }
 
+    /// Adds `n` active customers in one go, for benchmarks, without webhook events (so only
+    /// before anything subscribes): "Kunde {16 hex digits} AS", names far apart so none is
+    /// similar to another, with distinct organisation numbers from 800000000 up. Answers their
+    /// ids in order.
+    pub fn bulk_customers(&self, n: usize) -> Vec<u64> {
+        let now = Utc::now();
+        self.with(|s| {
+            let first = s.customers.len() as u64;
+            let number = s
+                .customers
+                .values()
+                .map(|c| c.customer_number)
+                .max()
+                .unwrap_or(10_026);
+            (first..first + n as u64)
+                .map(|k| {
+                    let name = format!("Kunde {:016x} AS", bulk_mix(k));
+                    let org = (800_000_000 + k).to_string();
+                    let number = number + 1 + (k - first) as u32;
+                    s.insert_customer_numbered(&name, &org, number, now)
+                })
+                .collect()
+        })
+    }
+
+    /// Adds `n` open projects in one go, for benchmarks, without webhook events: "Prosjekt
+    /// {16 hex digits}", numbered from 100000 up, the i-th for `customers[i % len]` (internal
+    /// when `customers` is empty; unknown customers are skipped). Answers their ids in order.
+    pub fn bulk_projects(&self, n: usize, customers: &[u64]) -> Vec<u64> {
+        let now = Utc::now();
+        self.with(|s| {
+            let first = s.projects.len() as u64;
+            (first..first + n as u64)
+                .filter_map(|k| {
+                    let i = (k - first) as usize;
+                    let customer = (!customers.is_empty()).then(|| customers[i % customers.len()]);
+                    let name = format!("Prosjekt {:016x}", bulk_mix(k ^ 0x5eed));
+                    let number = (100_000 + k).to_string();
+                    s.insert_project(&name, Some(&number), customer, None, now)
+                })
+                .collect()
+        })
+    }
+
     fn change_project(&self, id: u64, f: impl FnOnce(&mut Project)) -> bool {
         let ok = self.with(|s| {
             let Some(p) = s.projects.get_mut(&id) else {
@@ -956,6 +1010,14 @@ impl TripletexControl {
             .encode(format!("{{\"tokenId\":{id},\"token\":\"sandbox\"}}"));
         format!("{head}-{}", random_string(32))
     }
+}
+
+/// SplitMix64: spreads bulk record numbers into unrelated-looking names.
+fn bulk_mix(k: u64) -> u64 {
+    let mut z = k.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
