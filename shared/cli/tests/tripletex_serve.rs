@@ -256,6 +256,11 @@ async fn admin_connects_tripletex_reviews_the_first_sync_and_webhooks_keep_it_cu
     // Start synchronization: links by organisation number and name, creates the rest, and
     // lists the unclear ones.
     let run = w.sync().await;
+    assert!(
+        run["imported"]["created"].as_u64().unwrap() > 0
+            && run["imported"]["updated"].as_u64().unwrap() > 0,
+        "the run reports what it imported: {run}"
+    );
     let linked = w.named("customers", "Fjordkraft Digital AS").await;
     assert_eq!(linked.len(), 1);
     assert_eq!(

@@ -194,7 +194,10 @@ pub(crate) struct RunView {
     provider: ProviderId,
     project_id: Option<RecordId>,
     state: RunState,
+    /// Work logs pulled or pushed.
     counts: RunCounts,
+    /// Master data imported (customers, projects, tasks, assignments).
+    imported: RunCounts,
     problems: Vec<RecordProblem>,
     failure: Option<FailureReason>,
     failure_message: Option<String>,
@@ -211,6 +214,7 @@ impl From<SyncRun> for RunView {
             project_id: r.project_id,
             state: r.state,
             counts: r.counts,
+            imported: r.imported,
             problems: r.problems,
             failure: r.failure,
             failure_message: r.failure_message,
