@@ -808,13 +808,23 @@ fn customer_full(host: &str, c: &Customer) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
 }
 
-fn project_full(s: &TripletexState, host: &str, p: &Project) -> Map<String, Value> {
+/// A project with every field; `numberOfSubProjects` (a scan of all projects) only when
+/// `with_subs`, so listing N projects is not N scans.
+fn project_full(
+    s: &TripletexState,
+    host: &str,
+    p: &Project,
+    with_subs: bool,
+) -> Map<String, Value> {
     let level = s.hierarchy_level(p.id);
-    let subs = s
-        .projects
-        .values()
-        .filter(|x| x.main_project == Some(p.id))
-        .count();
+    let subs = if with_subs {
+        s.projects
+            .values()
+            .filter(|x| x.main_project == Some(p.id))
+            .count()
+    } else {
+        0
+    };
     let mut chain = Vec::new();
     let mut cur = Some(p.id);
     while let Some(id) = cur {
@@ -872,17 +882,29 @@ fn employee_full(host: &str, e: &Employee) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
 }
 
-fn full(s: &TripletexState, host: &str, kind: Kind, id: u64) -> Option<Map<String, Value>> {
+fn full_with(
+    s: &TripletexState,
+    host: &str,
+    kind: Kind,
+    id: u64,
+    with_subs: bool,
+) -> Option<Map<String, Value>> {
     match kind {
         Kind::Customer => s.customers.get(&id).map(|c| customer_full(host, c)),
-        Kind::Project => s.projects.get(&id).map(|p| project_full(s, host, p)),
+        Kind::Project => s
+            .projects
+            .get(&id)
+            .map(|p| project_full(s, host, p, with_subs)),
         Kind::Employee => s.employees.get(&id).map(|e| employee_full(host, e)),
     }
 }
 
 /// The object filtered by validated `fields`.
 fn render(s: &TripletexState, host: &str, kind: Kind, id: u64, fields: &[Field]) -> Value {
-    let Some(all) = full(s, host, kind, id) else {
+    let with_subs = fields
+        .iter()
+        .any(|f| f.name == "*" || f.name == "numberOfSubProjects");
+    let Some(all) = full_with(s, host, kind, id, with_subs) else {
         return Value::Null;
     };
     let mut out = Map::new();
@@ -943,7 +965,7 @@ pub(crate) fn event_value(
 
 fn one(s: &TripletexState, r: &Req<'_>, kind: Kind, id: u64) -> Result<Response<Body>, Reject> {
     let fields = fields_param(&r.params, kind)?;
-    if full(s, &r.host, kind, id).is_none() {
+    if full_with(s, &r.host, kind, id, false).is_none() {
         return Err(not_found(kind.model().trim_end_matches("DTO")));
     }
     Ok(single(render(s, &r.host, kind, id, &fields)))
@@ -1137,7 +1159,10 @@ fn sort(
     }
     let rows: std::collections::HashMap<u64, Map<String, Value>> = ids
         .iter()
-        .filter_map(|&id| full(s, host, kind, id).map(|m| (id, m)))
+        .filter_map(|&id| {
+            let with_subs = keys.iter().any(|(_, k)| k == "numberOfSubProjects");
+            full_with(s, host, kind, id, with_subs).map(|m| (id, m))
+        })
         .collect();
     ids.sort_by(|a, b| {
         for (desc, k) in &keys {
