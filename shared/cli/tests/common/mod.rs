@@ -432,3 +432,23 @@ impl Api {
         }
     }
 }
+
+/// Polls `f` until it answers `Some` (bounded by [`WAIT`]); shows the server log on failure.
+pub async fn eventually<T, F, Fut>(what: &str, server: &ServerProc, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {WAIT:?}\nserver log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
