@@ -167,6 +167,7 @@ impl From<hourbridge_sync::SyncError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "test_required", e.to_string())
             }
             S::Invalid(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_request", m),
+            e @ S::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             S::Busy => Self::new(
                 StatusCode::CONFLICT,
                 "busy",

@@ -308,6 +308,20 @@ async fn admin_connects_tripletex_reviews_the_first_sync_and_webhooks_keep_it_cu
     // Host-only records are never sent to Tripletex.
     assert!(w.tx.find_project("Secret host project").is_none());
 
+    let (st, e) = w
+        .api
+        .call(
+            Method::POST,
+            "/v1/connections/tripletex/review/tripletex.customer.424242",
+            Some(json!({"action": "ignore"})),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{e}"
+    );
+
     // Review actions apply at once.
     let id = hansen_item["id"].as_str().unwrap();
     let (st, e) = w

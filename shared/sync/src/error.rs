@@ -17,6 +17,9 @@ pub enum SyncError {
     /// Input was wrong (unknown project, bad OAuth state, ...).
     #[error("{0}")]
     Invalid(String),
+    /// A record the caller named (a review item, ...) does not exist in the workspace.
+    #[error("no {0}")]
+    NotFound(String),
     /// Another run holds the connection; try later.
     #[error("another sync of this connection is running")]
     Busy,
@@ -141,6 +144,7 @@ impl SyncError {
             Self::NotConnected(_)
             | Self::InvalidState(_)
             | Self::TestRequired(_)
+            | Self::NotFound(_)
             | Self::Invalid(_)
             | Self::UnknownProvider(_)
             | Self::InvalidFields { .. } => FailureReason::Configuration,

@@ -699,15 +699,6 @@ async fn review_answer(
             .with_fields(vec!["action".into()]));
         }
     };
-    let exists = s
-        .engine
-        .review_items(c.scope(), &provider)
-        .await?
-        .iter()
-        .any(|i| i.id == id);
-    if !exists {
-        return Err(ApiError::not_found("review item"));
-    }
     match s.engine.review(c.scope(), &provider, &id, action).await? {
         Some(item) => Ok(Json(ReviewView::from(item)).into_response()),
         None => Ok(StatusCode::NO_CONTENT.into_response()),

@@ -141,18 +141,7 @@ impl SyncKind for MasterDataInKind {
         };
         let provider =
             ProviderId::parse(&cx.provider).map_err(|e| SyncError::Invalid(e.to_string()))?;
-        Ok(Box::new(Pass {
-            engine: engine.clone(),
-            changes_only: cx.changes_only,
-            cx,
-            provider,
-            caps,
-            progress,
-            unsaved: Vec::new(),
-            people: HashMap::new(),
-            host_customers: None,
-            host_projects: None,
-        }))
+        Ok(Box::new(Pass::new(engine, cx, provider, caps, progress)))
     }
 }
 
@@ -229,6 +218,27 @@ fn tally(c: &mut RunCounts, u: Upserted) -> bool {
 }
 
 impl Pass {
+    fn new(
+        engine: &Engine,
+        cx: UnitCx,
+        provider: ProviderId,
+        caps: MasterDataIn,
+        progress: Progress,
+    ) -> Self {
+        Self {
+            engine: engine.clone(),
+            changes_only: cx.changes_only,
+            cx,
+            provider,
+            caps,
+            progress,
+            unsaved: Vec::new(),
+            people: HashMap::new(),
+            host_customers: None,
+            host_projects: None,
+        }
+    }
+
     fn ws(&self) -> &str {
         &self.cx.ws
     }
@@ -1148,29 +1158,21 @@ pub(crate) async fn apply_reviewed(
         .master_data_in
         .ok_or_else(|| SyncError::InvalidState("provider declares no master data".into()))?;
     let pid = ProviderId::parse(provider).map_err(|e| SyncError::Invalid(e.to_string()))?;
-    let mut pass = Pass {
-        engine: engine.clone(),
-        cx: UnitCx {
-            ws: ws.to_owned(),
-            provider: provider.to_owned(),
-            project: None,
-            mode: crate::runs::RunMode::Refetch,
-            dry_run: false,
-            run_id: "review".into(),
-            changes_only: false,
-        },
-        provider: pid.clone(),
-        caps: MasterDataIn {
-            match_existing: false,
-            ..caps
-        },
+    let cx = UnitCx {
+        ws: ws.to_owned(),
+        provider: provider.to_owned(),
+        project: None,
+        mode: crate::runs::RunMode::Refetch,
+        dry_run: false,
+        run_id: "review".into(),
         changes_only: false,
-        progress: Progress::default(),
-        unsaved: Vec::new(),
-        people: HashMap::new(),
-        host_customers: None,
-        host_projects: None,
     };
+    // The admin decided: no matching again.
+    let caps = MasterDataIn {
+        match_existing: false,
+        ..caps
+    };
+    let mut pass = Pass::new(engine, cx, pid.clone(), caps, Progress::default());
     let entity = entity_name(r.entity);
     let id = target.unwrap_or_else(|| host_id(&pid, entity, &r.id));
     let mut counts = RunCounts::default();

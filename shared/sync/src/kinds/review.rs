@@ -309,7 +309,7 @@ impl Engine {
             .get::<ReviewItem>(ws, id)
             .await?
             .filter(|(i, _)| i.provider == provider)
-            .ok_or_else(|| SyncError::Invalid(format!("no review item {id:?}")))?;
+            .ok_or_else(|| SyncError::NotFound(format!("review item {id:?}")))?;
         match action {
             ReviewAction::Ignore => {
                 item.ignored = true;
