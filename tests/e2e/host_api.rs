@@ -1140,10 +1140,11 @@ mod two_way {
 
     #[async_trait]
     impl TimeChangeFeed for TwoWay {
-        async fn changes_since(
+        async fn changes(
             &self,
             _session: &ProviderSession,
-            _cursor: Option<String>,
+            _window: hourbridge_provider_api::ChangeWindow,
+            _page: Option<String>,
         ) -> Result<RemotePage<TimeChange>, ProviderError> {
             Err(refuse())
         }
@@ -1155,7 +1156,10 @@ mod two_way {
         d.id = ID;
         d.display_name = "Two-way test";
         d.capabilities = Capabilities {
-            time_two_way: true,
+            time_two_way: Some(hourbridge_provider_api::TimeTwoWay {
+                history_days: 90,
+                overlap: std::time::Duration::from_secs(600),
+            }),
             ..Capabilities::default()
         };
         d

@@ -270,6 +270,9 @@ impl From<hourbridge_sync::SyncError> for ApiError {
                 Self::unprocessable("invalid_credentials", message).with_fields(fields)
             }
             S::Unreachable(m) => Self::new(StatusCode::BAD_GATEWAY, "unreachable", m),
+            S::UnreachableDomain { fields, message } => {
+                Self::unprocessable("unreachable_domain", message).with_fields(fields)
+            }
             S::MissingEntitlement(m) => Self::new(StatusCode::FORBIDDEN, "missing_entitlement", m),
             S::AuthorizationFailed(m) => {
                 Self::new(StatusCode::BAD_REQUEST, "authorization_failed", m)

@@ -56,6 +56,15 @@ pub enum SyncError {
     /// The provider could not be reached to check credentials (nothing was stored).
     #[error("{0}")]
     Unreachable(String),
+    /// The address entered on connect (a site's domain) reaches no site of the provider
+    /// (nothing was stored).
+    #[error("{message}")]
+    UnreachableDomain {
+        /// The connect fields at fault.
+        fields: Vec<String>,
+        /// Explanation fit for the admin.
+        message: String,
+    },
     /// The credentials work but lack a permission, package or add-on (nothing was stored).
     #[error("{0}")]
     MissingEntitlement(String),
@@ -102,6 +111,7 @@ impl From<hourbridge_provider_api::CredentialCheckError> for SyncError {
         match e {
             C::Invalid { fields, message } => Self::InvalidCredentials { fields, message },
             C::Unreachable { message } => Self::Unreachable(message),
+            C::UnreachableDomain { fields, message } => Self::UnreachableDomain { fields, message },
             C::MissingEntitlement { message } => Self::MissingEntitlement(message),
             C::Other(p) => Self::Provider(p),
         }
@@ -147,7 +157,8 @@ impl SyncError {
             | Self::NotFound(_)
             | Self::Invalid(_)
             | Self::UnknownProvider(_)
-            | Self::InvalidFields { .. } => FailureReason::Configuration,
+            | Self::InvalidFields { .. }
+            | Self::UnreachableDomain { .. } => FailureReason::Configuration,
             Self::InvalidCredentials { .. } => FailureReason::ReauthRequired,
             Self::MissingEntitlement(_) => FailureReason::Forbidden,
             Self::Unreachable(_) => FailureReason::ProviderUnavailable,

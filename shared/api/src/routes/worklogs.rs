@@ -91,7 +91,7 @@ fn is_two_way(s: &AppState, provider: &ProviderId) -> bool {
     s.engine
         .providers
         .get(provider.as_str())
-        .is_some_and(|p| p.descriptor().capabilities.time_two_way)
+        .is_some_and(|p| p.descriptor().capabilities.time_two_way.is_some())
 }
 
 /// Members edit their own logs, managers anyone's; logs synced from a one-way source are

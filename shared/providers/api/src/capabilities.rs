@@ -188,6 +188,39 @@ pub struct MasterDataIn {
     pub match_existing: bool,
 }
 
+/// What pushing host time needs (capabilities `time_out` and `time_two_way`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeOutRules {
+    /// Only logs of people linked to a remote user ([`PersonLink`](hourbridge_domain::PersonLink))
+    /// are pushed; the others are skipped and reported. Without it a log of an unlinked person
+    /// is pushed without a person (the provider registers it under the connecting user).
+    pub requires_person_link: bool,
+    /// Only logs on a host task that exists in the provider (pushed by tasks-out, or imported)
+    /// are pushed: the provider registers time on tasks, not on projects.
+    pub requires_task: bool,
+}
+
+/// Time kept in sync both ways: host logs pushed, remote changes read back from a change feed
+/// ([`TimeChangeFeed`](crate::TimeChangeFeed)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeTwoWay {
+    /// How far back the provider's change feed reaches (TimeLog: 3 months); the first read and
+    /// a read after a long pause start there.
+    pub history_days: u32,
+    /// How far each read reaches back before the previous one ended, so changes committed
+    /// with an earlier timestamp than the moment they became visible are not missed.
+    pub overlap: Duration,
+}
+
+/// Host projects linked by hand to remote projects (`PUT /v1/projects/{id}/integrations/{p}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectLinks {
+    /// Most remote projects one host project may be linked to.
+    pub max_remote_projects: usize,
+    /// Whether the link needs a `sync_from` day (work logs pulled from that day on).
+    pub requires_sync_from: bool,
+}
+
 /// What a provider can do. Sync planning branches on these, never on provider ids.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Capabilities {
@@ -195,12 +228,20 @@ pub struct Capabilities {
     pub work_logs_in: Option<WorkLogsIn>,
     /// Push host time out (one-way).
     pub time_out: bool,
-    /// Keep time in sync both ways.
-    pub time_two_way: bool,
+    /// Keep time in sync both ways (push host time and read remote changes back).
+    pub time_two_way: Option<TimeTwoWay>,
+    /// What pushing time needs (with `time_out` or `time_two_way`).
+    pub time_out_rules: TimeOutRules,
     /// Pull master data in.
     pub master_data_in: Option<MasterDataIn>,
-    /// Push host tasks out.
+    /// Push host tasks out (with allocation of linked people assigned to them).
     pub tasks_out: bool,
+    /// Host projects are linked by hand to remote projects; `None` when the provider's
+    /// projects are imported instead (master data in) or not used.
+    pub project_links: Option<ProjectLinks>,
+    /// Host people are linked by hand to remote users on their profile
+    /// (`PUT /v1/people/{id}/integrations/{p}`), offered from [`Directory::list_users`](crate::Directory::list_users).
+    pub person_links: bool,
     /// Receive change events.
     pub webhooks: Option<WebhookVerification>,
 }

@@ -86,6 +86,46 @@ pub struct RemoteWorkLog {
     /// (`WorkLogsIn::deletion_feed`) list deleted entries; the others are reconciled.
     #[serde(default)]
     pub deleted: bool,
+    /// Remote task, for providers that register time on tasks (TimeLog): the same id the
+    /// provider's [`TaskSink`](crate::TaskSink) returned for the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+}
+
+/// A user of the provider, as offered for linking to a host person
+/// ([`Directory::list_users`](crate::Directory::list_users)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteUser {
+    /// Remote id (what [`OutboundTime::remote_person_id`] and change feeds carry).
+    pub id: String,
+    /// Short handle some providers show and key writes by (TimeLog initials), if any.
+    pub initials: Option<String>,
+    /// Name.
+    pub name: String,
+    /// E-mail as the provider stores it (compare trimmed and case-insensitively).
+    pub email: Option<String>,
+    /// Whether the user is active (terminated employees are listed, marked inactive).
+    pub active: bool,
+}
+
+/// A host task to be written to a provider ([`TaskSink`](crate::TaskSink)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundTask {
+    /// Remote project it belongs to.
+    pub remote_project_id: String,
+    /// Name.
+    pub name: String,
+    /// Active; an inactive (or deleted) host task is set inactive remotely, never deleted.
+    pub active: bool,
+}
+
+/// The span of change time a [`TimeChangeFeed`](crate::TimeChangeFeed) read covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeWindow {
+    /// Changes made at or after this instant.
+    pub since: DateTime<Utc>,
+    /// Changes made before this instant.
+    pub until: DateTime<Utc>,
 }
 
 /// Host time to be written to a provider.
@@ -106,15 +146,19 @@ pub struct OutboundTime {
     pub note: String,
 }
 
-/// A change of time seen in a provider that syncs both ways.
+/// A change of time seen in a provider that syncs both ways, in the order the provider made
+/// them (a record may appear several times in one read; the last one is its state).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimeChange {
-    /// Created or edited.
+    /// Created or edited: the record as it is after the change; `updated_at` is when the
+    /// change was made (what the conflict rule compares).
     Upserted(RemoteWorkLog),
     /// Deleted.
     Deleted {
         /// Remote id.
         id: String,
+        /// When it was deleted, when the provider says.
+        at: Option<DateTime<Utc>>,
     },
 }
 
@@ -237,6 +281,14 @@ pub enum CredentialCheckError {
         /// Explanation fit for the admin (what is missing).
         message: String,
     },
+    /// The address part of the credentials (a site's domain) names no reachable site: no such
+    /// host, or a host that is not the provider. `fields` names the address fields.
+    UnreachableDomain {
+        /// Connect fields at fault.
+        fields: Vec<String>,
+        /// Explanation fit for the admin.
+        message: String,
+    },
     /// Anything else (unreadable answer, a bug).
     Other(ProviderError),
 }
@@ -266,7 +318,8 @@ impl std::fmt::Display for CredentialCheckError {
         match self {
             Self::Invalid { message, .. }
             | Self::Unreachable { message }
-            | Self::MissingEntitlement { message } => f.write_str(message),
+            | Self::MissingEntitlement { message }
+            | Self::UnreachableDomain { message, .. } => f.write_str(message),
             Self::Other(e) => e.fmt(f),
         }
     }

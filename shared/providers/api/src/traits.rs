@@ -3,8 +3,8 @@ use async_trait::async_trait;
 use crate::{
     AccountInfo, AuthKind, CredentialCheckError, DateWindow, MasterEntity, OAuthClient,
     OutboundTime, ProviderDescriptor, ProviderError, ProviderErrorKind, ProviderSession,
-    RESERVED_SETTINGS, RemotePage, RemotePerson, RemoteProject, RemoteRecord, RemoteWorkLog,
-    SessionGrant, TimeChange, WebhookDelivery, WebhookEndpoint, WebhookRequest,
+    ChangeWindow, OutboundTask, RESERVED_SETTINGS, RemotePage, RemotePerson, RemoteProject,
+    RemoteRecord, RemoteUser, RemoteWorkLog, SessionGrant, TimeChange, WebhookDelivery, WebhookEndpoint, WebhookRequest,
 };
 use hourbridge_domain::SecretValue;
 
@@ -109,6 +109,32 @@ pub trait Provider: Send + Sync {
     fn webhooks(&self) -> Option<&dyn WebhookReceiver> {
         None
     }
+    /// Remote projects and users to link by hand (capabilities `project_links` without
+    /// `work_logs_in`, and `person_links`). Work-log providers offer their projects through
+    /// [`WorkLogSource::list_projects`] instead.
+    fn directory(&self) -> Option<&dyn Directory> {
+        None
+    }
+}
+
+/// Remote projects and users an admin links host records to by hand.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// Remote projects matching `query` (case-insensitive, in name or number), for the link
+    /// picker.
+    async fn list_projects(
+        &self,
+        session: &ProviderSession,
+        query: Option<&str>,
+        page: Option<String>,
+    ) -> Result<RemotePage<RemoteProject>, ProviderError>;
+
+    /// Remote users, for linking host people (suggested by e-mail).
+    async fn list_users(
+        &self,
+        session: &ProviderSession,
+        page: Option<String>,
+    ) -> Result<RemotePage<RemoteUser>, ProviderError>;
 }
 
 /// Pulls work logs page by page; every call is one provider request, so the caller can
@@ -177,14 +203,23 @@ pub trait TimeSink: Send + Sync {
     }
 }
 
-/// Reads time changes since a provider cursor (two-way providers).
+/// Reads the time changes made in the provider (capability `time_two_way`), all projects of the
+/// connection at once; the engine keeps those of linked projects and people.
+///
+/// The engine chooses the window: from where its last read ended, minus the declared
+/// [`TimeTwoWay::overlap`](crate::TimeTwoWay), to now; never further back than
+/// [`TimeTwoWay::history_days`](crate::TimeTwoWay). Reads overlap, so the same change may be
+/// returned twice; the engine's apply is idempotent. Our own writes come back too; the engine
+/// recognises them by the values it last wrote.
 #[async_trait]
 pub trait TimeChangeFeed: Send + Sync {
-    /// Changes after `cursor` (`None`: from the beginning of the link).
-    async fn changes_since(
+    /// One page of the changes made in `window`, oldest first; `page` is the previous page's
+    /// `next`.
+    async fn changes(
         &self,
         session: &ProviderSession,
-        cursor: Option<String>,
+        window: ChangeWindow,
+        page: Option<String>,
     ) -> Result<RemotePage<TimeChange>, ProviderError>;
 }
 
@@ -224,18 +259,35 @@ pub trait MasterDataSource: Send + Sync {
     }
 }
 
-/// Pushes host tasks.
+/// Pushes host tasks (capability `tasks_out`). Tasks are never deleted remotely (the
+/// provider's history refers to them): a deleted or inactive host task is set inactive.
 #[async_trait]
 pub trait TaskSink: Send + Sync {
-    /// Creates or updates a task under `remote_project_id`; returns its remote id.
-    async fn upsert_task(
+    /// Creates a task with `external_key` (the host task id) stored on it in the provider;
+    /// returns its remote id (the id [`RemoteWorkLog::task_id`] carries for time on it).
+    async fn create_task(
+        &self,
+        session: &ProviderSession,
+        task: &OutboundTask,
+        external_key: &str,
+    ) -> Result<String, ProviderError>;
+    /// The task an earlier, interrupted [`TaskSink::create_task`] with `external_key` made, if
+    /// any (called before creating again after a crash).
+    async fn find_task(
         &self,
         session: &ProviderSession,
         remote_project_id: &str,
-        remote_task_id: Option<&str>,
-        name: &str,
-    ) -> Result<String, ProviderError>;
-    /// Allocates a remote user to a remote task.
+        external_key: &str,
+    ) -> Result<Option<String>, ProviderError>;
+    /// Brings the remote task to `task` (name, active state).
+    async fn update_task(
+        &self,
+        session: &ProviderSession,
+        remote_task_id: &str,
+        task: &OutboundTask,
+    ) -> Result<(), ProviderError>;
+    /// Lets a remote user register time on a remote task. Allocating a user who already is
+    /// allocated is not an error and creates nothing.
     async fn allocate(
         &self,
         session: &ProviderSession,
@@ -315,11 +367,20 @@ pub fn check_provider(p: &dyn Provider) -> Result<(), String> {
         "work_logs_in",
     );
     expect(
-        c.time_out || c.time_two_way,
+        c.time_out || c.time_two_way.is_some(),
         p.time_sink().is_some(),
         "time_out/time_two_way",
     );
-    expect(c.time_two_way, p.time_changes().is_some(), "time_two_way");
+    expect(
+        c.time_two_way.is_some(),
+        p.time_changes().is_some(),
+        "time_two_way",
+    );
+    expect(
+        c.person_links || (c.project_links.is_some() && c.work_logs_in.is_none()),
+        p.directory().is_some(),
+        "person_links/project_links",
+    );
     expect(
         c.master_data_in.is_some(),
         p.master_data().is_some(),

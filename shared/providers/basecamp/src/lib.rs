@@ -122,7 +122,11 @@ pub static DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
     capabilities: Capabilities {
         work_logs_in: None,
         time_out: true,
-        time_two_way: false,
+        time_two_way: None,
+        time_out_rules: hourbridge_provider_api::TimeOutRules {
+            requires_person_link: false,
+            requires_task: false,
+        },
         master_data_in: Some(MasterDataIn {
             customers: false,
             projects: true,
@@ -132,6 +136,8 @@ pub static DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
             match_existing: false,
         }),
         tasks_out: false,
+        project_links: None,
+        person_links: false,
         webhooks: Some(WebhookVerification::PathToken),
     },
 };
@@ -482,6 +488,7 @@ fn work_log(e: wire::Entry) -> Result<RemoteWorkLog, ProviderError> {
         running: false,
         updated_at: e.updated_at,
         deleted: false,
+        task_id: None,
     })
 }
 

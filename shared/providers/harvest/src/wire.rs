@@ -146,6 +146,7 @@ impl From<TimeEntry> for RemoteWorkLog {
             updated_at: Some(e.updated_at),
             // Harvest has no deletion feed: the engine reconciles the window.
             deleted: false,
+            task_id: None,
         }
     }
 }

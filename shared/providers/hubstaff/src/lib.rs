@@ -89,9 +89,18 @@ static DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
             max_window_days: Some(MAX_WINDOW_DAYS),
         }),
         time_out: false,
-        time_two_way: false,
+        time_two_way: None,
+        time_out_rules: hourbridge_provider_api::TimeOutRules {
+            requires_person_link: false,
+            requires_task: false,
+        },
         master_data_in: None,
         tasks_out: false,
+        project_links: Some(hourbridge_provider_api::ProjectLinks {
+            max_remote_projects: 50,
+            requires_sync_from: true,
+        }),
+        person_links: false,
         webhooks: None,
     },
 };
@@ -373,6 +382,7 @@ fn work_logs(body: DailyActivities) -> Vec<RemoteWorkLog> {
                 running: false,
                 updated_at: row.updated_at,
                 deleted: false,
+                task_id: None,
             }
         })
         .collect()

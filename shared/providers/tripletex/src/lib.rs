@@ -151,7 +151,11 @@ pub static DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
     capabilities: Capabilities {
         work_logs_in: None,
         time_out: false,
-        time_two_way: false,
+        time_two_way: None,
+        time_out_rules: hourbridge_provider_api::TimeOutRules {
+            requires_person_link: false,
+            requires_task: false,
+        },
         master_data_in: Some(MasterDataIn {
             customers: true,
             projects: true,
@@ -163,6 +167,8 @@ pub static DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
             match_existing: true,
         }),
         tasks_out: false,
+        project_links: None,
+        person_links: false,
         webhooks: Some(WebhookVerification::HmacSignature),
     },
 };

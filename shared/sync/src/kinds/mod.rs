@@ -126,7 +126,7 @@ pub(crate) fn kinds_for(caps: &Capabilities, provider: &str) -> Result<Vec<KindI
     if caps.work_logs_in.is_some() {
         kinds.push(KindId::WorkLogsIn);
     }
-    if caps.time_two_way {
+    if caps.time_two_way.is_some() {
         unsupported.push("time_two_way");
     } else if caps.time_out {
         kinds.push(KindId::TimeOut);
@@ -337,7 +337,10 @@ mod tests {
         let caps = Capabilities {
             master_data_in: Some(MasterDataIn::default()),
             tasks_out: true,
-            time_two_way: true,
+            time_two_way: Some(hourbridge_provider_api::TimeTwoWay {
+                history_days: 90,
+                overlap: std::time::Duration::from_secs(600),
+            }),
             ..Capabilities::default()
         };
         let err = kinds_for(&caps, "x").unwrap_err().to_string();

@@ -960,6 +960,7 @@ mod tests {
             running,
             updated_at: None,
             deleted: false,
+            task_id: None,
         }
     }
 
