@@ -45,6 +45,17 @@ const REFRESH_SKEW_SECONDS: i64 = 120;
 /// lives longer: bounds how long another process's disconnect or re-install goes unnoticed, and
 /// covers a whole Lambda run (15 minutes at most).
 pub const SESSION_CACHE_MAX_AGE_SECONDS: i64 = 900;
+/// The connection setting holding the remote account's display name.
+pub const REMOTE_ACCOUNT_NAME: &str = "remote_account_name";
+
+/// The remote account's display name of a connection's settings (`remote_account_name`, or the
+/// `account_name` older connections stored).
+pub fn remote_account_name(settings: &serde_json::Value) -> Option<&serde_json::Value> {
+    settings
+        .get(REMOTE_ACCOUNT_NAME)
+        .or_else(|| settings.get("account_name"))
+}
+
 /// Longest value of one connect field.
 pub const MAX_FIELD_CHARS: usize = 2000;
 
@@ -1155,7 +1166,9 @@ fn apply_account(conn: &mut Connection, account: &AccountInfo, chosen: Option<&s
     }
     let s = &mut conn.settings;
     s["account_id"] = serde_json::Value::String(chosen.unwrap_or(&account.account_id).to_owned());
-    s["account_name"] = serde_json::Value::String(account.account_name.clone());
+    // Not `account_name`: that is a connect field of its own for some providers (TimeLog's
+    // site path segment); readers fall back to it for connections stored before the rename.
+    s[REMOTE_ACCOUNT_NAME] = serde_json::Value::String(account.account_name.clone());
     s["accounts"] = serde_json::Value::Array(
         account
             .other_accounts

@@ -371,7 +371,7 @@ fn view_with(
     webhook_url: Option<String>,
 ) -> ConnectionView {
     let account = c.settings.get("account_id").map(|id| {
-        serde_json::json!({"id": id, "name": c.settings.get("account_name").cloned().unwrap_or_default()})
+        serde_json::json!({"id": id, "name": hourbridge_sync::connections::remote_account_name(&c.settings).cloned().unwrap_or_default()})
     });
     let accounts = c
         .settings
@@ -509,7 +509,7 @@ async fn callback(
         None => Ok(Json(serde_json::json!({
             "provider": provider,
             "state": done.connection.state,
-            "account": done.connection.settings.get("account_name"),
+            "account": hourbridge_sync::connections::remote_account_name(&done.connection.settings),
             "account_id": done.connection.settings.get("account_id"),
             // The login's other accounts: with `pending_account_choice`, one of these (or
             // `account_id`) is chosen with `POST /v1/connections/{provider}/account`.

@@ -68,7 +68,7 @@ pub const CUSTOMER_OAUTH_FIELDS: &[CredentialField] = &[
 ];
 
 /// Names of connection settings the engine writes itself; no credential field may use them.
-pub const RESERVED_SETTINGS: &[&str] = &["account_id", "account_name", "accounts"];
+pub const RESERVED_SETTINGS: &[&str] = &["account_id", "remote_account_name", "accounts"];
 
 /// A field an admin fills in to connect (credential sets, session-token providers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
