@@ -732,6 +732,7 @@ async fn provider_managed_records_answer_409_to_edits() {
             provider: ProviderId::parse("harvest").unwrap(),
             remote_id: "2712".into(),
         }),
+        updated_at: None,
     };
     s.ctx.store.insert("acme", &log).await.unwrap();
     let (pid, lid) = (project.id.to_string(), log.id.to_string());
@@ -1199,6 +1200,7 @@ async fn work_logs_from_a_two_way_source_are_editable_one_way_ones_are_not() {
             provider: ProviderId::parse(provider).unwrap(),
             remote_id: remote.into(),
         }),
+        updated_at: None,
     };
     let (two, two_del, one, unknown) = (
         synced(two_way::ID, "tw-1"),

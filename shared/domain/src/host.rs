@@ -219,6 +219,14 @@ pub struct Task {
     /// Who may edit it.
     #[serde(default)]
     pub managed_by: ManagedBy,
+    /// People assigned to the task (host person ids); a provider with tasks out allocates the
+    /// linked ones to the remote task.
+    #[serde(default)]
+    pub assignee_ids: Vec<RecordId>,
+    /// Whether time may still be logged on it; inactive tasks are kept (their logs refer to
+    /// them) and pushed out as inactive.
+    #[serde(default = "yes")]
+    pub active: bool,
 }
 
 /// A person assigned to a project for a period.
@@ -270,6 +278,10 @@ pub struct WorkLog {
     pub note: String,
     /// `null` for host-made logs; the provider and remote id for synced ones.
     pub source: Option<WorkLogSource>,
+    /// Last change made in the host (API writes set it; what a two-way provider's conflict
+    /// rule compares with the remote change time). `null` for logs written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 /// Checks that `start..=end` is a real period when both ends are given.

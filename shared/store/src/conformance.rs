@@ -117,6 +117,7 @@ fn log(project: &RecordId, person: &RecordId, date: NaiveDate, note: &str) -> Wo
         minutes: 30,
         note: note.to_owned(),
         source: None,
+        updated_at: None,
     }
 }
 

@@ -564,6 +564,7 @@ async fn a_task_gone_from_the_provider_is_deleted_unless_work_logs_use_it() {
                 minutes: 30,
                 note: "digging".into(),
                 source: None,
+                updated_at: None,
             },
         )
         .await

@@ -248,6 +248,7 @@ fn log(lid: &str, person: &str, project: &str, task: Option<&str>, minutes: u32)
         minutes,
         note: "work".into(),
         source: None,
+        updated_at: None,
     }
 }
 

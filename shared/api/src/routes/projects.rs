@@ -364,6 +364,8 @@ async fn create_task(
         project_id: p.id,
         name: validate::text("name", &input.name, validate::MAX_NAME_CHARS)?,
         managed_by: ManagedBy::Local,
+        assignee_ids: Vec::new(),
+        active: true,
     };
     // The task and its change-feed entry are one atomic write.
     s.store

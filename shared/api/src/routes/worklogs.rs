@@ -239,6 +239,7 @@ async fn create_worklog(
             validate::MAX_NOTE_CHARS,
         )?,
         source: None,
+        updated_at: None,
     };
     check_refs(&s, c.scope(), &log).await?;
     // The log and its change-feed entry are one atomic write.

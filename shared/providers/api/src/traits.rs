@@ -1,10 +1,11 @@
 use async_trait::async_trait;
 
 use crate::{
-    AccountInfo, AuthKind, CredentialCheckError, DateWindow, MasterEntity, OAuthClient,
-    OutboundTime, ProviderDescriptor, ProviderError, ProviderErrorKind, ProviderSession,
-    ChangeWindow, OutboundTask, RESERVED_SETTINGS, RemotePage, RemotePerson, RemoteProject,
-    RemoteRecord, RemoteUser, RemoteWorkLog, SessionGrant, TimeChange, WebhookDelivery, WebhookEndpoint, WebhookRequest,
+    AccountInfo, AuthKind, ChangeWindow, CredentialCheckError, DateWindow, MasterEntity,
+    OAuthClient, OutboundTask, OutboundTime, ProviderDescriptor, ProviderError, ProviderErrorKind,
+    ProviderSession, RESERVED_SETTINGS, RemotePage, RemotePerson, RemoteProject, RemoteRecord,
+    RemoteUser, RemoteWorkLog, SessionGrant, TimeChange, WebhookDelivery, WebhookEndpoint,
+    WebhookRequest,
 };
 use hourbridge_domain::SecretValue;
 

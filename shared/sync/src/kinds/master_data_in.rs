@@ -572,6 +572,8 @@ impl Pass {
             project_id,
             name: r.name.clone(),
             managed_by: self.managed(),
+            assignee_ids: Vec::new(),
+            active: true,
         };
         let u = self.engine.store.upsert(self.ws(), &t).await?;
         self.map("task", &r.id, &id).await?;

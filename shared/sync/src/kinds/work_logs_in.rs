@@ -247,6 +247,7 @@ pub(crate) fn plan_page(
                 provider: ctx.provider.clone(),
                 remote_id: e.id.clone(),
             }),
+            updated_at: None,
         };
         plan.seen.push(log.id.to_string());
         plan.days.push((log.person_id.clone(), log.date));
