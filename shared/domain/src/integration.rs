@@ -186,6 +186,9 @@ pub struct SyncRun {
     /// the master of those records.
     #[serde(default)]
     pub imported: RunCounts,
+    /// Host tasks pushed to the provider (tasks out), counted apart from the work logs.
+    #[serde(default)]
+    pub tasks_pushed: RunCounts,
     /// Per-record problems.
     pub problems: Vec<RecordProblem>,
     /// Run-level failure.

@@ -160,6 +160,7 @@ impl Engine {
             state: RunState::Failed,
             counts: RunCounts::default(),
             imported: RunCounts::default(),
+            tasks_pushed: RunCounts::default(),
             problems: Vec::new(),
             failure: Some(err.reason()),
             failure_message: Some(err.to_string()),

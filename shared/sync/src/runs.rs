@@ -247,6 +247,7 @@ impl Engine {
                 state: RunState::Queued,
                 counts: RunCounts::default(),
                 imported: RunCounts::default(),
+                tasks_pushed: RunCounts::default(),
                 problems: Vec::new(),
                 failure: None,
                 failure_message: None,

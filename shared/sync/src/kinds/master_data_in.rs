@@ -1199,6 +1199,7 @@ fn scratch_run(provider: &ProviderId, engine: &Engine) -> SyncRun {
         state: hourbridge_domain::RunState::Running,
         counts: RunCounts::default(),
         imported: RunCounts::default(),
+        tasks_pushed: RunCounts::default(),
         problems: Vec::new(),
         failure: None,
         failure_message: None,

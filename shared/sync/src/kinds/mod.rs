@@ -17,14 +17,18 @@
 //! A pass opened with `dry_run` writes nothing anywhere: that is how previews are computed, so
 //! a preview is the sync itself with writes turned off, not a second copy of it.
 //!
-//! Kinds today: [`master_data_in`] (capability `master_data_in`, one unit per connection run,
-//! first), [`work_logs_in`] (capability `work_logs_in`) and [`time_out`] (capability
-//! `time_out`, one unit per connection run). The time-in and tasks-out kinds are added as
-//! their providers arrive; until then a provider that declares one of those capabilities
-//! cannot be run (planning fails with a typed error) rather than silently skipping it.
+//! Kinds, in the order a connection run does them: [`master_data_in`] (capability
+//! `master_data_in`), [`tasks_out`] (capability `tasks_out`), [`work_logs_in`] (capability
+//! `work_logs_in`, one unit per project link), [`time_in`] (capability `time_two_way`: remote
+//! changes first, so a conflict is settled before anything is pushed) and [`time_out`]
+//! (capabilities `time_out` and `time_two_way`). All but work logs in run once per connection
+//! run.
 
 pub mod master_data_in;
 pub mod review;
+mod links;
+pub mod tasks_out;
+pub mod time_in;
 pub mod time_out;
 pub mod work_logs_in;
 
@@ -46,8 +50,14 @@ pub enum KindId {
     MasterDataIn,
     /// Remote work logs pulled into a host project (capability `work_logs_in`).
     WorkLogsIn,
-    /// Host work logs pushed to the provider (capability `time_out`), once per connection run.
+    /// Host work logs pushed to the provider (capabilities `time_out`, `time_two_way`), once
+    /// per connection run.
     TimeOut,
+    /// Host tasks pushed to the provider (capability `tasks_out`), once per connection run.
+    TasksOut,
+    /// Remote time changes applied to the host (capability `time_two_way`), once per
+    /// connection run, before time out.
+    TimeIn,
 }
 
 /// One kind applied to one scope.
@@ -116,26 +126,25 @@ pub(crate) trait KindPass: Send {
 /// Master data comes first once it exists (work logs and time refer to projects and tasks).
 pub(crate) fn kinds_for(caps: &Capabilities, provider: &str) -> Result<Vec<KindId>, SyncError> {
     let mut kinds = Vec::new();
-    let mut unsupported = Vec::new();
     if caps.master_data_in.is_some() {
         kinds.push(KindId::MasterDataIn);
     }
     if caps.tasks_out {
-        unsupported.push("tasks_out");
+        if caps.project_links.is_none() && caps.master_data_in.is_none() {
+            return Err(SyncError::InvalidState(format!(
+                "{provider} declares tasks_out but neither project links nor imported projects to push tasks to"
+            )));
+        }
+        kinds.push(KindId::TasksOut);
     }
     if caps.work_logs_in.is_some() {
         kinds.push(KindId::WorkLogsIn);
     }
     if caps.time_two_way.is_some() {
-        unsupported.push("time_two_way");
-    } else if caps.time_out {
-        kinds.push(KindId::TimeOut);
+        kinds.push(KindId::TimeIn);
     }
-    if !unsupported.is_empty() {
-        return Err(SyncError::InvalidState(format!(
-            "{provider} declares {} which this engine cannot run yet",
-            unsupported.join(", ")
-        )));
+    if caps.time_two_way.is_some() || caps.time_out {
+        kinds.push(KindId::TimeOut);
     }
     Ok(kinds)
 }
@@ -145,6 +154,8 @@ fn kind(id: KindId) -> &'static dyn SyncKind {
         KindId::MasterDataIn => &master_data_in::MasterDataInKind,
         KindId::WorkLogsIn => &work_logs_in::WorkLogsIn,
         KindId::TimeOut => &time_out::TimeOut,
+        KindId::TasksOut => &tasks_out::TasksOut,
+        KindId::TimeIn => &time_in::TimeIn,
     }
 }
 
@@ -152,7 +163,7 @@ fn kind(id: KindId) -> &'static dyn SyncKind {
 fn per_link(id: KindId) -> bool {
     match id {
         KindId::WorkLogsIn => true,
-        KindId::MasterDataIn | KindId::TimeOut => false,
+        KindId::MasterDataIn | KindId::TimeOut | KindId::TasksOut | KindId::TimeIn => false,
     }
 }
 
@@ -281,6 +292,7 @@ impl Engine {
             state: hourbridge_domain::RunState::Running,
             counts: Default::default(),
             imported: Default::default(),
+            tasks_pushed: Default::default(),
             problems: Vec::new(),
             failure: None,
             failure_message: None,
@@ -333,21 +345,33 @@ mod tests {
     }
 
     #[test]
-    fn a_capability_without_a_kind_fails_planning_instead_of_being_skipped() {
+    fn two_way_providers_push_tasks_then_read_changes_then_push_time() {
         let caps = Capabilities {
-            master_data_in: Some(MasterDataIn::default()),
             tasks_out: true,
+            project_links: Some(hourbridge_provider_api::ProjectLinks {
+                max_remote_projects: 1,
+                requires_sync_from: false,
+            }),
             time_two_way: Some(hourbridge_provider_api::TimeTwoWay {
                 history_days: 90,
                 overlap: std::time::Duration::from_secs(600),
             }),
             ..Capabilities::default()
         };
-        let err = kinds_for(&caps, "x").unwrap_err().to_string();
-        assert!(
-            err.contains("tasks_out") && err.contains("time_two_way"),
-            "{err}"
+        assert_eq!(
+            kinds_for(&caps, "x").unwrap(),
+            vec![KindId::TasksOut, KindId::TimeIn, KindId::TimeOut]
         );
+    }
+
+    #[test]
+    fn tasks_out_without_anywhere_to_push_fails_planning_instead_of_being_skipped() {
+        let caps = Capabilities {
+            tasks_out: true,
+            ..Capabilities::default()
+        };
+        let err = kinds_for(&caps, "x").unwrap_err().to_string();
+        assert!(err.contains("tasks_out"), "{err}");
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! Time out: host work logs pushed to a provider that declares `time_out` (one unit per
 //! connection run).
 //!
-//! - **What**: host work logs without a `source` on host projects imported from the provider
-//!   (`managed_by` = the provider). The remote project and task ids are found through the
-//!   [`RemoteMapping`]s the master-data-in kind writes (`entity` `project` / `task`, found by
-//!   local id); a log whose project has no such mapping is not pushed.
+//! - **What**: host work logs without a `source` (and, for a two-way provider, those whose
+//!   source is this provider: they are editable in the host) on host projects synced with the
+//!   provider: imported from it (`managed_by` = the provider, remote id from the master-data
+//!   [`RemoteMapping`]) or linked to one remote project by hand ([`ProjectLink`]). The remote
+//!   task is the imported task's mapping or the one tasks-out pushed ([`super::links`]).
+//!   Declared [`TimeOutRules`](hourbridge_provider_api::TimeOutRules) decide whether logs
+//!   without a task, or of people without a person link, are pushed or skipped and reported.
 //! - **Which**: the host change feed from the kind's own watermark ([`TimeOutState`]); the first
-//!   run, or a feed that lost entries, scans every log of the imported projects and every
-//!   existing outbound mapping. Records refused by the provider are kept in the state and
+//!   run, a feed that lost entries, and once a day a reconciliation, scan every log of the
+//!   synced projects and every existing outbound mapping (so a person linked or a task pushed
+//!   later gets its earlier logs pushed). Records refused by the provider are kept in the state and
 //!   retried on the next run; the watermark moves only when the pass is finished.
 //! - **How**: [`crate::outbound`] bookkeeping: `begin_push` before the remote call,
 //!   `create` with the mapping's idempotency key (the same key after a crash, so the adapter
@@ -21,7 +25,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use hourbridge_domain::{
-    HostKind, ManagedBy, OutboundMapping, Person, PersonLink, Project, ProviderId, RecordId,
+    HostKind, ManagedBy, OutboundMapping, Person, Project, ProjectLink, ProviderId, RecordId,
     RecordProblem, RemoteMapping, SyncRun, WorkLog,
 };
 use hourbridge_provider_api::{OutboundTime, ProviderError, ProviderErrorKind};
@@ -29,6 +33,7 @@ use hourbridge_store::{Entity, EntityKind, IndexSel};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::links::Links;
 use super::{KindPass, Step, SyncKind, UnitCx};
 use crate::outbound::{self, MappingKey};
 use crate::{Engine, SyncError};
@@ -37,6 +42,8 @@ use crate::{Engine, SyncError};
 const PUSHES_PER_STEP: usize = 10;
 /// Change-feed page size.
 const FEED_PAGE: usize = 500;
+/// How often the kind reconciles every synced log instead of reading only the change feed.
+const FULL_SCAN_EVERY_HOURS: i64 = 24;
 
 /// The kind's per-connection state: where in the change feed it stands, and the records to
 /// retry next run.
@@ -49,6 +56,9 @@ pub struct TimeOutState {
     /// Host work logs refused by the provider, pushed again on the next run.
     #[serde(default)]
     pub retry: BTreeSet<String>,
+    /// When the last full reconciliation was planned.
+    #[serde(default)]
+    pub last_full_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Entity for TimeOutState {
@@ -69,6 +79,9 @@ struct Progress {
     retry: BTreeSet<String>,
     /// The queue is planned.
     planned: bool,
+    /// This pass is a full reconciliation (stored as `last_full_at` when it finishes).
+    #[serde(default)]
+    full: bool,
 }
 
 /// The time-out sync kind; see the module docs.
@@ -79,12 +92,13 @@ struct TimeOutPass {
     cx: UnitCx,
     provider: ProviderId,
     progress: Progress,
-    /// Host project → remote project (`None`: not pushed).
-    projects: HashMap<String, Option<String>>,
-    /// Host person → remote person (`None`: no link).
+    links: Links,
+    /// Host person → remote person on a remote project (`None`: no link or no membership).
     people: HashMap<String, Option<String>>,
     /// Host project → closed in the provider.
     archived: HashMap<String, bool>,
+    rules: hourbridge_provider_api::TimeOutRules,
+    two_way: bool,
 }
 
 #[async_trait]
@@ -104,19 +118,24 @@ impl SyncKind for TimeOut {
         };
         let provider =
             ProviderId::parse(&cx.provider).map_err(|e| SyncError::Invalid(e.to_string()))?;
+        let caps = engine.provider(&cx.provider)?.descriptor().capabilities;
         Ok(Box::new(TimeOutPass {
             engine: engine.clone(),
+            links: Links::new(engine, &cx.ws, &provider),
             cx,
             provider,
             progress,
-            projects: HashMap::new(),
             people: HashMap::new(),
             archived: HashMap::new(),
+            rules: caps.time_out_rules,
+            two_way: caps.time_two_way.is_some(),
         }))
     }
 }
 
-fn fingerprint(t: &OutboundTime) -> String {
+/// What a pushed log's mapping remembers of it: the outbound content, hashed. Time-in computes
+/// it the same way from a remote change, so our own writes coming back compare equal.
+pub(crate) fn fingerprint(t: &OutboundTime) -> String {
     let json = serde_json::to_string(t).unwrap_or_default();
     let hash: String = Sha256::digest(json.as_bytes())
         .iter()
@@ -146,25 +165,6 @@ fn per_record(e: &ProviderError) -> bool {
             | ProviderErrorKind::Rejected
             | ProviderErrorKind::Fault
     )
-}
-
-/// The remote id of a host record imported by master data (`entity` `project` or `task`).
-pub async fn remote_id_of(
-    engine: &Engine,
-    ws: &str,
-    provider: &ProviderId,
-    entity: &str,
-    local_id: &str,
-) -> Result<Option<String>, SyncError> {
-    let mut q = engine.store.query::<RemoteMapping>(
-        ws,
-        IndexSel::Index1(format!("{provider}.{entity}")),
-        1,
-    );
-    q.from = Some(local_id.to_owned());
-    q.to = Some(local_id.to_owned());
-    let page = engine.store.list::<RemoteMapping>(q, None).await?;
-    Ok(page.items.into_iter().next().map(|(m, _)| m.remote_id))
 }
 
 enum Outcome {
@@ -213,7 +213,11 @@ impl TimeOutPass {
         }
         ids.extend(state.retry.iter().cloned());
         let head = engine.store.change_head(&ws).await?;
-        let mut full = state.watermark.is_none();
+        let now = engine.clock.now();
+        let mut full = state.watermark.is_none()
+            || state.last_full_at.is_none_or(|at| {
+                now - at >= chrono::Duration::hours(FULL_SCAN_EVERY_HOURS)
+            });
         let mut target = head;
         if let Some(mut w) = state.watermark {
             loop {
@@ -241,21 +245,35 @@ impl TimeOutPass {
                 .store
                 .list_all::<Project>(engine.store.query::<Project>(&ws, IndexSel::Primary, 1000))
                 .await?;
-            for p in projects
+            let mut synced: BTreeSet<String> = projects
                 .iter()
                 .filter(|p| p.managed_by == ManagedBy::Provider(self.provider.clone()))
-            {
-                let q =
-                    engine
-                        .store
-                        .query::<WorkLog>(&ws, IndexSel::Index1(p.id.to_string()), 1000);
+                .map(|p| p.id.to_string())
+                .collect();
+            let q = engine.store.query::<ProjectLink>(
+                &ws,
+                IndexSel::Index1(self.provider.to_string()),
+                1000,
+            );
+            synced.extend(
+                engine
+                    .store
+                    .list_all::<ProjectLink>(q)
+                    .await?
+                    .into_iter()
+                    .map(|l| l.project_id.to_string()),
+            );
+            for p in &synced {
+                let q = engine
+                    .store
+                    .query::<WorkLog>(&ws, IndexSel::Index1(p.clone()), 1000);
                 ids.extend(
                     engine
                         .store
                         .list_all::<WorkLog>(q)
                         .await?
                         .into_iter()
-                        .filter(|l| l.source.is_none())
+                        .filter(|l| self.pushable_source(l))
                         .map(|l| l.id.to_string()),
                 );
             }
@@ -282,8 +300,18 @@ impl TimeOutPass {
             target,
             retry: BTreeSet::new(),
             planned: true,
+            full,
         };
         Ok(())
+    }
+
+    /// Whether a log's origin lets it be pushed: made in the host, or (two-way providers)
+    /// synced from this provider and edited in the host since.
+    fn pushable_source(&self, log: &WorkLog) -> bool {
+        match &log.source {
+            None => true,
+            Some(src) => self.two_way && src.provider == self.provider,
+        }
     }
 
     /// Whether `project` is imported from this provider and closed there (archived).
@@ -303,32 +331,6 @@ impl TimeOutPass {
         Ok(archived)
     }
 
-    async fn remote_project(&mut self, project: &RecordId) -> Result<Option<String>, SyncError> {
-        if let Some(r) = self.projects.get(project.as_str()) {
-            return Ok(r.clone());
-        }
-        let engine = self.engine.clone();
-        let imported = engine
-            .store
-            .get::<Project>(self.ws(), project.as_str())
-            .await?
-            .is_some_and(|(p, _)| p.managed_by == ManagedBy::Provider(self.provider.clone()));
-        let remote = if imported {
-            remote_id_of(
-                &engine,
-                self.ws(),
-                &self.provider,
-                "project",
-                project.as_str(),
-            )
-            .await?
-        } else {
-            None
-        };
-        self.projects.insert(project.to_string(), remote.clone());
-        Ok(remote)
-    }
-
     /// The remote person `person`'s time on `remote_project` is registered for: their
     /// [`PersonLink`], and — when the provider imports project members — only if they are a
     /// member of that project (a member who may not log time there is not a member).
@@ -341,13 +343,7 @@ impl TimeOutPass {
         if let Some(r) = self.people.get(&cache_key) {
             return Ok(r.clone());
         }
-        let mut link = self
-            .engine
-            .store
-            .get::<PersonLink>(self.ws(), &format!("{person}.{}", self.provider))
-            .await?
-            .map(|(l, _)| l.remote_person_id)
-            .filter(|r| !r.trim().is_empty());
+        let mut link = self.links.remote_person(person).await?;
         let members_imported = self
             .engine
             .provider(&self.cx.provider)?
@@ -378,29 +374,37 @@ impl TimeOutPass {
         log: &WorkLog,
         run: &mut SyncRun,
     ) -> Result<Option<OutboundTime>, SyncError> {
-        if log.source.is_some() {
+        if !self.pushable_source(log) {
             return Ok(None);
         }
-        let Some(remote_project_id) = self.remote_project(&log.project_id).await? else {
+        let Some(remote_project_id) = self.links.remote_project(&log.project_id).await? else {
             return Ok(None);
         };
         let remote_task_id = match &log.task_id {
-            Some(t) => {
-                let engine = self.engine.clone();
-                match remote_id_of(&engine, self.ws(), &self.provider, "task", t.as_str()).await? {
-                    Some(r) => Some(r),
-                    None => {
-                        run.problems.push(RecordProblem {
-                            record: log.id.to_string(),
-                            code: "task_not_imported".into(),
-                            message: format!(
-                                "work log {} is on a task that was not imported from {}",
-                                log.id, self.provider
-                            ),
-                        });
-                        return Ok(None);
-                    }
+            Some(t) => match self.links.remote_task(t).await? {
+                Some(r) => Some(r),
+                None => {
+                    run.problems.push(RecordProblem {
+                        record: log.id.to_string(),
+                        code: "task_not_synced".into(),
+                        message: format!(
+                            "work log {} is on a task that is not in {} (not imported or not pushed yet)",
+                            log.id, self.provider
+                        ),
+                    });
+                    return Ok(None);
                 }
+            },
+            None if self.rules.requires_task => {
+                run.problems.push(RecordProblem {
+                    record: log.id.to_string(),
+                    code: "task_required".into(),
+                    message: format!(
+                        "work log {} has no task: {} registers time on tasks only",
+                        log.id, self.provider
+                    ),
+                });
+                return Ok(None);
             }
             None => None,
         };
@@ -417,6 +421,17 @@ impl TimeOutPass {
                     .await?
                     .map(|(p, _)| format!("{} ({})", p.name, p.email))
                     .unwrap_or_else(|| log.person_id.to_string());
+                if self.rules.requires_person_link {
+                    run.problems.push(RecordProblem {
+                        record: log.id.to_string(),
+                        code: "person_not_linked".into(),
+                        message: format!(
+                            "{who} is not linked to a {} user: link them on their profile and the time is pushed on the next daily reconciliation",
+                            self.provider
+                        ),
+                    });
+                    return Ok(None);
+                }
                 run.problems.push(RecordProblem {
                     record: log.id.to_string(),
                     code: "person_not_found".into(),
@@ -485,6 +500,18 @@ impl TimeOutPass {
             return Ok(Outcome::Deleted);
         };
         let fp = fingerprint(&time);
+        if mapping.is_none()
+            && let Some(src) = log.as_ref().and_then(|l| l.source.as_ref())
+        {
+            // Synced in from this provider, but the mapping time-in writes right after the
+            // log is missing (a crash between the two): the remote record is this log's, as
+            // it is now. Record that instead of creating a second one.
+            if !self.cx.dry_run {
+                let ticket = outbound::begin_push(&engine.store, &ws, &key).await?;
+                outbound::complete_push(&engine.store, &ws, &ticket, &src.remote_id, &fp).await?;
+            }
+            return Ok(Outcome::Unchanged);
+        }
         let clean = mapping.as_ref().is_some_and(|m| m.pending.is_none());
         if clean && mapping.as_ref().and_then(|m| m.fingerprint.as_deref()) == Some(fp.as_str()) {
             return Ok(Outcome::Unchanged);
@@ -646,9 +673,16 @@ impl KindPass for TimeOutPass {
             let (mut state, version) = self.state().await?;
             let retry = std::mem::take(&mut self.progress.retry);
             let target = self.progress.target.max(state.watermark.unwrap_or(0));
-            if state.watermark != Some(target) || state.retry != retry {
+            let full_at = if self.progress.full {
+                Some(self.engine.clock.now())
+            } else {
+                state.last_full_at
+            };
+            if state.watermark != Some(target) || state.retry != retry || state.last_full_at != full_at
+            {
                 state.watermark = Some(target);
                 state.retry = retry;
+                state.last_full_at = full_at;
                 match version {
                     Some(v) => self.engine.store.update(self.ws(), &state, v).await?,
                     None => self.engine.store.insert(self.ws(), &state).await?,
