@@ -100,7 +100,10 @@ impl Links {
     }
 
     /// The remote task host `task` is: imported from the provider, or pushed to it.
-    pub(crate) async fn remote_task(&mut self, task: &RecordId) -> Result<Option<String>, SyncError> {
+    pub(crate) async fn remote_task(
+        &mut self,
+        task: &RecordId,
+    ) -> Result<Option<String>, SyncError> {
         if let Some(r) = self.tasks.get(task.as_str()) {
             return Ok(r.clone());
         }
@@ -184,7 +187,8 @@ impl Links {
             .into_iter()
             .next()
             .map(|(l, _)| l.person_id);
-        self.by_remote_person.insert(remote.to_owned(), host.clone());
+        self.by_remote_person
+            .insert(remote.to_owned(), host.clone());
         Ok(host)
     }
 }

@@ -24,9 +24,9 @@
 //! (capabilities `time_out` and `time_two_way`). All but work logs in run once per connection
 //! run.
 
+mod links;
 pub mod master_data_in;
 pub mod review;
-mod links;
 pub mod tasks_out;
 pub mod time_in;
 pub mod time_out;

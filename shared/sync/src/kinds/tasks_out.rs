@@ -183,10 +183,10 @@ impl TasksOutPass {
     }
 
     async fn tasks_of(&self, project: &str) -> Result<Vec<String>, SyncError> {
-        let q = self
-            .engine
-            .store
-            .query::<Task>(self.ws(), IndexSel::Index1(project.to_owned()), 1000);
+        let q =
+            self.engine
+                .store
+                .query::<Task>(self.ws(), IndexSel::Index1(project.to_owned()), 1000);
         Ok(self
             .engine
             .store
@@ -517,8 +517,8 @@ impl KindPass for TasksOutPass {
                             Outcome::Skipped => c.skipped += 1,
                             Outcome::Ignored => {}
                         }
-                        wrote |= matches!(o, Outcome::Created | Outcome::Updated)
-                            && !self.cx.dry_run;
+                        wrote |=
+                            matches!(o, Outcome::Created | Outcome::Updated) && !self.cx.dry_run;
                     }
                     Err(e) => {
                         self.progress.queue.insert(0, id);

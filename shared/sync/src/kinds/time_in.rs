@@ -255,19 +255,18 @@ impl TimeInPass {
         })))
     }
 
-    async fn remember(
-        &self,
-        key: &MappingKey,
-        remote: &str,
-        fp: &str,
-    ) -> Result<(), SyncError> {
+    async fn remember(&self, key: &MappingKey, remote: &str, fp: &str) -> Result<(), SyncError> {
         let store = &self.engine.store;
         let ticket = outbound::begin_push(store, self.ws(), key).await?;
         outbound::complete_push(store, self.ws(), &ticket, remote, fp).await?;
         Ok(())
     }
 
-    async fn upserted(&mut self, r: &RemoteWorkLog, run: &mut SyncRun) -> Result<Outcome, SyncError> {
+    async fn upserted(
+        &mut self,
+        r: &RemoteWorkLog,
+        run: &mut SyncRun,
+    ) -> Result<Outcome, SyncError> {
         let mapping = outbound::find_by_remote(
             &self.engine.store,
             self.ws(),
@@ -276,7 +275,12 @@ impl TimeInPass {
             &r.id,
         )
         .await?;
-        let project = self.links.linked_projects().await?.get(&r.project_id).cloned();
+        let project = self
+            .links
+            .linked_projects()
+            .await?
+            .get(&r.project_id)
+            .cloned();
         let Some(project) = project else {
             return match mapping {
                 // Moved in the provider to a project that is not linked: gone from ours.
@@ -312,7 +316,11 @@ impl TimeInPass {
                 return Ok(Outcome::Created);
             }
             let key = MappingKey::new(&self.provider, HostKind::WorkLog, &log.id);
-            let existing = self.engine.store.get::<WorkLog>(self.ws(), log.id.as_str()).await?;
+            let existing = self
+                .engine
+                .store
+                .get::<WorkLog>(self.ws(), log.id.as_str())
+                .await?;
             let outcome = match existing {
                 Some((old, _)) if old == log => Outcome::Unchanged,
                 Some(_) => Outcome::Updated,
@@ -471,7 +479,8 @@ impl TimeInPass {
             .unwrap_or_default();
         for project in projects {
             let id = format!("{project}.{}", self.provider);
-            let Some((mut link, version)) = self.engine.store.get::<ProjectLink>(self.ws(), &id).await?
+            let Some((mut link, version)) =
+                self.engine.store.get::<ProjectLink>(self.ws(), &id).await?
             else {
                 continue;
             };

@@ -215,9 +215,9 @@ impl TimeOutPass {
         let head = engine.store.change_head(&ws).await?;
         let now = engine.clock.now();
         let mut full = state.watermark.is_none()
-            || state.last_full_at.is_none_or(|at| {
-                now - at >= chrono::Duration::hours(FULL_SCAN_EVERY_HOURS)
-            });
+            || state
+                .last_full_at
+                .is_none_or(|at| now - at >= chrono::Duration::hours(FULL_SCAN_EVERY_HOURS));
         let mut target = head;
         if let Some(mut w) = state.watermark {
             loop {
@@ -678,7 +678,9 @@ impl KindPass for TimeOutPass {
             } else {
                 state.last_full_at
             };
-            if state.watermark != Some(target) || state.retry != retry || state.last_full_at != full_at
+            if state.watermark != Some(target)
+                || state.retry != retry
+                || state.last_full_at != full_at
             {
                 state.watermark = Some(target);
                 state.retry = retry;
