@@ -16,6 +16,7 @@
 //! | `/basecamp/launchpad/authorization/{new,token}`, `/basecamp/launchpad/authorization.json` | `https://launchpad.37signals.com/...` |
 //! | `/basecamp/api/{account_id}/...` | `https://3.basecampapi.com/{account_id}/...` |
 //! | `/tripletex/v2/...` | `https://tripletex.no/v2/...` |
+//! | `/{account}/WebServices/.../*ServiceSecure.svc`, `/{account}/service.asmx` | `https://app[X].timelog.com/{account}/...` (TimeLog Transactional SOAP and Reporting; at the root, so the adapter's domain is `127.0.0.1:PORT`) |
 //!
 //! # Choices where the reference is silent or says UNCONFIRMED
 //!
@@ -31,6 +32,8 @@
 //!   at most 31 days counting both ends (32 → 400, `error_code` 11002). Array parameters are read
 //!   only in Rails form (`project_ids[]`, `include[]`). Members page by user id. A day whose
 //!   tracked time drops to 0 disappears (no `tracked: 0` row). Requests budget per OAuth client.
+//! * TimeLog: see the `timelog` module docs (token error code [`TIMELOG_TOKEN_ERROR_CODE`],
+//!   `ChangeTaskStatus` ints, duplicate GUIDs and allocations, UTC date-times without offset).
 //! * Both: codes live 10 minutes, are single-use and must be redeemed with the `redirect_uri`
 //!   they were issued for; a PKCE challenge, when sent, is enforced. Client credentials may come
 //!   as HTTP Basic or in the body (form or JSON). Data-API faults do not touch the OAuth endpoints
@@ -53,6 +56,7 @@ mod harvest;
 mod hubstaff;
 mod json_writer;
 mod oauth;
+mod timelog;
 mod tripletex;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -71,6 +75,9 @@ pub use basecamp::{
 pub use consent::{Consent, ConsentError, consent};
 pub use harvest::{HarvestControl, NewHarvestEntry};
 pub use hubstaff::HubstaffControl;
+pub use timelog::{
+    TimelogAllocation, TimelogControl, TimelogEmployee, TimelogProject, TimelogTask, TimelogWork,
+};
 pub use tripletex::{
     SubscriptionStatus as TripletexSubscriptionStatus, TripletexControl, TripletexCustomer,
     TripletexDelivery, TripletexProject, TripletexSubscription,
@@ -107,6 +114,25 @@ pub const TRIPLETEX_COMPANY_ID: u64 = tripletex::COMPANY_ID;
 /// The employee [`TRIPLETEX_DEMO_EMPLOYEE_TOKEN`] belongs to.
 pub const TRIPLETEX_DEMO_EMPLOYEE_ID: u64 = tripletex::DEMO_EMPLOYEE_ID;
 
+/// Account name (the `[account name]` path segment) of the TimeLog site, with either seed.
+pub const TIMELOG_ACCOUNT: &str = timelog::ACCOUNT;
+/// TimeLog Transactional user name of the sync user (a system administrator), either seed.
+pub const TIMELOG_USERNAME: &str = timelog::USERNAME;
+/// Password of [`TIMELOG_USERNAME`].
+pub const TIMELOG_PASSWORD: &str = timelog::PASSWORD;
+/// Initials of [`TIMELOG_USERNAME`] (GetToken accepts them as the user too).
+pub const TIMELOG_SYNC_INITIALS: &str = timelog::SYNC_INITIALS;
+/// TimeLog Reporting API site code.
+pub const TIMELOG_SITE_CODE: &str = timelog::SITE_CODE;
+/// TimeLog Reporting API ID (the connection form's "Reporting username").
+pub const TIMELOG_REPORTING_USERNAME: &str = timelog::REPORTING_USERNAME;
+/// TimeLog Reporting API password.
+pub const TIMELOG_REPORTING_PASSWORD: &str = timelog::REPORTING_PASSWORD;
+/// `ErrorCode` the TimeLog emulation answers for an invalid or expired security token.
+pub const TIMELOG_TOKEN_ERROR_CODE: i32 = timelog::TOKEN_ERROR_CODE;
+/// `ErrorCode` the TimeLog emulation answers for a `GetToken` with wrong credentials.
+pub const TIMELOG_LOGIN_ERROR_CODE: i32 = timelog::LOGIN_ERROR_CODE;
+
 /// Initial data of a sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Seed {
@@ -142,6 +168,15 @@ pub enum Seed {
     /// ("Fjordkraft intranett" > "... - tillegg søk" > "Søk - indeksering"), a sub-project with
     /// another customer than its main project, "Intern utvikling" (closed, internal) and
     /// "Hansen nettside" (closed 20 days ago). With [`Seed::Empty`] only the company and Kari.
+    ///
+    /// TimeLog site [`TIMELOG_ACCOUNT`]: the sync user SYNC ([`TIMELOG_USERNAME`] /
+    /// [`TIMELOG_PASSWORD`]), Bob Builder (BBU, `Bob.Builder@Acme.test`), Eve Engineer (EEN,
+    /// `EVE@acme.test`), Jonas Berg (JBE, `Jonas.Berg@Nordlys.example`) and the terminated Cy
+    /// Contractor (CCO); projects "Intranet relaunch" (612: Content > Copywriting, Workshop),
+    /// "Support retainer" (640) and the inactive "Website 2025" (590); allocations for Bob,
+    /// Eve and Jonas; weekday registrations of Bob and Eve over the last three weeks in the
+    /// change feed (one edited, one deleted), Bob's first week closed and one unit approved.
+    /// With [`Seed::Empty`] only the sync user and "Intranet relaunch" (no tasks).
     Demo,
 }
 
@@ -155,6 +190,7 @@ pub struct Sandbox {
     hubstaff: HubstaffControl,
     basecamp: BasecampControl,
     tripletex: TripletexControl,
+    timelog: TimelogControl,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -184,6 +220,7 @@ impl Sandbox {
         let hubstaff = HubstaffControl::new(seed);
         let basecamp = BasecampControl::new(seed);
         let tripletex = TripletexControl::new(seed);
+        let timelog = TimelogControl::new(seed);
         let base = base_url_for(addr);
         harvest.set_origin(&base);
         hubstaff.set_origin(&base);
@@ -194,6 +231,8 @@ impl Sandbox {
             .nest("/hubstaff", hubstaff::router(hubstaff.clone()))
             .nest("/basecamp", basecamp::router(basecamp.clone()))
             .nest("/tripletex", tripletex::router(tripletex.clone()))
+            // TimeLog sits at the root (`/{account}/...`); the static prefixes above win.
+            .merge(timelog::router(timelog.clone()))
             .fallback(|| async { (StatusCode::NOT_FOUND, "no such sandbox endpoint") });
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -215,6 +254,7 @@ impl Sandbox {
             hubstaff,
             basecamp,
             tripletex,
+            timelog,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -294,6 +334,23 @@ impl Sandbox {
     /// Stand-in for `https://tripletex.no/v2`: `base_url() + "/tripletex/v2"`.
     pub fn tripletex_api_url(&self) -> String {
         format!("{}/tripletex/v2", self.base_url())
+    }
+
+    /// The TimeLog connect form's *Domain* for this sandbox: `127.0.0.1:PORT` (reached over
+    /// plain http; the site is `http://{domain}/{account_name}/`).
+    pub fn timelog_domain(&self) -> String {
+        let base = self.base_url();
+        base.strip_prefix("http://").unwrap_or(&base).to_owned()
+    }
+
+    /// `http://127.0.0.1:PORT/{TIMELOG_ACCOUNT}`: the TimeLog site root.
+    pub fn timelog_site_url(&self) -> String {
+        format!("{}/{}", self.base_url(), TIMELOG_ACCOUNT)
+    }
+
+    /// Control handle for the TimeLog emulation.
+    pub fn timelog(&self) -> TimelogControl {
+        self.timelog.clone()
     }
 
     /// Control handle for the Tripletex emulation.
@@ -384,6 +441,15 @@ impl Sandbox {
                 "  tokens:     {}",
                 client(TRIPLETEX_DEMO_CONSUMER_TOKEN, TRIPLETEX_DEMO_EMPLOYEE_TOKEN)
             ),
+            "TimeLog (connect form, either seed)".to_owned(),
+            format!("  site:               {}/", self.timelog_site_url()),
+            format!("  domain:             {}  (http)", self.timelog_domain()),
+            format!("  account_name:       {TIMELOG_ACCOUNT}"),
+            format!("  username:           {TIMELOG_USERNAME}"),
+            format!("  password:           {TIMELOG_PASSWORD}"),
+            format!("  site_code:          {TIMELOG_SITE_CODE}"),
+            format!("  reporting_username: {TIMELOG_REPORTING_USERNAME}"),
+            format!("  reporting_password: {TIMELOG_REPORTING_PASSWORD}"),
         ]
         .join("\n")
     }
