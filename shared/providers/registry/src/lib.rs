@@ -17,6 +17,7 @@ pub fn env_vars() -> Vec<&'static str> {
         hourbridge_provider_hubstaff::ENV_VARS,
         hourbridge_provider_basecamp::ENV_VARS,
         hourbridge_provider_tripletex::ENV_VARS,
+        hourbridge_provider_timelog::ENV_VARS,
     ]
     .concat()
 }
@@ -29,6 +30,7 @@ pub fn secret_env_vars() -> Vec<&'static str> {
         hourbridge_provider_hubstaff::SECRET_ENV_VARS,
         hourbridge_provider_basecamp::SECRET_ENV_VARS,
         hourbridge_provider_tripletex::SECRET_ENV_VARS,
+        hourbridge_provider_timelog::SECRET_ENV_VARS,
     ]
     .concat()
 }
@@ -48,6 +50,9 @@ pub fn builtin(env: &ProviderEnv) -> Result<Registry, RegistryError> {
     ))?;
     r.register(Arc::new(
         hourbridge_provider_tripletex::Tripletex::from_env(env).map_err(adapter_error)?,
+    ))?;
+    r.register(Arc::new(
+        hourbridge_provider_timelog::TimeLog::from_env(env).map_err(adapter_error)?,
     ))?;
     Ok(r)
 }
@@ -155,7 +160,7 @@ mod tests {
         let r = builtin(&ProviderEnv::for_tests(&[])).expect("builtin providers are coherent");
         assert_eq!(
             r.descriptors().map(|d| d.id).collect::<Vec<_>>(),
-            ["basecamp", "harvest", "hubstaff", "tripletex"]
+            ["basecamp", "harvest", "hubstaff", "timelog", "tripletex"]
         );
         for d in r.descriptors() {
             assert!(check_provider(r.get(d.id).unwrap().as_ref()).is_ok());
