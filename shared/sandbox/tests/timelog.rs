@@ -756,6 +756,32 @@ async fn tasks_are_created_found_by_external_key_renamed_and_completed() {
     assert!(!tl.task(guid).unwrap().active);
     let (_, body) = pm(
         &sb,
+        "ChangeTaskStatus",
+        &format!("<tl:taskGuid>{guid}</tl:taskGuid><tl:targetStatus>2</tl:targetStatus>"),
+        &t,
+    )
+    .await;
+    assert_eq!(texts(&body, "ResponseState"), ["Success"]);
+    assert!(tl.task(guid).unwrap().active, "on hold (2) is still active");
+    let (_, body) = pm(
+        &sb,
+        "ChangeTaskStatus",
+        &format!("<tl:taskGuid>{guid}</tl:taskGuid><tl:targetStatus>7</tl:targetStatus>"),
+        &t,
+    )
+    .await;
+    assert_eq!(texts(&body, "ResponseState"), ["Invalid"]);
+    let (_, body) = pm(
+        &sb,
+        "ChangeTaskStatus",
+        &format!("<tl:taskGuid>{guid}</tl:taskGuid><tl:targetStatus>4</tl:targetStatus>"),
+        &t,
+    )
+    .await;
+    assert_eq!(texts(&body, "ResponseState"), ["Success"]);
+    assert!(!tl.task(guid).unwrap().active, "cancelled (4) is inactive");
+    let (_, body) = pm(
+        &sb,
         "GetTaskById",
         &format!("<tl:taskGuid>{guid}</tl:taskGuid>"),
         &t,
@@ -917,4 +943,67 @@ async fn describe_lists_the_seven_connect_fields() {
     ] {
         assert!(text.contains(v), "{v} missing from\n{text}");
     }
+}
+
+#[tokio::test]
+async fn the_demo_feed_has_creates_an_edit_and_a_delete_over_the_last_weeks() {
+    let sb = Sandbox::start(Seed::Demo).await.unwrap();
+    let t = token(&sb).await;
+    let today = Utc::now().date_naive();
+    let params = format!(
+        "<tl:initials></tl:initials><tl:registrationStartDate>{}</tl:registrationStartDate>\
+         <tl:registrationEndDate>{today}</tl:registrationEndDate><tl:changeStartDate>{}</tl:changeStartDate>\
+         <tl:changeEndDate>{}T23:59:59</tl:changeEndDate><tl:page>1</tl:page><tl:pageSize>500</tl:pageSize>",
+        today - ChronoDuration::days(40),
+        today - ChronoDuration::days(40),
+        today + ChronoDuration::days(1),
+    );
+    let (_, body) = pm(&sb, "GetWorkChangesPaged", &params, &t).await;
+    let feed = rows(&body, "WorkUnitFlat");
+    let count = |a: &str| feed.iter().filter(|r| r["Action"] == a).count();
+    assert!(count("Created") >= 20, "{}", feed.len());
+    assert_eq!(count("Updated"), 1);
+    assert_eq!(count("Deleted"), 1);
+    let dates: Vec<&str> = feed.iter().map(|r| r["ActionDate"].as_str()).collect();
+    let mut sorted = dates.clone();
+    sorted.sort();
+    assert_eq!(dates, sorted);
+    // Only Bob's rows with his initials filter.
+    let (_, body) = pm(
+        &sb,
+        "GetWorkChangesPaged",
+        &params.replace(
+            "<tl:initials></tl:initials>",
+            "<tl:initials>BBU</tl:initials>",
+        ),
+        &t,
+    )
+    .await;
+    let bob = rows(&body, "WorkUnitFlat");
+    assert!(!bob.is_empty());
+    assert!(bob.iter().all(|r| r["EmployeeInitials"] == "BBU"
+        || r["Action"] == "Deleted"
+        || r["EmployeeInitials"] == "nil"));
+    assert!(bob.len() < feed.len());
+}
+
+#[tokio::test]
+async fn a_task_created_inactive_starts_completed() {
+    let sb = Sandbox::start(Seed::Empty).await.unwrap();
+    let t = token(&sb).await;
+    let task = format!(
+        "<tl:task xmlns:v=\"{V17}\"><v:Name>Old work</v:Name><v:State><v:IsActive>false</v:IsActive></v:State></tl:task><tl:projectID>612</tl:projectID>"
+    );
+    let (_, body) = pm(&sb, "CreateTask", &task, &t).await;
+    assert_eq!(texts(&body, "Status"), ["Success"], "{body}");
+    let created = sb
+        .timelog()
+        .tasks()
+        .into_iter()
+        .find(|x| x.name == "Old work")
+        .unwrap();
+    assert_eq!((created.status, created.active), (3, false));
+    assert!(created.external_keys.is_empty());
+    let (_, body) = pm(&sb, "CreateTask", &task.replace("612", "9999"), &t).await;
+    assert_eq!(texts(&body, "Status"), ["Error"]);
 }

@@ -64,6 +64,22 @@
 //!   unknown or inactive task, an unknown or inactive employee and an employee not allocated
 //!   to the task fail their item. Update elements that are left out keep their value.
 //!   `source` is accepted whatever its value.
+//! * **Tasks**: `CreateTask` appends the task as the last top-level item of the project's WBS,
+//!   assigns `TaskID`, keeps the client's `ID` GUID (or makes one; a GUID already used fails
+//!   the item), numbers it `0001`… unless `No` is sent, and starts it Not started (0) — or
+//!   Completed (3) when `State.IsActive` is false. An inactive or unknown project fails the
+//!   item. `ExternalKeys` are stored only when `IsExternalKeysLoaded` is true (as the SDK
+//!   sample sends them); `UpdateTask` finds the task by `ID` (else `TaskID`), changes the
+//!   members it is sent, replaces the keys under the same rule and never changes the status
+//!   (that is `ChangeTaskStatus`). External keys match case-sensitively on both `key` and
+//!   `systemName`; no registration of system names is needed.
+//! * **Not found** on `GetTaskById`, `GetTaskByID`, `GetTaskByExternalKey` and
+//!   `GetAllocationsToEmployee` (unknown initials) is `Success` with an empty `Return`; an
+//!   unknown task on `ChangeTaskStatus` is `Error` with a message. `GetProjects` filters on
+//!   `customerID`/`projectManagerID` (0 = any) and `includeInactiveProjects`; `statusID` is
+//!   read but not applied. Parameters left out take WCF's defaults (0, false, the nil GUID,
+//!   `0001-01-01T00:00:00`), so e.g. `GetWorkChangesPaged` without `registrationEndDate`
+//!   finds nothing.
 //! * **`AddEmployeeToTask` is not idempotent**: a second call for the same pair creates a
 //!   second allocation (clients must check `GetAllocationsToEmployee` first).
 //! * **Change feed** (`GetWorkChangesPaged`): every create/update/delete, by the API or the

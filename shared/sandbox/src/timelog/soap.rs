@@ -850,6 +850,8 @@ struct TaskInput {
     task_type: Option<i32>,
     /// `Some` only when `IsExternalKeysLoaded` is true.
     external_keys: Option<Vec<(String, String)>>,
+    /// `State.IsActive`.
+    active: Option<bool>,
 }
 
 fn parse_num<T: std::str::FromStr>(el: &El, ns: &str, name: &str) -> Result<Option<T>, String> {
@@ -912,6 +914,10 @@ fn parse_task(t: &El) -> Result<TaskInput, String> {
         end: year_one(parse_dt_member(t, "EndDate")?),
         task_type: parse_num(t, V17, "TaskTypeID")?.filter(|&i: &i32| i > 0),
         external_keys,
+        active: t
+            .child(V17, "State")
+            .and_then(|st| st.text_of(V17, "IsActive"))
+            .map(|v| matches!(v, "true" | "1")),
     })
 }
 
@@ -978,6 +984,10 @@ fn create_task(
     if let Some(t) = s.tasks.get_mut(&id) {
         apply_task(t, input);
         t.name = name.to_owned();
+        // A task created inactive starts Completed; UpdateTask never changes the status.
+        if input.active == Some(false) {
+            t.status = 3;
+        }
     }
     Ok(id)
 }
