@@ -89,7 +89,8 @@ pub enum HttpFunction {
     /// Host data: workspaces, people, customers, projects, tasks, assignments, work logs; also
     /// `/health` and `/openapi.json`.
     WorkspaceApi,
-    /// Connections (`/v1/connections/...`) and runs (`/v1/runs/{id}`).
+    /// Connections (`/v1/connections/...`), runs (`/v1/runs/{id}`) and people's links to
+    /// provider users (`/v1/people/{id}/integrations/{provider}`: they call the provider).
     Connections,
     /// The OAuth redirect (`/oauth/{provider}/callback`).
     OAuthCallback,
@@ -142,7 +143,10 @@ impl HttpFunction {
                 let r = routes::projects::routes(r);
                 routes::worklogs::routes(r)
             }
-            Self::Connections => routes::integrations::connection_routes(r),
+            Self::Connections => {
+                let r = routes::integrations::connection_routes(r);
+                routes::person_links::routes(r)
+            }
             Self::OAuthCallback => routes::integrations::callback_routes(r),
             Self::ProjectSync => routes::integrations::project_routes(r),
             Self::Webhooks => routes::webhooks::routes(r),

@@ -23,8 +23,6 @@ use crate::{
     ApiError, ApiResult, AppState, Body, Caller, Day, ErrorBody, IdPath, List, Member, QueryParams,
 };
 
-const MAX_LINKED_PROJECTS: usize = 50;
-
 /// The provider's connect fields, by name, as strings. Customer-supplied OAuth (Harvest,
 /// Hubstaff): `client_id` and `client_secret` of the app the admin registered in the provider.
 /// Platform OAuth: only the provider's declared settings. Session-token and credential-set
@@ -120,9 +118,13 @@ pub(crate) struct RemoteProjectQuery {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LinkBody {
+    /// 1 to the provider's declared most (Harvest and Hubstaff: 50; TimeLog: 1).
     remote_project_ids: Vec<String>,
-    #[schema(value_type = String, format = Date)]
-    sync_from: Day,
+    /// First day synced; required by providers that declare it (work logs pulled from that
+    /// day on: Harvest, Hubstaff), optional otherwise.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Date)]
+    sync_from: Option<Day>,
     #[serde(default)]
     prevent_new_assignments: bool,
     #[serde(default)]
@@ -768,7 +770,9 @@ async fn remote_projects(
     c.require(Role::Manager)?;
     let p = s.engine.provider(&provider)?.clone();
     s.engine.require_addon(c.scope(), &provider).await?;
-    if p.work_logs().is_none() {
+    let capabilities = p.descriptor().capabilities;
+    if capabilities.project_links.is_none() || (p.directory().is_none() && p.work_logs().is_none())
+    {
         return Err(ApiError::unprocessable(
             "unsupported",
             format!("{provider} does not offer projects to link"),
@@ -781,9 +785,13 @@ async fn remote_projects(
             let p = p.clone();
             let (query, cursor) = (query.clone(), cursor.clone());
             async move {
-                match p.work_logs() {
-                    Some(src) => src.list_projects(&session, query.as_deref(), cursor).await,
-                    None => unreachable_source(p.descriptor().id),
+                // The provider's directory when it has one, else its work-log source.
+                match (p.directory(), p.work_logs()) {
+                    (Some(dir), _) => dir.list_projects(&session, query.as_deref(), cursor).await,
+                    (None, Some(src)) => {
+                        src.list_projects(&session, query.as_deref(), cursor).await
+                    }
+                    (None, None) => unreachable_source(p.descriptor().id),
                 }
             }
         })
@@ -859,7 +867,10 @@ async fn load_link(
         .ok_or_else(|| ApiError::not_found("project integration"))
 }
 
-/// Links a host project to remote projects (one or many) and sets the sync options.
+/// Links a host project to remote projects and sets the sync options, for providers that
+/// declare project links: 1 to the provider's most remote projects (422
+/// `invalid_remote_projects`), `sync_from` where the provider requires it (422 `required`),
+/// 422 `unsupported` for providers without project links.
 #[utoipa::path(put, path = "/v1/projects/{id}/integrations/{provider}", tag = "integrations",
     params(("id" = String, Path), ("provider" = String, Path)), request_body = LinkBody,
     responses((status = 200, body = LinkView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -873,12 +884,13 @@ async fn put_link(
     let project = RecordId::parse(id).map_err(|_| ApiError::not_found("project"))?;
     let p = s.engine.provider(&provider)?;
     s.engine.require_addon(c.scope(), &provider).await?;
-    if p.descriptor().capabilities.work_logs_in.is_none() {
+    let d = p.descriptor();
+    let Some(rules) = d.capabilities.project_links else {
         return Err(ApiError::unprocessable(
             "unsupported",
-            format!("{provider} does not sync work logs into projects"),
+            format!("{provider} does not link host projects to its projects"),
         ));
-    }
+    };
     load_project(&s, c.scope(), &project).await?;
     if s.engine.connection(c.scope(), &provider).await?.is_none() {
         return Err(ApiError::new(
@@ -895,11 +907,25 @@ async fn put_link(
         .collect();
     ids.sort();
     ids.dedup();
-    if ids.is_empty() || ids.len() > MAX_LINKED_PROJECTS || ids.iter().any(|r| r.len() > 100) {
+    let max = rules.max_remote_projects;
+    if ids.is_empty() || ids.len() > max || ids.iter().any(|r| r.len() > 100) {
+        let message = if max == 1 {
+            format!(
+                "{} links one project: give exactly one remote project id (a string)",
+                d.display_name
+            )
+        } else {
+            format!("give 1 to {max} remote project ids (strings)")
+        };
+        return Err(ApiError::unprocessable("invalid_remote_projects", message)
+            .with_fields(vec!["remote_project_ids".into()]));
+    }
+    if rules.requires_sync_from && b.sync_from.is_none() {
         return Err(ApiError::unprocessable(
-            "invalid_remote_projects",
-            format!("give 1 to {MAX_LINKED_PROJECTS} remote project ids (strings)"),
-        ));
+            "required",
+            format!("{} needs sync_from, the first day to sync", d.display_name),
+        )
+        .with_fields(vec!["sync_from".into()]));
     }
     let existing = s
         .engine
@@ -911,7 +937,7 @@ async fn put_link(
         project_id: project,
         provider: ProviderId::parse(provider.clone()).map_err(ApiError::from)?,
         remote_project_ids: ids,
-        sync_from: Some(b.sync_from.0),
+        sync_from: b.sync_from.map(|d| d.0),
         prevent_new_assignments: b.prevent_new_assignments,
         trim_assignments: b.trim_assignments,
         last_run_id: existing.as_ref().and_then(|l| l.last_run_id.clone()),

@@ -2,6 +2,7 @@ pub(crate) mod customers;
 pub(crate) mod health;
 pub(crate) mod integrations;
 pub(crate) mod people;
+pub(crate) mod person_links;
 pub(crate) mod projects;
 pub mod webhooks;
 pub(crate) mod worklogs;

@@ -2,7 +2,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hourbridge_domain::{Assignment, Person, Role, WorkLog, Workspace, new_id, validate};
-use hourbridge_store::IndexSel;
+use hourbridge_store::{Condition, IndexSel, TransactItem};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -187,8 +187,8 @@ async fn patch_person(
     Ok(Json(p))
 }
 
-/// Removes a person (admin). Refused for the workspace owner and for people with work logs or
-/// assignments, which would otherwise point nowhere.
+/// Removes a person (admin), with their links to provider users. Refused for the workspace
+/// owner and for people with work logs or assignments, which would otherwise point nowhere.
 #[utoipa::path(delete, path = "/v1/people/{id}", tag = "people", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete_person(
@@ -245,9 +245,14 @@ async fn delete_person(
     {
         return Err(in_use("assignments"));
     }
-    s.store
-        .delete_at::<Person>(c.scope(), id.as_str(), version)
-        .await?;
+    // The person's links to provider users go with them, so those users may be linked again.
+    let mut items = vec![TransactItem::delete_entity::<Person>(
+        c.scope(),
+        id.as_str(),
+        Condition::Version(version),
+    )];
+    items.extend(super::person_links::unlink_all(&s, c.scope(), &p.id).await?);
+    s.store.transact(items).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

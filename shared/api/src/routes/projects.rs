@@ -5,7 +5,7 @@ use hourbridge_domain::{
     Assignment, ChangeDraft, ChangeOp, Customer, HostKind, ManagedBy, Person, Project, RecordId,
     Role, Task, WorkLog, check_period, new_id, validate,
 };
-use hourbridge_store::{Condition, IndexSel, TransactItem};
+use hourbridge_store::{Condition, EntityFilter, IndexSel, TransactItem};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +16,7 @@ use crate::extract::double_option;
 use crate::paging::paging;
 use crate::{
     ApiError, ApiResult, AppState, Body, Day, ErrorBody, IdPath, List, Member, QueryParams,
+    Segments,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -53,10 +54,34 @@ pub(crate) struct ProjectPatch {
     end_date: Option<Option<Day>>,
 }
 
+/// Most people one task may be assigned to.
+pub const MAX_TASK_ASSIGNEES: usize = 200;
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewTask {
     name: String,
+    /// Host person ids (each must exist; duplicates are dropped; at most 200).
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    assignee_ids: Vec<RecordId>,
+    /// Whether time may be logged on it (default `true`).
+    #[serde(default = "yes")]
+    active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Absent fields stay; `assignee_ids` replaces the whole list.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TaskPatch {
+    name: Option<String>,
+    #[schema(value_type = Option<Vec<String>>)]
+    assignee_ids: Option<Vec<RecordId>>,
+    active: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -346,7 +371,68 @@ async fn list_tasks(
     )))
 }
 
-/// Adds a task to a local project (manager).
+/// Assignees as stored: deduplicated (first occurrence kept), at most
+/// [`MAX_TASK_ASSIGNEES`], every one an existing host person (422 `unknown_person` naming the
+/// first that is not).
+async fn check_assignees(
+    s: &AppState,
+    scope: &str,
+    ids: Vec<RecordId>,
+) -> ApiResult<Vec<RecordId>> {
+    let mut seen = std::collections::HashSet::new();
+    let ids: Vec<RecordId> = ids.into_iter().filter(|i| seen.insert(i.clone())).collect();
+    if ids.len() > MAX_TASK_ASSIGNEES {
+        return Err(ApiError::unprocessable(
+            "too_many_assignees",
+            format!("a task has at most {MAX_TASK_ASSIGNEES} assignees"),
+        )
+        .with_fields(vec!["assignee_ids".into()]));
+    }
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let keys: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let found = s.store.get_many::<Person>(scope, &keys).await?;
+    if let Some(missing) = ids.iter().find(|i| !found.contains_key(i.as_str())) {
+        return Err(ApiError::unprocessable(
+            "unknown_person",
+            format!("assignee_ids: {missing} names no person"),
+        )
+        .with_fields(vec!["assignee_ids".into()]));
+    }
+    Ok(ids)
+}
+
+/// Tasks a provider is master of (imported ones) are read-only, like their projects.
+fn check_task_editable(t: &Task) -> ApiResult<()> {
+    match &t.managed_by {
+        ManagedBy::Local => Ok(()),
+        ManagedBy::Provider(x) => Err(ApiError::managed_by_provider("task", x.as_str())),
+    }
+}
+
+/// The task `task_id` of project `project`; a task of another project is 404 like a missing
+/// one.
+async fn load_task(
+    s: &AppState,
+    scope: &str,
+    project: &RecordId,
+    task_id: &str,
+) -> ApiResult<(Task, u64)> {
+    let not_found = || ApiError::not_found("task");
+    let id = RecordId::parse(task_id).map_err(|_| not_found())?;
+    match s.store.get::<Task>(scope, id.as_str()).await? {
+        Some((t, v)) if &t.project_id == project => Ok((t, v)),
+        _ => Err(not_found()),
+    }
+}
+
+fn task_change(t: &Task, op: ChangeOp) -> ChangeDraft {
+    ChangeDraft::new(HostKind::Task, &t.id, &t.project_id, op)
+}
+
+/// Adds a task to a local project (manager), optionally with assignees (host person ids) and
+/// inactive. Appends a `created` entry to the change feed.
 #[utoipa::path(post, path = "/v1/projects/{id}/tasks", tag = "projects", params(("id" = String, Path)), request_body = NewTask,
     responses((status = 201, body = Task), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -359,13 +445,14 @@ async fn create_task(
     c.require(Role::Manager)?;
     let (p, _) = load(&s, c.scope(), &id).await?;
     check_editable(&p)?;
+    let name = validate::text("name", &input.name, validate::MAX_NAME_CHARS)?;
     let task = Task {
         id: new_id(),
         project_id: p.id,
-        name: validate::text("name", &input.name, validate::MAX_NAME_CHARS)?,
+        name,
         managed_by: ManagedBy::Local,
-        assignee_ids: Vec::new(),
-        active: true,
+        assignee_ids: check_assignees(&s, c.scope(), input.assignee_ids).await?,
+        active: input.active,
     };
     // The task and its change-feed entry are one atomic write.
     s.store
@@ -376,15 +463,135 @@ async fn create_task(
                 &task,
                 Condition::Absent,
             )?],
-            vec![ChangeDraft::new(
-                HostKind::Task,
-                &task.id,
-                &task.project_id,
-                ChangeOp::Created,
-            )],
+            vec![task_change(&task, ChangeOp::Created)],
         )
         .await?;
     Ok((StatusCode::CREATED, Json(task)))
+}
+
+/// One task of a project; a task of another project is 404.
+#[utoipa::path(get, path = "/v1/projects/{id}/tasks/{task_id}", tag = "projects",
+    params(("id" = String, Path), ("task_id" = String, Path)),
+    responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
+async fn get_task(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Segments((id, task_id)): Segments<(String, String)>,
+) -> ApiResult<Json<Task>> {
+    let project = RecordId::parse(id).map_err(|_| ApiError::not_found("project"))?;
+    load(&s, c.scope(), &project).await?;
+    Ok(Json(load_task(&s, c.scope(), &project, &task_id).await?.0))
+}
+
+/// Changes a task's name, assignees (the whole list) or active flag (manager). Tasks of
+/// provider-managed projects, and imported tasks, answer 409 `managed_by_provider`. A change
+/// appends an `updated` entry to the change feed; a patch that changes nothing writes nothing.
+#[utoipa::path(patch, path = "/v1/projects/{id}/tasks/{task_id}", tag = "projects",
+    params(("id" = String, Path), ("task_id" = String, Path)), request_body = TaskPatch,
+    responses((status = 200, body = Task), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn patch_task(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Segments((id, task_id)): Segments<(String, String)>,
+    Body(patch): Body<TaskPatch>,
+) -> ApiResult<Json<Task>> {
+    c.require(Role::Manager)?;
+    let project = RecordId::parse(id).map_err(|_| ApiError::not_found("project"))?;
+    let (p, _) = load(&s, c.scope(), &project).await?;
+    let (mut t, version) = load_task(&s, c.scope(), &project, &task_id).await?;
+    check_editable(&p)?;
+    check_task_editable(&t)?;
+    let original = t.clone();
+    if let Some(name) = patch.name {
+        t.name = validate::text("name", &name, validate::MAX_NAME_CHARS)?;
+    }
+    if let Some(ids) = patch.assignee_ids {
+        t.assignee_ids = check_assignees(&s, c.scope(), ids).await?;
+    }
+    if let Some(active) = patch.active {
+        t.active = active;
+    }
+    if t == original {
+        // Nothing to write, and nothing for push kinds to push.
+        return Ok(Json(t));
+    }
+    s.store
+        .commit_with_changes(
+            c.scope(),
+            vec![TransactItem::put_entity(
+                c.scope(),
+                &t,
+                Condition::Version(version),
+            )?],
+            vec![task_change(&t, ChangeOp::Updated)],
+        )
+        .await?;
+    Ok(Json(t))
+}
+
+/// Removes a task (manager). A task that work logs refer to is kept: 409 `task_in_use` (move
+/// the logs to another task, or set the task `active: false` so no more time is logged on
+/// it). Appends a `deleted` entry to the change feed.
+#[utoipa::path(delete, path = "/v1/projects/{id}/tasks/{task_id}", tag = "projects",
+    params(("id" = String, Path), ("task_id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_task(
+    State(s): State<AppState>,
+    Member(c): Member,
+    Segments((id, task_id)): Segments<(String, String)>,
+) -> ApiResult<StatusCode> {
+    c.require(Role::Manager)?;
+    let scope = c.scope();
+    let project = RecordId::parse(id).map_err(|_| ApiError::not_found("project"))?;
+    let (p, _) = load(&s, scope, &project).await?;
+    let (t, version) = load_task(&s, scope, &project, &task_id).await?;
+    check_editable(&p)?;
+    check_task_editable(&t)?;
+    if task_has_logs(&s, scope, &t).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "task_in_use",
+            "work logs refer to this task; move them to another task, or set the task \
+             active: false to stop time being logged on it",
+        ));
+    }
+    s.store
+        .commit_with_changes(
+            scope,
+            vec![TransactItem::delete_entity::<Task>(
+                scope,
+                t.id.as_str(),
+                Condition::Version(version),
+            )],
+            vec![task_change(&t, ChangeOp::Deleted)],
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether any work log of the task's project refers to the task (logs are indexed by
+/// project, so this reads the project's logs, not the whole workspace's).
+async fn task_has_logs(s: &AppState, scope: &str, t: &Task) -> ApiResult<bool> {
+    let task = t.id.clone();
+    let filter: EntityFilter<WorkLog> =
+        std::sync::Arc::new(move |l: &WorkLog| l.task_id.as_ref() == Some(&task));
+    let mut query =
+        s.store
+            .query::<WorkLog>(scope, IndexSel::Index1(t.project_id.to_string()), 1000);
+    loop {
+        let page = s
+            .store
+            .list::<WorkLog>(query.clone(), Some(filter.clone()))
+            .await?;
+        if !page.items.is_empty() {
+            return Ok(true);
+        }
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => return Ok(false),
+        }
+    }
 }
 
 /// Assignments of a project, by start date.
@@ -445,5 +652,6 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     r.routes(routes!(list_projects, create_project))
         .routes(routes!(get_project, patch_project, delete_project))
         .routes(routes!(list_tasks, create_task))
+        .routes(routes!(get_task, patch_task, delete_task))
         .routes(routes!(list_assignments, create_assignment))
 }

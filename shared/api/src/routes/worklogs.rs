@@ -115,14 +115,29 @@ fn change(log: &WorkLog, project: &RecordId, op: ChangeOp) -> ChangeDraft {
     ChangeDraft::new(HostKind::WorkLog, &log.id, project, op)
 }
 
-/// The referenced project and task exist and fit together.
-async fn check_refs(s: &AppState, scope: &str, log: &WorkLog) -> ApiResult<()> {
+/// The referenced project and task exist and fit together. Time may not be put on an
+/// inactive task (422 `task_inactive`), unless the log is already on it (`kept_task`): editing
+/// the minutes of an old log keeps working after its task was closed.
+async fn check_refs(
+    s: &AppState,
+    scope: &str,
+    log: &WorkLog,
+    kept_task: Option<&RecordId>,
+) -> ApiResult<()> {
     load_project(s, scope, &log.project_id)
         .await
         .map_err(|_| ApiError::unprocessable("unknown_project", "project_id names no project"))?;
     if let Some(task) = &log.task_id {
         match s.store.get::<Task>(scope, task.as_str()).await? {
-            Some((t, _)) if t.project_id == log.project_id => {}
+            Some((t, _)) if t.project_id == log.project_id => {
+                if !t.active && kept_task != Some(task) {
+                    return Err(ApiError::unprocessable(
+                        "task_inactive",
+                        "the task is inactive: no more time is logged on it",
+                    )
+                    .with_fields(vec!["task_id".into()]));
+                }
+            }
             Some(_) => {
                 return Err(ApiError::unprocessable(
                     "task_not_in_project",
@@ -239,9 +254,9 @@ async fn create_worklog(
             validate::MAX_NOTE_CHARS,
         )?,
         source: None,
-        updated_at: None,
+        updated_at: Some(s.engine.clock.now()),
     };
-    check_refs(&s, c.scope(), &log).await?;
+    check_refs(&s, c.scope(), &log, None).await?;
     // The log and its change-feed entry are one atomic write.
     s.store
         .commit_with_changes(
@@ -273,7 +288,9 @@ async fn get_worklog(
     Ok(Json(l))
 }
 
-/// Changes a work log; logs synced from a one-way provider answer 409 `managed_by_provider`.
+/// Changes a work log and sets its `updated_at`; logs synced from a one-way provider answer 409
+/// `managed_by_provider`, those from a two-way provider are editable (and pushed back). A
+/// change appends an `updated` entry to the change feed (one per project for a move).
 #[utoipa::path(patch, path = "/v1/worklogs/{id}", tag = "worklogs", params(("id" = String, Path)), request_body = WorkLogPatch,
     responses((status = 200, body = WorkLog), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -309,11 +326,13 @@ async fn patch_worklog(
     if let Some(n) = patch.note {
         l.note = validate::optional_text("note", &n, validate::MAX_NOTE_CHARS)?;
     }
-    check_refs(&s, c.scope(), &l).await?;
+    check_refs(&s, c.scope(), &l, original.task_id.as_ref()).await?;
     if l == original {
         // Nothing to write, and nothing for push kinds to push.
         return Ok(Json(l));
     }
+    // What a two-way provider's conflict rule compares with the remote change time.
+    l.updated_at = Some(s.engine.clock.now());
     // A move is announced to readers of both projects.
     let mut changes = vec![change(&l, &l.project_id, ChangeOp::Updated)];
     if before != l.project_id {
