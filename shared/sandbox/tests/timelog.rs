@@ -1007,3 +1007,136 @@ async fn a_task_created_inactive_starts_completed() {
     let (_, body) = pm(&sb, "CreateTask", &task.replace("612", "9999"), &t).await;
     assert_eq!(texts(&body, "Status"), ["Error"]);
 }
+
+/// Every element path (`{ns}name/{ns}name…`, attributes as `@name`) below the SOAP Body, or
+/// below the document root for a bare document.
+fn shape(body: &str) -> std::collections::BTreeSet<String> {
+    use quick_xml::NsReader;
+    use quick_xml::name::ResolveResult;
+    let mut reader = NsReader::from_str(body);
+    let mut stack: Vec<String> = Vec::new();
+    let mut out = std::collections::BTreeSet::new();
+    loop {
+        let (res, ev) = reader.read_resolved_event().unwrap();
+        let ns = match res {
+            ResolveResult::Bound(n) => AsRef::<str>::as_ref(&n).to_owned(),
+            _ => String::new(),
+        };
+        let (e, empty) = match ev {
+            Event::Start(e) => (e, false),
+            Event::Empty(e) => (e, true),
+            Event::End(_) => {
+                stack.pop();
+                continue;
+            }
+            Event::Eof => return out,
+            _ => continue,
+        };
+        let name = format!("{{{ns}}}{}", AsRef::<str>::as_ref(&e.local_name()));
+        stack.push(name);
+        // Paths start below Envelope/Body, or below a bare document's root.
+        let skip = if stack[0].ends_with("}Envelope") {
+            2
+        } else {
+            1
+        };
+        if stack.len() > skip {
+            let path = stack[skip..].join("/");
+            for a in e.attributes().flatten() {
+                let key = AsRef::<str>::as_ref(&a.key.local_name()).to_owned();
+                if a.key.as_namespace_binding().is_none() && key != "nil" && key != "schemaLocation"
+                {
+                    out.insert(format!("{path}/@{key}"));
+                }
+            }
+            out.insert(path);
+        }
+        if empty {
+            stack.pop();
+        }
+    }
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn assert_has_shape(fixture_name: &str, body: &str) {
+    let want = shape(&fixture(fixture_name));
+    assert!(want.len() > 15, "{fixture_name}: {want:?}");
+    let got = shape(body);
+    let missing: Vec<&String> = want.difference(&got).collect();
+    assert!(
+        missing.is_empty(),
+        "{fixture_name}: missing {missing:#?}\nin {body}"
+    );
+}
+
+#[tokio::test]
+async fn responses_have_the_shapes_of_the_reference_fixtures() {
+    let sb = Sandbox::start(Seed::Demo).await.unwrap();
+    let tl = sb.timelog();
+    let (_, body) = post(
+        &security_url(&sb),
+        Some("GetTokenRequest"),
+        get_token_body(TIMELOG_USERNAME, TIMELOG_PASSWORD),
+    )
+    .await;
+    assert_has_shape("timelog-soap-gettoken-response.xml", &body);
+
+    let t = token(&sb).await;
+    let (workshop, _) = task_id(&sb, "Workshop");
+    let open_day = last_weekday_before(1);
+    let closed_day = open_day - ChronoDuration::days(7);
+    tl.close_week("BBU", closed_day);
+    let work = [
+        work_unit(None, workshop, "BBU", open_day, "PT1H30M"),
+        work_unit(None, workshop, "BBU", closed_day, "PT1H"),
+    ]
+    .concat();
+    let (_, body) = pm(
+        &sb,
+        "InsertWork",
+        &format!("<tl:work>{work}</tl:work><tl:source>0</tl:source>"),
+        &t,
+    )
+    .await;
+    assert_has_shape("timelog-soap-insertwork-response.xml", &body);
+
+    let today = Utc::now().date_naive();
+    let params = format!(
+        "<tl:initials></tl:initials><tl:registrationStartDate>{}</tl:registrationStartDate>\
+         <tl:registrationEndDate>{today}</tl:registrationEndDate><tl:changeStartDate>{}</tl:changeStartDate>\
+         <tl:changeEndDate>{}</tl:changeEndDate><tl:page>1</tl:page><tl:pageSize>500</tl:pageSize>",
+        today - ChronoDuration::days(60),
+        today - ChronoDuration::days(60),
+        today + ChronoDuration::days(1),
+    );
+    let (_, body) = pm(&sb, "GetWorkChangesPaged", &params, &t).await;
+    assert_has_shape("timelog-soap-getworkchangespaged-response.xml", &body);
+
+    for (op, file, params) in [
+        (
+            "GetEmployeesRaw",
+            "timelog-reporting-employees-raw.xml",
+            "<r:status>-1</r:status>",
+        ),
+        (
+            "GetTasksRaw",
+            "timelog-reporting-tasks-raw.xml",
+            "<r:status>-1</r:status>",
+        ),
+    ] {
+        let (status, body) = reporting(&sb, op, CREDS, params).await;
+        assert_eq!(status, StatusCode::OK);
+        // The result document is the Result element's child.
+        let start = body.find("<tlp:").unwrap();
+        let end = body.rfind("</tlp:").unwrap();
+        let close = body[end..].find('>').unwrap() + end + 1;
+        assert_has_shape(file, &body[start..close]);
+    }
+}

@@ -145,6 +145,8 @@ fn employees(s: &TimelogState, p: &El) -> Result<String, String> {
             r.push_str(&t("Initials", &e.initials));
             r.push_str(&t("Title", &e.title));
             r.push_str(&t("Email", &e.email));
+            r.push_str(&t("Phone", ""));
+            r.push_str(&t("Mobile", ""));
             r.push_str(&t("Status", bit(e.active())));
             r.push_str(&t("HiredDate", &format!("{}.000", day(e.hired))));
             if let Some(end) = e.terminated {
