@@ -1155,9 +1155,9 @@ impl Provider for TimeLog {
                         CredentialCheckError::UnreachableDomain {
                             fields: owned(&[fields::DOMAIN, fields::ACCOUNT_NAME]),
                             message: format!(
-                                "No TimeLog site answered at https://{}/{}/; check the domain \
-                                 and account name",
-                                site.domain, site.account
+                                "No TimeLog site answered at {}; check the domain and account \
+                                 name",
+                                site.base
                             ),
                         }
                     }

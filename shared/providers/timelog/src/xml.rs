@@ -360,11 +360,14 @@ impl XmlOut {
         self
     }
 
-    /// `<name attrs...>text</name>`, text escaped.
+    /// `<name attrs...>text</name>`, text escaped; characters XML 1.0 cannot carry at all
+    /// (control characters other than tab and line breaks) are dropped, since no escape
+    /// makes them legal and one in a note would make TimeLog refuse the whole envelope.
     pub fn leaf_with(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) -> &mut Self {
         self.open(name, attrs);
         if !text.is_empty() {
-            self.event(Event::Text(BytesText::new(text)));
+            let text = xml_chars(text);
+            self.event(Event::Text(BytesText::new(&text)));
         }
         self.close(name)
     }
@@ -385,6 +388,18 @@ impl XmlOut {
     /// The bytes written.
     pub fn finish(self) -> Vec<u8> {
         self.w.into_inner()
+    }
+}
+
+/// `s` without the characters XML 1.0 does not allow.
+fn xml_chars(s: &str) -> std::borrow::Cow<'_, str> {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+    };
+    if s.chars().all(allowed) {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(s.chars().filter(|c| allowed(*c)).collect())
     }
 }
 
@@ -430,7 +445,7 @@ mod tests {
     #[test]
     fn writer_escapes_text_and_attributes() {
         let body = envelope(|w| {
-            w.leaf_with("x", &[("a", "\"<&>\"")], "<&> done");
+            w.leaf_with("x", &[("a", "\"<&>\"")], "<&> do\u{1}ne");
         });
         let s = String::from_utf8(body.clone()).unwrap();
         assert!(!s.contains("<&>"), "{s}");

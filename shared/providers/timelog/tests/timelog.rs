@@ -1022,3 +1022,148 @@ async fn missing_fields_are_named() {
     let e = adapter().validate_credentials(&s).await.unwrap_err();
     assert_eq!(fields_of(&e), ["reporting_password"]);
 }
+
+#[tokio::test]
+async fn an_auth_fault_renews_the_token_once() {
+    let server = MockServer::start().await;
+    mount_token(&server, 2).await;
+    Mock::given(method("POST"))
+        .and(path(PM))
+        .and(action("GetProjectsRequest"))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_raw(
+                r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>The security token could not be authenticated</faultstring></s:Fault></s:Body></s:Envelope>"#,
+                "text/xml",
+            ),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    mount_pm(
+        &server,
+        "GetProjects",
+        "GetProjectsRequest",
+        PROJECTS.into(),
+    )
+    .await;
+    let page = adapter()
+        .directory()
+        .unwrap()
+        .list_projects(&session(&server.address().to_string()), None, None)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 2);
+}
+
+#[tokio::test]
+async fn a_non_auth_fault_is_not_retried() {
+    let server = MockServer::start().await;
+    mount_token(&server, 1).await;
+    Mock::given(method("POST"))
+        .and(path(PM))
+        .and(action("GetProjectsRequest"))
+        .respond_with(ResponseTemplate::new(500).set_body_raw(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>Object reference not set</faultstring></s:Fault></s:Body></s:Envelope>"#,
+            "text/xml",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let e = adapter()
+        .directory()
+        .unwrap()
+        .list_projects(&session(&server.address().to_string()), None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ProviderErrorKind::Fault);
+}
+
+#[tokio::test]
+async fn unknown_actions_projects_and_people_are_handled_defensively() {
+    let row = |action: &str, guid: &str, project: &str, initials: &str| {
+        format!(
+            r#"<b:WorkUnitFlat><b:Action>{action}</b:Action><b:ActionDate>2026-05-20T16:02:11.5</b:ActionDate><b:Date>2026-05-20T00:00:00</b:Date><b:EmployeeInitials>{initials}</b:EmployeeInitials><b:Hours>0.26</b:Hours><b:ProjectGuid>{project}</b:ProjectGuid><b:TaskGuid>00000000-0000-0000-0000-000000000000</b:TaskGuid><b:UserId>0</b:UserId><b:WorkUnitGuid>{guid}</b:WorkUnitGuid></b:WorkUnitFlat>"#
+        )
+    };
+    let p = "9e3b6d20-14f5-4c7a-8b1e-3a2f0c9d8e71";
+    let zero = "00000000-0000-0000-0000-000000000000";
+    let rows = [
+        row("Moved", "11111111-1111-4111-8111-111111111111", p, "jbe"),
+        row("Moved", "22222222-2222-4222-8222-222222222222", zero, "JBE"),
+        row(
+            "Created",
+            "33333333-3333-4333-8333-333333333333",
+            zero,
+            "JBE",
+        ),
+        row(
+            "Created",
+            "44444444-4444-4444-8444-444444444444",
+            p,
+            "NOBODY",
+        ),
+        row(
+            "Created",
+            "55555555-5555-4555-8555-555555555555",
+            "99999999-9999-4999-8999-999999999999",
+            "JBE",
+        ),
+    ]
+    .concat();
+    let server = MockServer::start().await;
+    mount_token(&server, 1).await;
+    mount_employees(&server).await;
+    Mock::given(method("POST"))
+        .and(path(PM))
+        .and(action(
+            "http://www.timelog.com/api/tlp/v1_8/ProjectManagementService/GetWorkChangesPaged",
+        ))
+        .respond_with(xml_response(
+            pm_answer("GetWorkChangesPaged", &rows, "Success", "").replace(
+                "<a:Return>",
+                r#"<a:Return xmlns:b="http://www.timelog.com/api/tlp/v1_7">"#,
+            ),
+        ))
+        .mount(&server)
+        .await;
+    mount_pm(
+        &server,
+        "GetProjects",
+        "GetProjectsRequest",
+        PROJECTS.into(),
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path(REPORTING))
+        .and(action("http://www.timelog.com/ws/tlp/v4_4/GetWorkUnitsRaw"))
+        .respond_with(xml_response(reporting_answer(
+            "GetWorkUnitsRaw",
+            r#"<tlp:WorkUnits xmlns:tlp="http://www.timelog.com/XML/Schema/tlp/v4_4" resultEmpty="true"/>"#,
+        )))
+        .mount(&server)
+        .await;
+    let window = ChangeWindow {
+        since: Utc.with_ymd_and_hms(2026, 5, 20, 0, 0, 0).unwrap(),
+        until: Utc.with_ymd_and_hms(2026, 5, 21, 0, 0, 0).unwrap(),
+    };
+    let page = adapter()
+        .time_changes()
+        .unwrap()
+        .changes(&session(&server.address().to_string()), window, None)
+        .await
+        .unwrap();
+    assert_eq!(page.next, None);
+    assert_eq!(page.items.len(), 1, "{:?}", page.items);
+    let TimeChange::Upserted(w) = &page.items[0] else {
+        panic!("{:?}", page.items[0])
+    };
+    assert_eq!(w.id, "11111111-1111-4111-8111-111111111111");
+    assert_eq!(w.person.id, "47", "initials match case-insensitively");
+    assert_eq!(w.minutes, 16, "0.26 h rounds to 16 minutes");
+    assert_eq!(w.task_id, None);
+    assert_eq!(w.note, "");
+    // The unknown project made the project list be read again once.
+    let reads = requests_with_action(&server, "GetProjectsRequest").await;
+    assert_eq!(reads.len(), 2);
+}
