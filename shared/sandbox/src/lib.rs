@@ -137,7 +137,8 @@ pub const TIMELOG_LOGIN_ERROR_CODE: i32 = timelog::LOGIN_ERROR_CODE;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Seed {
     /// No OAuth clients, users, projects or time. The Harvest accounts (1000001 "Acme Harvest"
-    /// and a Forecast account) and the Hubstaff organization (7001) still exist.
+    /// and a Forecast account) and the Hubstaff organization (7001) still exist, and so does
+    /// the TimeLog site with its sync user and the project "Intranet relaunch" (no tasks).
     Empty,
     /// The demo data: OAuth clients `demo-harvest-client` / `demo-harvest-secret` and
     /// `demo-hubstaff-client` / `demo-hubstaff-secret`.
