@@ -14,9 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use hourbridge_domain::{Person, PersonLink, ProviderId, RecordId, Role, validate};
 use hourbridge_provider_api::{Provider, RemoteUser};
-use hourbridge_store::{
-    Condition, Entity, EntityKind, IndexKey, IndexSel, StoreError, TransactItem,
-};
+use hourbridge_store::{Condition, Entity, EntityKind, IndexSel, StoreError, TransactItem};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -48,9 +46,6 @@ impl Entity for PersonLinkClaim {
     const KIND: EntityKind = EntityKind("person_link_claim");
     fn id(&self) -> String {
         claim_id(&self.provider, &self.remote_user_id)
-    }
-    fn index1(&self) -> Option<IndexKey> {
-        None
     }
 }
 
