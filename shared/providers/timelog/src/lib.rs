@@ -134,7 +134,7 @@ pub const TASK_STATUS_ACTIVE: i32 = 1;
 /// How long the employee and project caches are trusted before they are read again.
 pub const DIRECTORY_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
 
-/// How long a token whose `Expires` cannot be read is used.
+/// How long a token whose `Expires` cannot be read (or reads as past) is used.
 const UNREADABLE_EXPIRY_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// A token is renewed this long before its `Expires` (as the SDK does).
@@ -703,12 +703,17 @@ impl TimeLog {
         }
     }
 
+    /// Caches a token until one minute before its `Expires`. A token whose `Expires` cannot be
+    /// read, or that reads as already expired although it was just issued (a zone mismatch:
+    /// TimeLog's DateTimes carry none), is used for [`UNREADABLE_EXPIRY_TTL`]; a refusal
+    /// renews it early anyway.
     fn remember_token(&self, site: &Site, token: &Token) {
         let now = Utc::now();
         let margin = chrono::Duration::from_std(TOKEN_MARGIN).unwrap_or_default();
+        let fallback = now + chrono::Duration::from_std(UNREADABLE_EXPIRY_TTL).unwrap_or_default();
         let use_until = match token.expires_at() {
-            Some(at) => at - margin,
-            None => now + chrono::Duration::from_std(UNREADABLE_EXPIRY_TTL).unwrap_or_default(),
+            Some(at) if at - margin > now => at - margin,
+            _ => fallback,
         };
         self.caches().tokens.insert(
             site.token_key(),
@@ -1024,7 +1029,7 @@ impl TimeLog {
         })
     }
 
-    /// Notes of work units `guids` of project `project_id` registered from `from` to `to`
+    /// Notes of the work units of project `project_id` registered from `from` to `to`
     /// (Reporting `GetWorkUnitsRaw`), by GUID.
     async fn notes(
         &self,
