@@ -11,6 +11,13 @@
 //!   "API ID") and `reporting_password` the Reporting API's. `domain` must be a bare host name
 //!   (no scheme, path, port or spaces); with [`ALLOW_HTTP_VAR`] set it may also be
 //!   `127.0.0.1:PORT` / `localhost:PORT`, reached over plain http (tests, sandboxes).
+//!   `account_name` must be one path segment of letters, digits, `-`, `_` and `.`.
+//! - **Validation** ([`Provider::validate_credentials`]) blames fields in order: the domain's
+//!   (or account name's) syntax → `unreachable_domain`; GetToken refused → `invalid_credentials`
+//!   on `username`/`password`; no host, refused connection, timeout, 404, redirect or an answer
+//!   that is not SOAP at the Security URL → `unreachable_domain` on `domain`/`account_name`;
+//!   Reporting `ValidateCredentials` false or HTTP 401 → `invalid_credentials` on `site_code`,
+//!   `reporting_username`, `reporting_password`.
 //! - **Services.** Security [`SECURITY_PATH`], ProjectManagement V1_8
 //!   [`PROJECT_MANAGEMENT_PATH`] (both WCF, SOAP 1.1) and Reporting [`REPORTING_PATH`] (ASMX,
 //!   SOAP 1.1, actions `http://www.timelog.com/ws/tlp/v4_4/<Method>`). Envelopes are written
@@ -55,8 +62,10 @@
 //!   declared overlap absorbs small skews only).
 //! - **Tasks out.** CreateTask with our key as external key (system [`SYSTEM_NAME`]),
 //!   `Action = Created`, `State.IsActive` from the host task; `find_task` is
-//!   `GetTaskByExternalKey`; `update_task` reads the task (`GetTaskById`), changes its name and
-//!   sends it back whole (`UpdateTask`, read-modify-write like the SDK sample), then
+//!   `GetTaskByExternalKey`; `update_task` reads the task (`GetTaskById`), and when the name
+//!   differs changes it and sends the task back whole, as read, `Action` included
+//!   (`UpdateTask`, read-modify-write like the SDK sample; whether `Action` should read
+//!   `Updated` is UNCONFIRMED), then
 //!   `ChangeTaskStatus` with [`TASK_STATUS_INACTIVE`] (3) or [`TASK_STATUS_ACTIVE`] (1) when
 //!   the active state differs (the ints are the Reporting "Task Status" enum: UNCONFIRMED for
 //!   this call). `allocate` checks `GetAllocationsToEmployee` first and calls
