@@ -200,6 +200,8 @@ pub(crate) struct RunView {
     counts: RunCounts,
     /// Master data imported (customers, projects, tasks, assignments).
     imported: RunCounts,
+    /// Host tasks pushed to the provider (tasks out).
+    tasks_pushed: RunCounts,
     problems: Vec<RecordProblem>,
     failure: Option<FailureReason>,
     failure_message: Option<String>,
@@ -217,6 +219,7 @@ impl From<SyncRun> for RunView {
             state: r.state,
             counts: r.counts,
             imported: r.imported,
+            tasks_pushed: r.tasks_pushed,
             problems: r.problems,
             failure: r.failure,
             failure_message: r.failure_message,
