@@ -318,21 +318,26 @@ fn is_not_found_message(m: &str) -> bool {
     .any(|w| m.contains(w))
 }
 
+/// Tags a refusal with the code users act on: a closed week or approved registration is
+/// `registration_locked` (wait for it to reopen), anything else `timelog_refused`.
+fn refused_code(e: ProviderError, locked: bool) -> ProviderError {
+    if locked {
+        e.with_code(codes::REGISTRATION_LOCKED)
+    } else {
+        e.with_code(codes::REFUSED)
+    }
+}
+
 /// The error of a refused batch item.
 fn item_refused(message: &str) -> ProviderError {
-    let code = if is_locked_message(message) {
-        codes::REGISTRATION_LOCKED
-    } else {
-        codes::REFUSED
-    };
+    let locked = is_locked_message(message);
     let said = short(message);
     let text = if said.is_empty() {
         "TimeLog refused the change".to_owned()
     } else {
         format!("TimeLog refused the change: {said}")
     };
-    err(ProviderErrorKind::Fault, text)
-        .with_code(code)
+    refused_code(err(ProviderErrorKind::Fault, text), locked)
         .with_detail(format!("batch item refused: {said}"))
 }
 
@@ -345,19 +350,14 @@ fn answer_refused(op: &str, state: &str, messages: &str) -> ProviderError {
         )
         .with_detail(format!("{op}: ResponseState {state}: {messages}"));
     }
-    let code = if is_locked_message(messages) {
-        codes::REGISTRATION_LOCKED
-    } else {
-        codes::REFUSED
-    };
+    let locked = is_locked_message(messages);
     let said = short(messages);
     let text = if said.is_empty() {
         format!("TimeLog refused {op}")
     } else {
         format!("TimeLog refused {op}: {said}")
     };
-    err(ProviderErrorKind::Fault, text)
-        .with_code(code)
+    refused_code(err(ProviderErrorKind::Fault, text), locked)
         .with_detail(format!("{op}: ResponseState {state}: {messages}"))
 }
 
