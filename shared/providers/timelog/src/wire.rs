@@ -158,9 +158,11 @@ pub fn parse_day(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()
 }
 
-/// How we write a `DateTime` parameter: no offset, seconds precision.
+/// How we write a `DateTime` parameter: no offset, microseconds.
 pub fn format_instant(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+    // Sub-second precision: a window ending at whole seconds would leave out changes made in
+    // its last second until the next read's overlap picks them up.
+    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
 }
 
 /// An `xs:duration` for whole minutes, as .NET writes a `TimeSpan` (`PT1H30M`).

@@ -373,8 +373,8 @@ async fn changes_map_the_fixture_with_ids_people_and_notes() {
     .await;
     let root = body_of(&sent[0]);
     let op = xml::soap_body_child(&root).unwrap();
-    assert_eq!(op.text_of("changeStartDate"), Some("2026-05-20T16:00:00"));
-    assert_eq!(op.text_of("changeEndDate"), Some("2026-05-20T19:00:00"));
+    assert_eq!(op.text_of("changeStartDate"), Some("2026-05-20T16:00:00.000000"));
+    assert_eq!(op.text_of("changeEndDate"), Some("2026-05-20T19:00:00.000000"));
     assert_eq!(
         op.text_of("registrationStartDate"),
         Some("2000-01-01T00:00:00")
