@@ -756,6 +756,11 @@ async fn work_registered_edited_and_deleted_remotely_reaches_the_host() {
         .find(|l| l.source.as_ref().is_some_and(|s| s.remote_id == other))
         .expect("imported without a host task");
     assert_eq!(o.task_id, None);
+    // The daily reconciliation of time out looks at every synced log, this one included: a
+    // log it may not push (no host task) is left alone in the provider, never deleted there.
+    w.clock.advance(Duration::hours(25));
+    run(&w).await;
+    assert!(p.units().contains_key(&other), "kept remotely");
     let writes = p.writes();
 
     w.clock.advance(Duration::minutes(1));

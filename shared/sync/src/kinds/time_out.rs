@@ -99,6 +99,9 @@ struct TimeOutPass {
     archived: HashMap<String, bool>,
     rules: hourbridge_provider_api::TimeOutRules,
     two_way: bool,
+    /// Set by [`TimeOutPass::outbound`] when a declared rule (task, person link) keeps a log of
+    /// a synced project from being pushed: what the provider has of it stays as it is.
+    held: bool,
 }
 
 #[async_trait]
@@ -129,6 +132,7 @@ impl SyncKind for TimeOut {
             archived: HashMap::new(),
             rules: caps.time_out_rules,
             two_way: caps.time_two_way.is_some(),
+            held: false,
         }))
     }
 }
@@ -392,6 +396,7 @@ impl TimeOutPass {
                             log.id, self.provider
                         ),
                     });
+                    self.held = true;
                     return Ok(None);
                 }
             },
@@ -404,6 +409,7 @@ impl TimeOutPass {
                         log.id, self.provider
                     ),
                 });
+                self.held = true;
                 return Ok(None);
             }
             None => None,
@@ -430,6 +436,7 @@ impl TimeOutPass {
                             self.provider
                         ),
                     });
+                    self.held = true;
                     return Ok(None);
                 }
                 run.problems.push(RecordProblem {
@@ -467,11 +474,17 @@ impl TimeOutPass {
             // Closed in the provider: nothing more is sent to it, and what was sent stays.
             return Ok(Outcome::Skipped);
         }
+        self.held = false;
         let time = match &log {
             Some(l) => self.outbound(l, run).await?,
             None => None,
         };
         let provider = engine.provider(&self.cx.provider)?.clone();
+        if time.is_none() && self.held {
+            // Held by a rule, not gone: deleting the remote record would destroy time that
+            // exists (a registration on a task we did not push, a person not linked yet).
+            return Ok(Outcome::Skipped);
+        }
         let Some(time) = time else {
             // Not (or no longer) pushed: remove what an earlier push made.
             let Some(m) = mapping else {
@@ -483,7 +496,7 @@ impl TimeOutPass {
             let ticket = outbound::begin_push(&engine.store, &ws, &key).await?;
             if let Some(remote) = m.remote_id.clone() {
                 let p = provider.clone();
-                engine
+                let deleted = engine
                     .call(&ws, &self.cx.provider, move |s| {
                         let p = p.clone();
                         let remote = remote.clone();
@@ -494,7 +507,22 @@ impl TimeOutPass {
                             }
                         }
                     })
-                    .await?;
+                    .await;
+                match deleted {
+                    Ok(()) => {}
+                    // Refused for this record (a closed week): the mark stays, so the next run
+                    // tries the delete again.
+                    Err(SyncError::Provider(e)) if per_record(&e) => {
+                        run.problems.push(RecordProblem {
+                            record: id.to_owned(),
+                            code: e.code.unwrap_or("delete_refused").into(),
+                            message: format!("work log {id} was not deleted: {}", e.message),
+                        });
+                        self.progress.retry.insert(id.to_owned());
+                        return Ok(Outcome::Skipped);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             outbound::complete_delete(&engine.store, &ws, &ticket).await?;
             return Ok(Outcome::Deleted);
@@ -531,7 +559,7 @@ impl TimeOutPass {
         {
             // A move to another remote task is a delete there and a create here.
             let p = provider.clone();
-            engine
+            let deleted = engine
                 .call(&ws, &self.cx.provider, move |s| {
                     let p = p.clone();
                     let old = old.clone();
@@ -542,7 +570,20 @@ impl TimeOutPass {
                         }
                     }
                 })
-                .await?;
+                .await;
+            match deleted {
+                Ok(()) => {}
+                Err(SyncError::Provider(e)) if per_record(&e) => {
+                    run.problems.push(RecordProblem {
+                        record: id.to_owned(),
+                        code: e.code.unwrap_or("push_refused").into(),
+                        message: format!("work log {id} was not moved: {}", e.message),
+                    });
+                    self.progress.retry.insert(id.to_owned());
+                    return Ok(Outcome::Skipped);
+                }
+                Err(e) => return Err(e),
+            }
             remote = None;
         }
         let mut adopted = false;
