@@ -89,6 +89,8 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
             "HOURBRIDGE_TRIPLETEX_CONSUMER_TOKEN",
             hourbridge_sandbox::TRIPLETEX_DEMO_CONSUMER_TOKEN.to_owned(),
         ),
+        // The TimeLog sandbox is reached over http on 127.0.0.1.
+        (env::TIMELOG_ALLOW_HTTP, "1".to_owned()),
     ];
     let config = Config::from_lookup(Mode::Local, |k| {
         vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
@@ -305,6 +307,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         http: reqwest::Client::new(),
     };
     tripletex(&api, &service, &sandbox).await?;
+    timelog(&api, &sandbox).await?;
     println!(
         "\nThe demo's data is in {} (kept only with --data-dir). Serve it with: hourbridge serve --data-dir <dir>, \
          then: hourbridge token --workspace {workspace} --person olga --role owner --data-dir <dir>",
@@ -589,6 +592,175 @@ async fn basecamp(api: &Api, sandbox: &Sandbox) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// TimeLog as an admin connects it: Activate with the seven fields, people linked by their
+/// suggested e-mail match, one project linked; then a 15-minute cycle both ways, and a
+/// registration made in TimeLog coming into the host.
+async fn timelog(api: &Api, sandbox: &Sandbox) -> anyhow::Result<()> {
+    use reqwest::Method;
+    println!("\n=== TimeLog ===");
+    let conn = api
+        .call(
+            Method::PUT,
+            "/v1/connections/timelog",
+            Some(json!({
+                "domain": sandbox.timelog_domain(),
+                "account_name": hourbridge_sandbox::TIMELOG_ACCOUNT,
+                "username": hourbridge_sandbox::TIMELOG_USERNAME,
+                "password": hourbridge_sandbox::TIMELOG_PASSWORD,
+                "site_code": hourbridge_sandbox::TIMELOG_SITE_CODE,
+                "reporting_username": hourbridge_sandbox::TIMELOG_REPORTING_USERNAME,
+                "reporting_password": hourbridge_sandbox::TIMELOG_REPORTING_PASSWORD,
+            })),
+        )
+        .await?;
+    println!(
+        "timelog: Activate → {} (both APIs accepted the credentials; next cycle {})",
+        conn["state"].as_str().unwrap_or("?"),
+        conn["next_run_at"].as_str().unwrap_or("?")
+    );
+    let users = api
+        .call(Method::GET, "/v1/connections/timelog/remote-users", None)
+        .await?;
+    let mut linked = Vec::new();
+    for u in users["items"].as_array().cloned().unwrap_or_default() {
+        let Some(person) = u["suggested_person_id"].as_str() else {
+            println!(
+                "  TimeLog user {} ({}): no host person with that e-mail, not linked",
+                u["name"].as_str().unwrap_or("?"),
+                u["email"].as_str().unwrap_or("no e-mail")
+            );
+            continue;
+        };
+        api.call(
+            Method::PUT,
+            &format!("/v1/people/{person}/integrations/timelog"),
+            Some(json!({"remote_user_id": u["id"]})),
+        )
+        .await?;
+        println!(
+            "  linked TimeLog user {} ({}, {}) to host person {person} (same e-mail)",
+            u["name"].as_str().unwrap_or("?"),
+            u["initials"].as_str().unwrap_or("?"),
+            u["email"].as_str().unwrap_or("?")
+        );
+        linked.push(person.to_owned());
+    }
+    let projects = api
+        .call(
+            Method::GET,
+            "/v1/connections/timelog/remote-projects?q=intranet",
+            None,
+        )
+        .await?;
+    let remote = projects["items"][0]["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no TimeLog project matches \"intranet\": {projects}"))?
+        .to_owned();
+    let project = api
+        .call(
+            Method::POST,
+            "/v1/projects",
+            Some(json!({"name": "Intranet relaunch (TimeLog)"})),
+        )
+        .await?;
+    let project = project["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("project without id"))?
+        .to_owned();
+    api.call(
+        Method::PUT,
+        &format!("/v1/projects/{project}/integrations/timelog"),
+        Some(json!({"remote_project_ids": [remote]})),
+    )
+    .await?;
+    println!("host project {project} linked to TimeLog project {remote}");
+    let task = api
+        .call(
+            Method::POST,
+            &format!("/v1/projects/{project}/tasks"),
+            Some(json!({"name": "Homepage copy", "assignee_ids": linked})),
+        )
+        .await?;
+    let task = task["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("task without id"))?
+        .to_owned();
+    let day = (chrono::Utc::now().date_naive() - chrono::Days::new(1)).to_string();
+    if let Some(person) = linked.first() {
+        for (minutes, note) in [(90, "homepage draft"), (30, "review call")] {
+            api.call(
+                Method::POST,
+                "/v1/worklogs",
+                Some(
+                    json!({"person_id": person, "project_id": project, "task_id": task,
+                    "date": day, "minutes": minutes, "note": note}),
+                ),
+            )
+            .await?;
+        }
+        println!("host: task \"Homepage copy\" assigned to the linked people, two work logs");
+    }
+    let run = cycle(api, "timelog cycle (Synchronize now)").await?;
+    println!(
+        "  tasks pushed: {}; work logs both ways: {}",
+        counts(&run["tasks_pushed"]),
+        counts(&run["counts"])
+    );
+    for p in run["problems"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "  problem {}: {}",
+            p["code"].as_str().unwrap_or("?"),
+            p["message"].as_str().unwrap_or("?")
+        );
+    }
+    let tl = sandbox.timelog();
+    let ours = tl
+        .tasks()
+        .into_iter()
+        .find(|t| t.external_keys.iter().any(|(_, k)| *k == task));
+    let Some(t) = ours else {
+        bail!("the host task did not reach TimeLog");
+    };
+    println!(
+        "  in TimeLog: task {} \"{}\" with {} registrations",
+        t.id,
+        t.name,
+        tl.work().iter().filter(|w| w.task_id == t.id).count()
+    );
+    let someone = tl.employees().into_iter().find(|e| {
+        e.active
+            && e.initials != hourbridge_sandbox::TIMELOG_SYNC_INITIALS
+            && tl.allocation_count(e.id, t.id) > 0
+    });
+    if let Some(e) = someone {
+        let today = chrono::Utc::now().date_naive();
+        if tl
+            .register_work(&e.initials, &t.guid, today, 45, "registered in TimeLog")
+            .is_some()
+        {
+            let run = cycle(api, "timelog cycle after a registration in TimeLog").await?;
+            println!(
+                "  {} registered 45 minutes in TimeLog → host work logs: {}",
+                e.name,
+                counts(&run["counts"])
+            );
+        }
+    }
+    Ok(())
+}
+
+/// "Synchronize now" of TimeLog, followed to its end.
+async fn cycle(api: &Api, label: &str) -> anyhow::Result<Value> {
+    let started = api
+        .call(reqwest::Method::POST, "/v1/connections/timelog/sync", None)
+        .await?;
+    let run_id = started["run_id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no run id"))?
+        .to_owned();
+    follow(api, label, &run_id).await
 }
 
 /// Tripletex as an admin connects it: the billing backend enables the add-on, the employee

@@ -102,6 +102,9 @@ struct TimeOutPass {
     /// Set by [`TimeOutPass::outbound`] when a declared rule (task, person link) keeps a log of
     /// a synced project from being pushed: what the provider has of it stays as it is.
     held: bool,
+    /// Set by [`TimeOutPass::outbound`] for a log synced in on a remote task that is not one
+    /// of ours: unchanged it is fine, edited here it cannot be pushed.
+    task_missing: bool,
 }
 
 #[async_trait]
@@ -133,6 +136,7 @@ impl SyncKind for TimeOut {
             rules: caps.time_out_rules,
             two_way: caps.time_two_way.is_some(),
             held: false,
+            task_missing: false,
         }))
     }
 }
@@ -400,6 +404,12 @@ impl TimeOutPass {
                     return Ok(None);
                 }
             },
+            // Synced in from the provider on one of its own tasks (not one we pushed): it is
+            // compared as it came in, and only an edit made here needs the task.
+            None if self.rules.requires_task && log.source.is_some() => {
+                self.task_missing = true;
+                None
+            }
             None if self.rules.requires_task => {
                 run.problems.push(RecordProblem {
                     record: log.id.to_string(),
@@ -475,6 +485,7 @@ impl TimeOutPass {
             return Ok(Outcome::Skipped);
         }
         self.held = false;
+        self.task_missing = false;
         let time = match &log {
             Some(l) => self.outbound(l, run).await?,
             None => None,
@@ -543,6 +554,17 @@ impl TimeOutPass {
         let clean = mapping.as_ref().is_some_and(|m| m.pending.is_none());
         if clean && mapping.as_ref().and_then(|m| m.fingerprint.as_deref()) == Some(fp.as_str()) {
             return Ok(Outcome::Unchanged);
+        }
+        if self.task_missing {
+            run.problems.push(RecordProblem {
+                record: id.to_owned(),
+                code: "task_not_synced".into(),
+                message: format!(
+                    "work log {id} came from {} on one of its own tasks; the edit made here is not sent back (give the log a task that is synced)",
+                    self.provider
+                ),
+            });
+            return Ok(Outcome::Skipped);
         }
         let existed = mapping.as_ref().is_some_and(|m| m.remote_id.is_some());
         if self.cx.dry_run {
