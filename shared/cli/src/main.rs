@@ -37,7 +37,8 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Serve Harvest and Hubstaff sandboxes (demo data) until Ctrl-C.
+    /// Serve the provider sandboxes (Harvest, Hubstaff, Basecamp, Tripletex, TimeLog; demo data)
+    /// until Ctrl-C.
     Sandbox {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9900")]
@@ -164,6 +165,8 @@ async fn main() -> anyhow::Result<()> {
                     "HOURBRIDGE_TRIPLETEX_CONSUMER_TOKEN",
                     hourbridge_sandbox::TRIPLETEX_DEMO_CONSUMER_TOKEN.to_owned(),
                 ),
+                // The TimeLog sandbox's site is http://127.0.0.1:PORT/{account}/.
+                ("HOURBRIDGE_TIMELOG_ALLOW_HTTP", "1".to_owned()),
             ] {
                 println!("  export {var}={url}");
             }

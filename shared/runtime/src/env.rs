@@ -49,6 +49,13 @@ pub const PLATFORM_CLIENTS: &[&str] = &[
     BASECAMP_CLIENT_SECRET,
 ];
 
+/// TimeLog's request pace per site (the adapter's `REQUESTS_PER_SECOND_VAR`), set by the
+/// template from a parameter.
+pub const TIMELOG_REQUESTS_PER_SECOND: &str = "HOURBRIDGE_TIMELOG_REQUESTS_PER_SECOND";
+/// Lets a TimeLog `domain` be `127.0.0.1:PORT` over http (the adapter's `ALLOW_HTTP_VAR`): tests
+/// and sandboxes only, never in Lambda.
+pub const TIMELOG_ALLOW_HTTP: &str = "HOURBRIDGE_TIMELOG_ALLOW_HTTP";
+
 /// What `infra/template.yaml` sets on the Lambdas (a test compares the two).
 pub const LAMBDA: &[&str] = &[
     STORE,
@@ -63,10 +70,17 @@ pub const LAMBDA: &[&str] = &[
     USER_AGENT,
     BASECAMP_CLIENT_ID,
     BASECAMP_CLIENT_SECRET_NAME,
+    TIMELOG_REQUESTS_PER_SECOND,
 ];
 
 /// Read by the local binary only (never set in Lambda).
-pub const LOCAL_ONLY: &[&str] = &[DATA_DIR, SECRETS_KEY, JWT_SECRET, BASECAMP_CLIENT_SECRET];
+pub const LOCAL_ONLY: &[&str] = &[
+    DATA_DIR,
+    SECRETS_KEY,
+    JWT_SECRET,
+    BASECAMP_CLIENT_SECRET,
+    TIMELOG_ALLOW_HTTP,
+];
 
 /// All of the above.
 pub const ALL: &[&str] = &[
@@ -86,6 +100,8 @@ pub const ALL: &[&str] = &[
     BASECAMP_CLIENT_ID,
     BASECAMP_CLIENT_SECRET_NAME,
     BASECAMP_CLIENT_SECRET,
+    TIMELOG_REQUESTS_PER_SECOND,
+    TIMELOG_ALLOW_HTTP,
 ];
 
 /// Suffix of the variable naming where a provider secret is (see [`secret_name_var`]).
@@ -132,4 +148,20 @@ pub fn all_vars() -> Vec<String> {
         .map(|v| (*v).to_owned())
         .chain(provider_secret_vars().into_iter().map(secret_name_var))
         .collect()
+}
+
+#[cfg(test)]
+mod timelog_vars {
+    use super::*;
+
+    #[test]
+    fn the_timelog_names_here_are_the_ones_the_adapter_reads() {
+        let read = hourbridge_provider_registry::env_vars();
+        for v in [TIMELOG_REQUESTS_PER_SECOND, TIMELOG_ALLOW_HTTP] {
+            assert!(
+                read.contains(&v),
+                "{v} is not read by any provider: {read:?}"
+            );
+        }
+    }
 }
