@@ -801,6 +801,44 @@ async fn work_registered_edited_and_deleted_remotely_reaches_the_host() {
         .unwrap()
         .0;
     assert_eq!(link.missing_people.len(), 1, "{link:?}");
+    let missing = |e: &Engine| {
+        let e = e.clone();
+        async move {
+            e.store
+                .get::<ProjectLink>(WS, &format!("web.{P}"))
+                .await
+                .unwrap()
+                .unwrap()
+                .0
+                .missing_people
+        }
+    };
+    // Still listed on the next cycle, which reads only newer changes.
+    run(&w).await;
+    assert_eq!(missing(e).await.len(), 1);
+    // Once linked, their next change comes in and they are no longer missing.
+    e.store
+        .insert(
+            WS,
+            &PersonLink {
+                person_id: id("finn"),
+                provider: pid(),
+                remote_person_id: STRANGER.into(),
+            },
+        )
+        .await
+        .unwrap();
+    w.clock.advance(Duration::minutes(1));
+    let theirs = p.register(STRANGER, &remote_task, 10, "finn's");
+    let r = run(&w).await;
+    assert!(
+        host_logs(e)
+            .await
+            .iter()
+            .any(|l| l.source.as_ref().is_some_and(|s| s.remote_id == theirs)),
+        "{r:?}"
+    );
+    assert!(missing(e).await.is_empty());
 }
 
 #[tokio::test]

@@ -86,6 +86,8 @@ struct TimeInPass {
     links: Links,
     /// Missing people per host project, found in this pass.
     missing: HashMap<String, BTreeSet<MissingPerson>>,
+    /// Remote users seen with a person link in this pass: no longer missing.
+    linked_seen: BTreeSet<MissingPerson>,
 }
 
 #[async_trait]
@@ -114,6 +116,7 @@ impl SyncKind for TimeIn {
             provider,
             progress,
             missing: HashMap::new(),
+            linked_seen: BTreeSet::new(),
         }))
     }
 }
@@ -308,6 +311,10 @@ impl TimeInPass {
                 });
             return Ok(Outcome::Skipped);
         };
+        self.linked_seen.insert(MissingPerson {
+            name: r.person.name.clone(),
+            email: r.person.email.as_ref().map(|e| e.trim().to_owned()),
+        });
         let (mut log, time) = self.candidate(r, &project, &person).await?;
         let fp = fingerprint(&time);
         let Some(m) = mapping else {
@@ -484,11 +491,13 @@ impl TimeInPass {
             else {
                 continue;
             };
-            let found: Vec<MissingPerson> = self
-                .missing
-                .remove(&project)
-                .unwrap_or_default()
+            // Reads are incremental: people reported earlier stay listed until their work is
+            // seen with a person link.
+            let mut all: BTreeSet<MissingPerson> = link.missing_people.iter().cloned().collect();
+            all.extend(self.missing.remove(&project).unwrap_or_default());
+            let found: Vec<MissingPerson> = all
                 .into_iter()
+                .filter(|m| !self.linked_seen.contains(m))
                 .collect();
             if link.missing_people != found {
                 link.missing_people = found;
