@@ -419,7 +419,9 @@ fn each_function_is_routed_exactly_its_own_routes_by_the_template_with_the_right
             let public = path.starts_with("/oauth/")
                 || path.starts_with("/webhooks/")
                 || path == "/health"
-                || path == "/openapi.json";
+                || path == "/openapi.json"
+                || path == "/connect"
+                || path.starts_with("/connect/");
             assert_eq!(
                 best.open, public,
                 "{method} {path} via {}: authorizer must be off exactly for public routes",

@@ -87,9 +87,10 @@ impl utoipa::Modify for BearerAuth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HttpFunction {
     /// Host data: workspaces, people, customers, projects, tasks, assignments, work logs; also
-    /// `/health` and `/openapi.json`.
+    /// `/health`, `/openapi.json` and the Integrations UI (`/connect`, `/connect/{asset}`).
     WorkspaceApi,
-    /// Connections (`/v1/connections/...`), runs (`/v1/runs/{id}`) and people's links to
+    /// Connections (`/v1/connections/...`), the providers offered (`/v1/providers`), runs
+    /// (`/v1/runs/{id}`) and people's links to
     /// provider users (`/v1/people/{id}/integrations/{provider}`: they call the provider).
     Connections,
     /// The OAuth redirect (`/oauth/{provider}/callback`).
@@ -137,6 +138,7 @@ impl HttpFunction {
         match self {
             Self::WorkspaceApi => {
                 let r = routes::health::routes(r);
+                let r = routes::connect::routes(r);
                 let r = routes::workspaces::routes(r);
                 let r = routes::people::routes(r);
                 let r = routes::customers::routes(r);
@@ -145,6 +147,7 @@ impl HttpFunction {
             }
             Self::Connections => {
                 let r = routes::integrations::connection_routes(r);
+                let r = routes::providers::routes(r);
                 routes::person_links::routes(r)
             }
             Self::OAuthCallback => routes::integrations::callback_routes(r),

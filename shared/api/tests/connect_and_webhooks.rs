@@ -463,3 +463,69 @@ async fn a_connection_shows_its_non_secret_fields_only_and_its_webhook_verifies_
         "credentials and signing secret deleted"
     );
 }
+
+#[tokio::test]
+async fn providers_list_their_auth_kind_and_declared_fields() {
+    let w = world().await;
+    let (st, b) = w.call(Method::GET, "/v1/providers", None, &[]).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["next_cursor"], Value::Null);
+    let p = &b["items"][0];
+    assert_eq!(p["id"], "testy");
+    assert_eq!(p["display_name"], "Testy");
+    assert_eq!(p["auth_kind"], "credential_set");
+    assert_eq!(p["install_role"], "admin");
+    assert_eq!(p["can_install"], true);
+    assert_eq!(p["redirect_url"], Value::Null);
+    assert_eq!(p["webhooks"], true);
+    assert_eq!(p["schedule"], "every");
+    assert_eq!(p["every_seconds"], 86_400);
+    assert_eq!(
+        p["fields"],
+        json!([
+            {"name": "domain", "label": "Domain", "secret": false, "required": true},
+            {"name": "password", "label": "Password", "secret": true, "required": true},
+        ])
+    );
+    // Without a token: 401, like every /v1 route.
+    let req = Request::builder()
+        .uri("/v1/providers")
+        .body(Body::empty())
+        .unwrap();
+    let res = w.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_connect_ui_is_served_without_a_token_with_strict_headers() {
+    let w = world().await;
+    for (path, kind) in [
+        ("/connect", "text/html"),
+        ("/connect/app.js", "text/javascript"),
+        ("/connect/app.css", "text/css"),
+    ] {
+        let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let res = w.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let h = res.headers();
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
+    }
+    let req = Request::builder()
+        .uri("/connect/nope.js")
+        .body(Body::empty())
+        .unwrap();
+    let res = w.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Only the workspace API function serves it.
+    let f = hourbridge_api::function_openapi(hourbridge_api::HttpFunction::WorkspaceApi);
+    assert!(f.paths.paths.contains_key("/connect"));
+    let f = hourbridge_api::function_openapi(hourbridge_api::HttpFunction::Connections);
+    assert!(f.paths.paths.contains_key("/v1/providers"));
+}

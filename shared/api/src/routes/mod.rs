@@ -1,9 +1,11 @@
+pub(crate) mod connect;
 pub(crate) mod customers;
 pub(crate) mod health;
 pub(crate) mod integrations;
 pub(crate) mod people;
 pub(crate) mod person_links;
 pub(crate) mod projects;
+pub(crate) mod providers;
 pub mod webhooks;
 pub(crate) mod worklogs;
 pub(crate) mod workspaces;
