@@ -3,8 +3,9 @@
 # it needs into a cached venv (moto, cargo-lambda, zig, cfn-lint, checkov, SAM CLI), checks formatting
 # and lints, checks the SAM template (cfn-lint, sam validate --lint, checkov), builds every
 # Lambda with cargo lambda and sam build, starts moto_server on a free loopback port, runs every
-# test with nextest (the AWS tests against moto), and stops moto again. Nothing else needs to be
-# installed by hand.
+# test with nextest (the AWS tests against moto), stops moto again, and runs the browser tests of
+# the Integrations UI (tests/ui/run.sh installs chromium, Playwright and axe-core). Nothing else
+# needs to be installed by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,3 +74,7 @@ export HOURBRIDGE_REQUIRE_MOTO=1
 export AWS_EC2_METADATA_DISABLED=true
 echo "==> cargo nextest run"
 cargo nextest run --workspace --locked --profile ci
+
+# The Integrations UI in headless Chromium (Debian's chromium, Playwright's Python client,
+# axe-core): installs what it needs once, then starts its own server and sandboxes.
+bash tests/ui/run.sh
