@@ -308,6 +308,22 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     };
     tripletex(&api, &service, &sandbox).await?;
     timelog(&api, &sandbox).await?;
+    // The Integrations UI, signed in as the owner. The token rides in the URL fragment, which
+    // browsers never send to a server (so no access log holds it), and the page removes it
+    // from the address bar as soon as it has read it.
+    println!(
+        "\n=== Integrations UI ===\nClick through what the demo connected (as Olga, the owner; \
+         valid 2 hours, while the demo runs):\n  {base}/connect#token={}",
+        api.token
+    );
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        println!("The demo keeps serving until you press Ctrl-C.");
+        tokio::signal::ctrl_c().await?;
+    } else {
+        println!(
+            "(Not started from a terminal, so the demo stops now: run it in one to click through.)"
+        );
+    }
     println!(
         "\nThe demo's data is in {} (kept only with --data-dir). Serve it with: hourbridge serve --data-dir <dir>, \
          then: hourbridge token --workspace {workspace} --person olga --role owner --data-dir <dir>",
