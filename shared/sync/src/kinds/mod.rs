@@ -27,6 +27,7 @@
 mod links;
 pub mod master_data_in;
 pub mod review;
+mod shared;
 pub mod tasks_out;
 pub mod time_in;
 pub mod time_out;

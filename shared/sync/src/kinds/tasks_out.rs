@@ -25,19 +25,18 @@ use hourbridge_domain::{
     HostKind, OutboundMapping, ProjectLink, ProviderId, RecordId, RecordProblem, RemoteMapping,
     SyncRun, Task,
 };
-use hourbridge_provider_api::{OutboundTask, ProviderError, ProviderErrorKind};
+use hourbridge_provider_api::{OutboundTask, ProviderError};
 use hourbridge_store::{Entity, EntityKind, IndexSel};
 use serde::{Deserialize, Serialize};
 
 use super::links::Links;
+use super::shared::{KindState, load_state, per_record, read_feed, save_state, unsupported};
 use super::{KindPass, Step, SyncKind, UnitCx};
 use crate::outbound::{self, MappingKey};
 use crate::{Engine, SyncError};
 
 /// Tasks handled per step: the run checkpoints after every step that wrote.
 const TASKS_PER_STEP: usize = 10;
-/// Change-feed page size.
-const FEED_PAGE: usize = 500;
 /// How often every task of every linked project is looked at again.
 const FULL_SCAN_EVERY_HOURS: i64 = 24;
 
@@ -57,6 +56,15 @@ pub struct TasksOutState {
     /// Tasks the provider refused, tried again on the next run.
     #[serde(default)]
     pub retry: BTreeSet<String>,
+}
+
+impl KindState for TasksOutState {
+    fn fresh(provider: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            ..Self::default()
+        }
+    }
 }
 
 impl Entity for TasksOutState {
@@ -130,24 +138,6 @@ fn pushed(m: &OutboundMapping) -> Option<OutboundTask> {
 type ProviderFuture<T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ProviderError>> + Send>>;
 
-fn per_record(e: &ProviderError) -> bool {
-    matches!(
-        e.kind,
-        ProviderErrorKind::NotFound
-            | ProviderErrorKind::Unsupported
-            | ProviderErrorKind::Rejected
-            | ProviderErrorKind::Fault
-    )
-}
-
-fn unsupported(provider: &'static str) -> ProviderError {
-    ProviderError::new(
-        provider,
-        ProviderErrorKind::Unsupported,
-        "this provider does not take tasks",
-    )
-}
-
 enum Outcome {
     Created,
     Updated,
@@ -163,23 +153,7 @@ impl TasksOutPass {
     }
 
     async fn state(&self) -> Result<(TasksOutState, Option<u64>), SyncError> {
-        Ok(
-            match self
-                .engine
-                .store
-                .get::<TasksOutState>(self.ws(), self.provider.as_str())
-                .await?
-            {
-                Some((s, v)) => (s, Some(v)),
-                None => (
-                    TasksOutState {
-                        provider: self.provider.to_string(),
-                        ..TasksOutState::default()
-                    },
-                    None,
-                ),
-            },
-        )
+        load_state(&self.engine, self.ws(), self.provider.as_str()).await
     }
 
     async fn tasks_of(&self, project: &str) -> Result<Vec<String>, SyncError> {
@@ -227,27 +201,13 @@ impl TasksOutPass {
                 .last_full_at
                 .is_none_or(|at| now - at >= chrono::Duration::hours(FULL_SCAN_EVERY_HOURS));
         let mut target = head;
-        if let Some(mut w) = state.watermark
+        if let Some(w) = state.watermark
             && !full
         {
-            loop {
-                let page = engine.store.changes_after(&ws, w, FEED_PAGE, None).await?;
-                if page.lost {
-                    full = true;
-                    break;
-                }
-                ids.extend(
-                    page.changes
-                        .iter()
-                        .filter(|c| c.kind == HostKind::Task)
-                        .map(|c| c.id.to_string()),
-                );
-                if page.next_watermark == w || page.changes.is_empty() {
-                    target = page.next_watermark;
-                    break;
-                }
-                w = page.next_watermark;
-            }
+            let read = read_feed(&engine, &ws, w, HostKind::Task).await?;
+            full |= read.lost;
+            ids.extend(read.ids);
+            target = read.target;
         }
         let scan: Vec<String> = if full {
             target = head;
@@ -388,7 +348,7 @@ impl TasksOutPass {
                 Box::pin(async move {
                     match p.task_sink() {
                         Some(sink) => sink.update_task(&s, &old, &t).await,
-                        None => Err(unsupported(p.descriptor().id)),
+                        None => Err(unsupported(p.descriptor().id, "tasks")),
                     }
                 })
             })
@@ -404,7 +364,7 @@ impl TasksOutPass {
                     Box::pin(async move {
                         match p.task_sink() {
                             Some(sink) => sink.find_task(&s, &project, &ext).await,
-                            None => Err(unsupported(p.descriptor().id)),
+                            None => Err(unsupported(p.descriptor().id, "tasks")),
                         }
                     })
                 })
@@ -416,7 +376,7 @@ impl TasksOutPass {
                 let (t, target, ext) = (t.clone(), target.clone(), external.clone());
                 Box::pin(async move {
                     let Some(sink) = p.task_sink() else {
-                        return Err(unsupported(p.descriptor().id));
+                        return Err(unsupported(p.descriptor().id, "tasks"));
                     };
                     match target {
                         Some(r) => sink.update_task(&s, &r, &t).await.map(|()| r),
@@ -468,7 +428,7 @@ impl TasksOutPass {
                     Box::pin(async move {
                         match p.task_sink() {
                             Some(sink) => sink.allocate(&s, &rt, &rp).await,
-                            None => Err(unsupported(p.descriptor().id)),
+                            None => Err(unsupported(p.descriptor().id, "tasks")),
                         }
                     })
                 })
@@ -547,10 +507,7 @@ impl KindPass for TasksOutPass {
                 state.retry = retry;
                 state.last_full_at = full_at;
                 state.projects = projects;
-                match version {
-                    Some(v) => self.engine.store.update(self.ws(), &state, v).await?,
-                    None => self.engine.store.insert(self.ws(), &state).await?,
-                };
+                save_state(&self.engine, self.ws(), &state, version).await?;
             }
         }
         Ok(Step::Done)

@@ -42,6 +42,7 @@ use hourbridge_store::{Entity, EntityKind};
 use serde::{Deserialize, Serialize};
 
 use super::links::Links;
+use super::shared::{KindState, load_state, save_state};
 use super::time_out::fingerprint;
 use super::{KindPass, Step, SyncKind, UnitCx};
 use crate::outbound::{self, MappingKey};
@@ -57,6 +58,15 @@ pub struct TimeInState {
     /// Host projects linked when that read was made.
     #[serde(default)]
     pub projects: BTreeSet<String>,
+}
+
+impl KindState for TimeInState {
+    fn fresh(provider: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            ..Self::default()
+        }
+    }
 }
 
 impl Entity for TimeInState {
@@ -148,23 +158,7 @@ impl TimeInPass {
     }
 
     async fn state(&self) -> Result<(TimeInState, Option<u64>), SyncError> {
-        Ok(
-            match self
-                .engine
-                .store
-                .get::<TimeInState>(self.ws(), self.provider.as_str())
-                .await?
-            {
-                Some((s, v)) => (s, Some(v)),
-                None => (
-                    TimeInState {
-                        provider: self.provider.to_string(),
-                        ..TimeInState::default()
-                    },
-                    None,
-                ),
-            },
-        )
+        load_state(&self.engine, self.ws(), self.provider.as_str()).await
     }
 
     async fn plan(&mut self) -> Result<Progress, SyncError> {
@@ -525,10 +519,7 @@ impl KindPass for TimeInPass {
                 let (mut state, version) = self.state().await?;
                 state.until = Some(progress.window.until);
                 state.projects = progress.projects.clone();
-                match version {
-                    Some(v) => self.engine.store.update(self.ws(), &state, v).await?,
-                    None => self.engine.store.insert(self.ws(), &state).await?,
-                };
+                save_state(&self.engine, self.ws(), &state, version).await?;
             }
             return Ok(Step::Done);
         }

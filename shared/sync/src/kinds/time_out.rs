@@ -28,20 +28,19 @@ use hourbridge_domain::{
     HostKind, ManagedBy, OutboundMapping, Person, Project, ProjectLink, ProviderId, RecordId,
     RecordProblem, RemoteMapping, SyncRun, WorkLog,
 };
-use hourbridge_provider_api::{OutboundTime, ProviderError, ProviderErrorKind};
+use hourbridge_provider_api::{OutboundTime, ProviderErrorKind};
 use hourbridge_store::{Entity, EntityKind, IndexSel};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::links::Links;
+use super::shared::{KindState, load_state, per_record, read_feed, save_state, unsupported};
 use super::{KindPass, Step, SyncKind, UnitCx};
 use crate::outbound::{self, MappingKey};
 use crate::{Engine, SyncError};
 
 /// Pushes per step: the run checkpoints after every step that wrote.
 const PUSHES_PER_STEP: usize = 10;
-/// Change-feed page size.
-const FEED_PAGE: usize = 500;
 /// How often the kind reconciles every synced log instead of reading only the change feed.
 const FULL_SCAN_EVERY_HOURS: i64 = 24;
 
@@ -59,6 +58,15 @@ pub struct TimeOutState {
     /// When the last full reconciliation was planned.
     #[serde(default)]
     pub last_full_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl KindState for TimeOutState {
+    fn fresh(provider: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            ..Self::default()
+        }
+    }
 }
 
 impl Entity for TimeOutState {
@@ -163,18 +171,6 @@ fn moved(old: Option<&str>, new: &str) -> bool {
     old.is_some_and(|o| place(o) != place(new))
 }
 
-/// Whether a provider error is about this record only (the run goes on, the record is retried
-/// next run).
-fn per_record(e: &ProviderError) -> bool {
-    matches!(
-        e.kind,
-        ProviderErrorKind::NotFound
-            | ProviderErrorKind::Unsupported
-            | ProviderErrorKind::Rejected
-            | ProviderErrorKind::Fault
-    )
-}
-
 enum Outcome {
     Created,
     Updated,
@@ -189,23 +185,7 @@ impl TimeOutPass {
     }
 
     async fn state(&self) -> Result<(TimeOutState, Option<u64>), SyncError> {
-        Ok(
-            match self
-                .engine
-                .store
-                .get::<TimeOutState>(self.ws(), self.provider.as_str())
-                .await?
-            {
-                Some((s, v)) => (s, Some(v)),
-                None => (
-                    TimeOutState {
-                        provider: self.provider.to_string(),
-                        ..TimeOutState::default()
-                    },
-                    None,
-                ),
-            },
-        )
+        load_state(&self.engine, self.ws(), self.provider.as_str()).await
     }
 
     /// Which logs to look at: pending marks, last run's refusals, then the feed (or a full scan).
@@ -227,25 +207,11 @@ impl TimeOutPass {
                 .last_full_at
                 .is_none_or(|at| now - at >= chrono::Duration::hours(FULL_SCAN_EVERY_HOURS));
         let mut target = head;
-        if let Some(mut w) = state.watermark {
-            loop {
-                let page = engine.store.changes_after(&ws, w, FEED_PAGE, None).await?;
-                if page.lost {
-                    full = true;
-                    break;
-                }
-                ids.extend(
-                    page.changes
-                        .iter()
-                        .filter(|c| c.kind == HostKind::WorkLog)
-                        .map(|c| c.id.to_string()),
-                );
-                if page.next_watermark == w || page.changes.is_empty() {
-                    target = page.next_watermark;
-                    break;
-                }
-                w = page.next_watermark;
-            }
+        if let Some(w) = state.watermark {
+            let read = read_feed(&engine, &ws, w, HostKind::WorkLog).await?;
+            full |= read.lost;
+            ids.extend(read.ids);
+            target = read.target;
         }
         if full {
             target = head;
@@ -470,6 +436,45 @@ impl TimeOutPass {
         }))
     }
 
+    /// Deletes remote record `remote` of host log `id`; `false` when the provider refused it for
+    /// this record (a closed week): reported, and retried on the next run (the pending mark
+    /// stays).
+    async fn delete_remote(
+        &mut self,
+        id: &str,
+        remote: String,
+        what: &str,
+        run: &mut SyncRun,
+    ) -> Result<bool, SyncError> {
+        let p = self.engine.provider(&self.cx.provider)?.clone();
+        let deleted = self
+            .engine
+            .call(&self.cx.ws, &self.cx.provider, move |s| {
+                let p = p.clone();
+                let remote = remote.clone();
+                async move {
+                    match p.time_sink() {
+                        Some(sink) => sink.delete(&s, &remote).await,
+                        None => Err(unsupported(p.descriptor().id, "time")),
+                    }
+                }
+            })
+            .await;
+        match deleted {
+            Ok(()) => Ok(true),
+            Err(SyncError::Provider(e)) if per_record(&e) => {
+                run.problems.push(RecordProblem {
+                    record: id.to_owned(),
+                    code: e.code.unwrap_or("push_refused").into(),
+                    message: format!("work log {id} was not {what}: {}", e.message),
+                });
+                self.progress.retry.insert(id.to_owned());
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Handles one host work log.
     async fn handle(&mut self, id: &str, run: &mut SyncRun) -> Result<Outcome, SyncError> {
         let engine = self.engine.clone();
@@ -505,35 +510,10 @@ impl TimeOutPass {
                 return Ok(Outcome::Deleted);
             }
             let ticket = outbound::begin_push(&engine.store, &ws, &key).await?;
-            if let Some(remote) = m.remote_id.clone() {
-                let p = provider.clone();
-                let deleted = engine
-                    .call(&ws, &self.cx.provider, move |s| {
-                        let p = p.clone();
-                        let remote = remote.clone();
-                        async move {
-                            match p.time_sink() {
-                                Some(sink) => sink.delete(&s, &remote).await,
-                                None => Err(unsupported(p.descriptor().id)),
-                            }
-                        }
-                    })
-                    .await;
-                match deleted {
-                    Ok(()) => {}
-                    // Refused for this record (a closed week): the mark stays, so the next run
-                    // tries the delete again.
-                    Err(SyncError::Provider(e)) if per_record(&e) => {
-                        run.problems.push(RecordProblem {
-                            record: id.to_owned(),
-                            code: e.code.unwrap_or("delete_refused").into(),
-                            message: format!("work log {id} was not deleted: {}", e.message),
-                        });
-                        self.progress.retry.insert(id.to_owned());
-                        return Ok(Outcome::Skipped);
-                    }
-                    Err(e) => return Err(e),
-                }
+            if let Some(remote) = m.remote_id.clone()
+                && !self.delete_remote(id, remote, "deleted", run).await?
+            {
+                return Ok(Outcome::Skipped);
             }
             outbound::complete_delete(&engine.store, &ws, &ticket).await?;
             return Ok(Outcome::Deleted);
@@ -580,31 +560,8 @@ impl TimeOutPass {
             && moved(ticket.fingerprint.as_deref(), &fp)
         {
             // A move to another remote task is a delete there and a create here.
-            let p = provider.clone();
-            let deleted = engine
-                .call(&ws, &self.cx.provider, move |s| {
-                    let p = p.clone();
-                    let old = old.clone();
-                    async move {
-                        match p.time_sink() {
-                            Some(sink) => sink.delete(&s, &old).await,
-                            None => Err(unsupported(p.descriptor().id)),
-                        }
-                    }
-                })
-                .await;
-            match deleted {
-                Ok(()) => {}
-                Err(SyncError::Provider(e)) if per_record(&e) => {
-                    run.problems.push(RecordProblem {
-                        record: id.to_owned(),
-                        code: e.code.unwrap_or("push_refused").into(),
-                        message: format!("work log {id} was not moved: {}", e.message),
-                    });
-                    self.progress.retry.insert(id.to_owned());
-                    return Ok(Outcome::Skipped);
-                }
-                Err(e) => return Err(e),
+            if !self.delete_remote(id, old, "moved", run).await? {
+                return Ok(Outcome::Skipped);
             }
             remote = None;
         }
@@ -623,7 +580,7 @@ impl TimeOutPass {
                     async move {
                         match p.time_sink() {
                             Some(sink) => sink.find(&s, &t, &idem).await,
-                            None => Err(unsupported(p.descriptor().id)),
+                            None => Err(unsupported(p.descriptor().id, "time")),
                         }
                     }
                 })
@@ -646,7 +603,7 @@ impl TimeOutPass {
                 let target = target.clone();
                 async move {
                     let Some(sink) = p.time_sink() else {
-                        return Err(unsupported(p.descriptor().id));
+                        return Err(unsupported(p.descriptor().id, "time"));
                     };
                     match target {
                         // An entry removed in the provider is made again.
@@ -687,14 +644,6 @@ impl TimeOutPass {
             Outcome::Created
         })
     }
-}
-
-fn unsupported(provider: &'static str) -> ProviderError {
-    ProviderError::new(
-        provider,
-        ProviderErrorKind::Unsupported,
-        "this provider does not take time",
-    )
 }
 
 #[async_trait]
@@ -748,10 +697,7 @@ impl KindPass for TimeOutPass {
                 state.watermark = Some(target);
                 state.retry = retry;
                 state.last_full_at = full_at;
-                match version {
-                    Some(v) => self.engine.store.update(self.ws(), &state, v).await?,
-                    None => self.engine.store.insert(self.ws(), &state).await?,
-                };
+                save_state(&self.engine, self.ws(), &state, version).await?;
             }
         }
         Ok(Step::Done)

@@ -1,0 +1,110 @@
+//! Pieces the push and two-way kinds share: their per-connection state record, the host change
+//! feed read from a watermark, and how a provider failure is classified for one record.
+
+use hourbridge_domain::HostKind;
+use hourbridge_provider_api::{ProviderError, ProviderErrorKind};
+use hourbridge_store::Entity;
+
+use crate::{Engine, SyncError};
+
+/// A kind's state record, one per connection, keyed by the provider id.
+pub(crate) trait KindState: Entity + Default {
+    /// A fresh state for `provider`.
+    fn fresh(provider: &str) -> Self;
+}
+
+/// The kind's state of `provider` and its version (`None`: never saved).
+pub(crate) async fn load_state<S: KindState>(
+    engine: &Engine,
+    ws: &str,
+    provider: &str,
+) -> Result<(S, Option<u64>), SyncError> {
+    Ok(match engine.store.get::<S>(ws, provider).await? {
+        Some((s, v)) => (s, Some(v)),
+        None => (S::fresh(provider), None),
+    })
+}
+
+/// Saves a state read with [`load_state`] at `version`.
+pub(crate) async fn save_state<S: KindState>(
+    engine: &Engine,
+    ws: &str,
+    state: &S,
+    version: Option<u64>,
+) -> Result<(), SyncError> {
+    match version {
+        Some(v) => engine.store.update(ws, state, v).await?,
+        None => engine.store.insert(ws, state).await?,
+    };
+    Ok(())
+}
+
+/// Host change-feed entries of one kind after a watermark.
+pub(crate) struct FeedRead {
+    /// Ids of the changed records, in feed order (repeats possible).
+    pub ids: Vec<String>,
+    /// Where the read ended: the next watermark.
+    pub target: u64,
+    /// Entries after the watermark expired: the reader must reconcile in full.
+    pub lost: bool,
+}
+
+/// Reads every entry of `kind` after `watermark`, page by page.
+pub(crate) async fn read_feed(
+    engine: &Engine,
+    ws: &str,
+    mut watermark: u64,
+    kind: HostKind,
+) -> Result<FeedRead, SyncError> {
+    const PAGE: usize = 500;
+    let mut ids = Vec::new();
+    loop {
+        let page = engine
+            .store
+            .changes_after(ws, watermark, PAGE, None)
+            .await?;
+        if page.lost {
+            return Ok(FeedRead {
+                ids,
+                target: watermark,
+                lost: true,
+            });
+        }
+        ids.extend(
+            page.changes
+                .iter()
+                .filter(|c| c.kind == kind)
+                .map(|c| c.id.to_string()),
+        );
+        if page.next_watermark == watermark || page.changes.is_empty() {
+            return Ok(FeedRead {
+                ids,
+                target: page.next_watermark,
+                lost: false,
+            });
+        }
+        watermark = page.next_watermark;
+    }
+}
+
+/// Whether a provider error is about this record only: the run goes on, the record is reported
+/// and retried on the next run.
+pub(crate) fn per_record(e: &ProviderError) -> bool {
+    matches!(
+        e.kind,
+        ProviderErrorKind::NotFound
+            | ProviderErrorKind::Unsupported
+            | ProviderErrorKind::Rejected
+            | ProviderErrorKind::Fault
+    )
+}
+
+/// The error for a provider that lacks the trait object a kind needs (a bug in its descriptor;
+/// the registry's coherence check normally prevents it).
+pub(crate) fn unsupported(provider: &'static str, what: &str) -> ProviderError {
+    ProviderError::new(
+        provider,
+        ProviderErrorKind::Unsupported,
+        format!("this provider does not take {what}"),
+    )
+}
