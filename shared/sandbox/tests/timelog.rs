@@ -1140,3 +1140,22 @@ async fn responses_have_the_shapes_of_the_reference_fixtures() {
         assert_has_shape(file, &body[start..close]);
     }
 }
+
+#[tokio::test]
+async fn added_projects_are_active_listed_by_get_projects_and_take_tasks() {
+    let sb = Sandbox::start(Seed::Empty).await.unwrap();
+    let tl = sb.timelog();
+    let a = tl.add_project("Bench 1");
+    let b = tl.add_project("Bench 2");
+    assert!(a != b && a != 612 && b != 612, "{a} {b}");
+    let p = tl.projects().into_iter().find(|p| p.id == b).unwrap();
+    assert_eq!((p.name.as_str(), p.active), ("Bench 2", true));
+    let t = token(&sb).await;
+    let (status, body) = pm(&sb, "GetProjects", "", &t).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(texts(&body, "ProjectHeader").len(), 3, "{body}");
+    let task = tl
+        .add_task(a, None, "Design")
+        .expect("a task on the new project");
+    assert_eq!(tl.task(&task).unwrap().project_id, a);
+}

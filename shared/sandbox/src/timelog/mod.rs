@@ -1062,6 +1062,41 @@ impl TimelogControl {
         })
     }
 
+    /// Adds an active project (customer "Fjordkraft Digital AS", managed by the sync user,
+    /// running from 120 days ago to 240 days ahead, number `P26.{id}`) and answers its
+    /// `ProjectID`. For tests and benchmarks that need more projects than the seed has.
+    pub fn add_project(&self, name: &str) -> i32 {
+        self.with(|s| {
+            let id = s
+                .projects
+                .keys()
+                .next_back()
+                .map_or(700, |k| k + 1)
+                .max(700);
+            let now = s.now().naive_utc();
+            let today = now.date();
+            s.projects.insert(
+                id,
+                Project {
+                    id,
+                    guid: Uuid::new_v4(),
+                    name: name.to_owned(),
+                    no: format!("P26.{id}"),
+                    customer: 301,
+                    active: true,
+                    start: today - chrono::Duration::days(120),
+                    end: today + chrono::Duration::days(240),
+                    manager: seed::SYNC_ID,
+                    department: 20,
+                    type_name: "Time and material".into(),
+                    category_name: "Customer projects".into(),
+                    created_at: now,
+                },
+            );
+            id
+        })
+    }
+
     /// Adds a task as the last item of `project_id`'s WBS (under `parent_id` if given) and
     /// answers its GUID; `None` for an unknown project or parent.
     pub fn add_task(&self, project_id: i32, parent_id: Option<i32>, name: &str) -> Option<String> {
