@@ -218,6 +218,10 @@
     return dl;
   }
 
+  function countsText(cs) {
+    return ["created", "updated", "deleted", "unchanged", "skipped"].map(function (k) { return (cs[k] || 0) + " " + k; }).join(" · ");
+  }
+
   // ---------------------------------------------------------------- UI building blocks
   function errorBox() { return h("p", { class: "error", role: "alert", hidden: true }); }
   function showError(box, err) {
@@ -417,13 +421,11 @@
       li.appendChild(h("p", { class: "label status-label", text: c.status.label }));
       if (c.status.kind === "failed" && c.status.message) li.appendChild(h("p", { class: "error", text: c.status.message }));
       if (c.account && c.account.name) li.appendChild(h("p", { text: "Account: " + c.account.name }));
-      if (c.status.counts && c.status.kind !== "never_synced") {
-        li.appendChild(h("p", { class: "muted", text: p.work_logs_in || p.time_out ? "Last run, work logs:" : "Last run:" }));
-        li.appendChild(counts(c.status.counts, p.display_name + " last run counts"));
+      if (c.status.counts && (p.work_logs_in || p.time_out) && c.status.kind !== "never_synced") {
+        li.appendChild(h("p", { class: "counts-line", text: "Work logs: " + countsText(c.status.counts) }));
       }
       if (c.status.imported && p.master_data_in && c.status.kind !== "never_synced") {
-        li.appendChild(h("p", { class: "muted", text: "Imported:" }));
-        li.appendChild(counts(c.status.imported, p.display_name + " imported counts"));
+        li.appendChild(h("p", { class: "counts-line", text: "Imported: " + countsText(c.status.imported) }));
       }
       li.appendChild(h("p", { text: "Next run: " + (c.next_run_at ? fmtTime(c.next_run_at) : "not scheduled") }));
     }
@@ -989,8 +991,10 @@
       var cell = h("td");
       if (mp.email && roleAtLeast("admin")) {
         var box = errorBox();
+        var row = h("div", { class: "actions tight" });
+        cell.appendChild(row);
         [["manager", "Add as Manager"], ["member", "Add as Employee"]].forEach(function (r) {
-          cell.appendChild(action(r[1], function () {
+          row.appendChild(action(r[1], function () {
             return api("POST", "/v1/people", { name: mp.name, email: mp.email, role: r[0] }).then(function () {
               clear(cell).appendChild(h("span", { class: "notice", text: "Added; their logs sync on the next run." }));
               announce(mp.name + " added");
