@@ -140,6 +140,30 @@ pub async fn complete_push(
     Ok(m)
 }
 
+/// Records, without a remote call, that host record `key` and remote record `remote_id` hold the
+/// same content `fingerprint`: a change read from the provider was applied to the host. One
+/// write and no pending mark, since nothing was sent. Only call it when no push of `key` is
+/// pending (pushes and reads of one connection run under its lease, one at a time).
+pub async fn record_synced(
+    store: &Store,
+    ws: &str,
+    key: &MappingKey,
+    remote_id: &str,
+    fingerprint: &str,
+) -> Result<OutboundMapping, StoreError> {
+    let m = OutboundMapping {
+        provider: key.provider.clone(),
+        host_kind: key.kind,
+        host_id: key.host_id.clone(),
+        remote_id: Some(remote_id.to_owned()),
+        fingerprint: Some(fingerprint.to_owned()),
+        pending: None,
+        updated_at: store.clock().now(),
+    };
+    store.put(ws, &m).await?;
+    Ok(m)
+}
+
 /// Finishes a push that deleted the remote record (after the host record was deleted): the
 /// mapping is removed. [`StoreError::Conflict`] as for [`complete_push`].
 pub async fn complete_delete(

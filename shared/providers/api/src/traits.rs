@@ -222,6 +222,19 @@ pub trait TimeChangeFeed: Send + Sync {
         window: ChangeWindow,
         page: Option<String>,
     ) -> Result<RemotePage<TimeChange>, ProviderError>;
+
+    /// Fills in what change rows leave out because it costs further requests (TimeLog's rows
+    /// carry no note): the engine calls it only for the rows it is about to apply, not for its
+    /// own writes coming back or rows it applied before, so a cycle without changes costs no
+    /// such request. The default does nothing (rows are complete).
+    async fn complete(
+        &self,
+        session: &ProviderSession,
+        logs: &mut [RemoteWorkLog],
+    ) -> Result<(), ProviderError> {
+        let _ = (session, logs);
+        Ok(())
+    }
 }
 
 /// Pulls master data (capability `master_data_in`).

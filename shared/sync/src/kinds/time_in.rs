@@ -253,25 +253,52 @@ impl TimeInPass {
     }
 
     async fn remember(&self, key: &MappingKey, remote: &str, fp: &str) -> Result<(), SyncError> {
-        let store = &self.engine.store;
-        let ticket = outbound::begin_push(store, self.ws(), key).await?;
-        outbound::complete_push(store, self.ws(), &ticket, remote, fp).await?;
+        outbound::record_synced(&self.engine.store, self.ws(), key, remote, fp).await?;
         Ok(())
+    }
+
+    async fn mapping_of(&self, remote: &str) -> Result<Option<OutboundMapping>, SyncError> {
+        Ok(outbound::find_by_remote(
+            &self.engine.store,
+            self.ws(),
+            &self.provider,
+            HostKind::WorkLog,
+            remote,
+        )
+        .await?)
+    }
+
+    /// Whether [`TimeInPass::upserted`] will compare or apply `r`'s content, so the provider
+    /// must complete it ([`TimeChangeFeed::complete`](hourbridge_provider_api::TimeChangeFeed::complete)):
+    /// not for rows it settles without (a pending push, a row older than the last sync, an
+    /// unlinked project or person).
+    async fn needs_content(
+        &mut self,
+        r: &RemoteWorkLog,
+        mapping: Option<&OutboundMapping>,
+    ) -> Result<bool, SyncError> {
+        if let Some(m) = mapping
+            && (m.pending.is_some() || r.updated_at.is_some_and(|at| at <= m.updated_at))
+        {
+            return Ok(false);
+        }
+        if !self
+            .links
+            .linked_projects()
+            .await?
+            .contains_key(&r.project_id)
+        {
+            return Ok(false);
+        }
+        Ok(self.links.host_person(&r.person.id).await?.is_some())
     }
 
     async fn upserted(
         &mut self,
         r: &RemoteWorkLog,
+        mapping: Option<OutboundMapping>,
         run: &mut SyncRun,
     ) -> Result<Outcome, SyncError> {
-        let mapping = outbound::find_by_remote(
-            &self.engine.store,
-            self.ws(),
-            &self.provider,
-            HostKind::WorkLog,
-            &r.id,
-        )
-        .await?;
         let project = self
             .links
             .linked_projects()
@@ -551,11 +578,53 @@ impl KindPass for TimeInPass {
             };
             last.insert(id.clone(), i);
         }
+        // What each record's last row meets, and which rows the provider must complete.
+        let mut items = result.items;
+        let mut mappings: HashMap<usize, Option<OutboundMapping>> = HashMap::new();
+        let mut incomplete: Vec<usize> = Vec::new();
+        for (i, c) in items.iter().enumerate() {
+            if let TimeChange::Upserted(r) = c
+                && last.get(&r.id) == Some(&i)
+            {
+                let m = self.mapping_of(&r.id).await?;
+                if self.needs_content(r, m.as_ref()).await? {
+                    incomplete.push(i);
+                }
+                mappings.insert(i, m);
+            }
+        }
+        if !incomplete.is_empty() {
+            let rows: Vec<RemoteWorkLog> = incomplete
+                .iter()
+                .filter_map(|i| match &items[*i] {
+                    TimeChange::Upserted(r) => Some(r.clone()),
+                    TimeChange::Deleted { .. } => None,
+                })
+                .collect();
+            let p = self.engine.provider(&self.cx.provider)?.clone();
+            let completed = self
+                .engine
+                .call(self.ws(), &self.cx.provider, move |s| {
+                    let p = p.clone();
+                    let mut rows = rows.clone();
+                    async move {
+                        if let Some(feed) = p.time_changes() {
+                            feed.complete(&s, &mut rows).await?;
+                        }
+                        Ok(rows)
+                    }
+                })
+                .await?;
+            for (i, r) in incomplete.into_iter().zip(completed) {
+                items[i] = TimeChange::Upserted(r);
+            }
+        }
         let mut wrote = false;
-        for (i, c) in result.items.iter().enumerate() {
+        for (i, c) in items.iter().enumerate() {
             let outcome = match c {
                 TimeChange::Upserted(r) if last.get(&r.id) == Some(&i) => {
-                    self.upserted(r, run).await?
+                    let m = mappings.remove(&i).flatten();
+                    self.upserted(r, m, run).await?
                 }
                 TimeChange::Deleted { id, at } if last.get(id) == Some(&i) => {
                     self.deleted(id, *at, run).await?
