@@ -837,42 +837,25 @@ impl TimeLog {
         site: &Site,
         refresh: bool,
     ) -> Result<Arc<Vec<Employee>>, ProviderError> {
-        let now = Utc::now();
-        if !refresh
-            && let Some(c) = self
-                .caches()
-                .employees
-                .get(&site.key())
-                .filter(|c| c.fresh(now))
-        {
-            return Ok(c.items.clone());
-        }
-        let result = self
-            .reporting(
-                site,
-                "GetEmployeesRaw",
-                &[
-                    ("employeeID", "0".into()),
-                    ("initials", String::new()),
-                    ("departmentID", "0".into()),
-                    ("status", "-1".into()),
-                ],
-            )
-            .await?;
-        let items: Arc<Vec<Employee>> = Arc::new(
-            wire::reporting_rows(&result, "Employees", "Employee")
+        self.cached_list(site, refresh, |c| &mut c.employees, async {
+            let result = self
+                .reporting(
+                    site,
+                    "GetEmployeesRaw",
+                    &[
+                        ("employeeID", "0".into()),
+                        ("initials", String::new()),
+                        ("departmentID", "0".into()),
+                        ("status", "-1".into()),
+                    ],
+                )
+                .await?;
+            Ok(wire::reporting_rows(&result, "Employees", "Employee")
                 .into_iter()
                 .filter_map(wire::employee)
-                .collect(),
-        );
-        self.caches().employees.insert(
-            site.key(),
-            Cached {
-                items: items.clone(),
-                at: now,
-            },
-        );
-        Ok(items)
+                .collect())
+        })
+        .await
     }
 
     /// The employee with remote id `id`; the cache is read again once on a miss.
@@ -898,18 +881,34 @@ impl TimeLog {
         site: &Site,
         refresh: bool,
     ) -> Result<Arc<Vec<ProjectHeader>>, ProviderError> {
+        self.cached_list(
+            site,
+            refresh,
+            |c| &mut c.projects,
+            self.get_projects(site, true),
+        )
+        .await
+    }
+
+    /// The directory list `pick` selects for `site`, from the cache unless it is stale or
+    /// `refresh` is set; otherwise `load`ed and cached.
+    async fn cached_list<T>(
+        &self,
+        site: &Site,
+        refresh: bool,
+        pick: fn(&mut Caches) -> &mut HashMap<String, Cached<T>>,
+        load: impl Future<Output = Result<Vec<T>, ProviderError>>,
+    ) -> Result<Arc<Vec<T>>, ProviderError> {
         let now = Utc::now();
         if !refresh
-            && let Some(c) = self
-                .caches()
-                .projects
+            && let Some(c) = pick(&mut self.caches())
                 .get(&site.key())
                 .filter(|c| c.fresh(now))
         {
             return Ok(c.items.clone());
         }
-        let items = Arc::new(self.get_projects(site, true).await?);
-        self.caches().projects.insert(
+        let items = Arc::new(load.await?);
+        pick(&mut self.caches()).insert(
             site.key(),
             Cached {
                 items: items.clone(),
@@ -989,6 +988,21 @@ impl TimeLog {
         })?;
         self.remember_task(site, &guid, task.task_id);
         Ok(task.task_id)
+    }
+
+    /// Sends `unit` with `op` (`InsertWork` or `UpdateWork`) as from this integration.
+    async fn write_work(
+        &self,
+        site: &Site,
+        op: PmOp,
+        safe: bool,
+        unit: &wire::WorkUnitOut,
+    ) -> Result<Node, ProviderError> {
+        self.pm(site, op, safe, &|w: &mut XmlOut| {
+            wire::write_work_units(w, std::slice::from_ref(unit));
+            w.leaf("source", &WORK_SOURCE.to_string());
+        })
+        .await
     }
 
     /// The work unit to write for `time`.
@@ -1246,10 +1260,7 @@ impl TimeSink for TimeLog {
         // Not safe to resend blindly: whether TimeLog refuses a second InsertWork with the same
         // GUID is UNCONFIRMED, so an unknown outcome goes to the engine, which calls `find`.
         let result = self
-            .pm(&site, ops::INSERT_WORK, false, &|w: &mut XmlOut| {
-                wire::write_work_units(w, std::slice::from_ref(&unit));
-                w.leaf("source", &WORK_SOURCE.to_string());
-            })
+            .write_work(&site, ops::INSERT_WORK, false, &unit)
             .await?;
         let items = check_batch(&result)?;
         if items.is_empty() {
@@ -1272,10 +1283,7 @@ impl TimeSink for TimeLog {
         let guid = parse_guid("registration", remote_id)?;
         let unit = self.work_unit(&site, guid, time).await?;
         let result = self
-            .pm(&site, ops::UPDATE_WORK, true, &|w: &mut XmlOut| {
-                wire::write_work_units(w, std::slice::from_ref(&unit));
-                w.leaf("source", &WORK_SOURCE.to_string());
-            })
+            .write_work(&site, ops::UPDATE_WORK, true, &unit)
             .await?;
         check_batch(&result)?;
         Ok(())

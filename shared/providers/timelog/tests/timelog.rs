@@ -6,17 +6,21 @@ use std::collections::BTreeMap;
 use chrono::{NaiveDate, TimeZone, Utc};
 use hourbridge_domain::SecretValue;
 use hourbridge_provider_api::{
-    ChangeWindow, CredentialCheckError, OutboundTask, OutboundTime, Provider, ProviderErrorKind,
-    ProviderSession, TimeChange,
+    ChangeWindow, CredentialCheckError, OutboundTask, OutboundTime, Provider, ProviderError,
+    ProviderErrorKind, ProviderSession, RemotePage, RemoteProject, TimeChange,
 };
 use hourbridge_provider_http::ProviderEnv;
 use hourbridge_provider_timelog::{self as timelog, TimeLog, wire, xml};
 use wiremock::matchers::{body_string_contains, header, method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
 const SECURITY: &str = "/nordlys/WebServices/Security/V1_2/SecurityServiceSecure.svc";
 const PM: &str = "/nordlys/WebServices/ProjectManagement/V1_8/ProjectManagementServiceSecure.svc";
 const REPORTING: &str = "/nordlys/service.asmx";
+
+const CHANGES: &str =
+    "http://www.timelog.com/api/tlp/v1_8/ProjectManagementService/GetWorkChangesPaged";
+const WORK_UNITS: &str = "http://www.timelog.com/ws/tlp/v4_4/GetWorkUnitsRaw";
 
 const TASK_GUID: &str = "2f8d4c61-7b09-4e3a-a5c2-6d1e8f0b3a94";
 
@@ -102,10 +106,15 @@ fn token_answer() -> String {
         .replace("2026-05-21T05:14:09.5531234+02:00", EXPIRES)
 }
 
-async fn mount_token(server: &MockServer, expect: u64) {
+/// A POST to `service` with SOAPAction `a`.
+fn soap_call(service: &str, a: &str) -> MockBuilder {
     Mock::given(method("POST"))
-        .and(path(SECURITY))
-        .and(action("GetTokenRequest"))
+        .and(path(service))
+        .and(action(a))
+}
+
+async fn mount_token(server: &MockServer, expect: u64) {
+    soap_call(SECURITY, "GetTokenRequest")
         .respond_with(xml_response(token_answer()))
         .expect(expect)
         .mount(server)
@@ -113,21 +122,20 @@ async fn mount_token(server: &MockServer, expect: u64) {
 }
 
 async fn mount_employees(server: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path(REPORTING))
-        .and(action("http://www.timelog.com/ws/tlp/v4_4/GetEmployeesRaw"))
-        .respond_with(xml_response(reporting_answer(
-            "GetEmployeesRaw",
-            &fragment("timelog-reporting-employees-raw.xml"),
-        )))
-        .mount(server)
-        .await;
+    soap_call(
+        REPORTING,
+        "http://www.timelog.com/ws/tlp/v4_4/GetEmployeesRaw",
+    )
+    .respond_with(xml_response(reporting_answer(
+        "GetEmployeesRaw",
+        &fragment("timelog-reporting-employees-raw.xml"),
+    )))
+    .mount(server)
+    .await;
 }
 
 async fn mount_pm(server: &MockServer, op: &str, soap_action: &str, answer: String) {
-    Mock::given(method("POST"))
-        .and(path(PM))
-        .and(action(soap_action))
+    soap_call(PM, soap_action)
         .respond_with(xml_response(pm_answer(op, &answer, "Success", "")))
         .mount(server)
         .await;
@@ -141,6 +149,40 @@ async fn mount_task(server: &MockServer) {
         task_xml(TASK_GUID, 4817, "Copywriting", true),
     )
     .await;
+}
+
+async fn mount_projects(server: &MockServer) {
+    mount_pm(server, "GetProjects", "GetProjectsRequest", PROJECTS.into()).await;
+}
+
+/// Reporting `GetWorkUnitsRaw` answering `work_units`.
+async fn mount_work_units(server: &MockServer, work_units: &str) {
+    soap_call(REPORTING, WORK_UNITS)
+        .respond_with(xml_response(reporting_answer(
+            "GetWorkUnitsRaw",
+            work_units,
+        )))
+        .mount(server)
+        .await;
+}
+
+/// A ProjectManagement SOAP fault (HTTP 500) saying `text`.
+fn soap_fault(text: &str) -> ResponseTemplate {
+    ResponseTemplate::new(500).set_body_raw(
+        format!(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>{text}</faultstring></s:Fault></s:Body></s:Envelope>"#
+        ),
+        "text/xml",
+    )
+}
+
+/// Every project, as a fresh adapter lists them from `server`.
+async fn list_projects(server: &MockServer) -> Result<RemotePage<RemoteProject>, ProviderError> {
+    adapter()
+        .directory()
+        .unwrap()
+        .list_projects(&session(&server.address().to_string()), None, None)
+        .await
 }
 
 fn body_of(r: &Request) -> xml::Node {
@@ -288,32 +330,18 @@ async fn changes_map_the_fixture_with_ids_people_and_notes() {
     // Two adapters below: each fetches its own token.
     mount_token(&server, 2).await;
     mount_employees(&server).await;
-    Mock::given(method("POST"))
-        .and(path(PM))
-        .and(action(
-            "http://www.timelog.com/api/tlp/v1_8/ProjectManagementService/GetWorkChangesPaged",
-        ))
+    soap_call(PM, CHANGES)
         .respond_with(xml_response(fixture(
             "timelog-soap-getworkchangespaged-response.xml",
         )))
         .mount(&server)
         .await;
-    mount_pm(
+    mount_projects(&server).await;
+    mount_work_units(
         &server,
-        "GetProjects",
-        "GetProjectsRequest",
-        PROJECTS.into(),
+        r#"<tlp:WorkUnits xmlns:tlp="http://www.timelog.com/XML/Schema/tlp/v4_4"><tlp:WorkUnit ID="9"><tlp:WorkUnitGuid>E1B7C3D9-5A2F-4E80-B6C4-0F9A8D7E6C51</tlp:WorkUnitGuid><tlp:Note>Copy &lt;draft&gt; &amp; review</tlp:Note></tlp:WorkUnit></tlp:WorkUnits>"#,
     )
     .await;
-    Mock::given(method("POST"))
-        .and(path(REPORTING))
-        .and(action("http://www.timelog.com/ws/tlp/v4_4/GetWorkUnitsRaw"))
-        .respond_with(xml_response(reporting_answer(
-            "GetWorkUnitsRaw",
-            r#"<tlp:WorkUnits xmlns:tlp="http://www.timelog.com/XML/Schema/tlp/v4_4"><tlp:WorkUnit ID="9"><tlp:WorkUnitGuid>E1B7C3D9-5A2F-4E80-B6C4-0F9A8D7E6C51</tlp:WorkUnitGuid><tlp:Note>Copy &lt;draft&gt; &amp; review</tlp:Note></tlp:WorkUnit></tlp:WorkUnits>"#,
-        )))
-        .mount(&server)
-        .await;
 
     let t = adapter().with_changes_page_size(3);
     let s = session(&server.address().to_string());
@@ -366,15 +394,17 @@ async fn changes_map_the_fixture_with_ids_people_and_notes() {
     );
 
     // The request: all registrations, the window, 1-based page, the page size.
-    let sent = requests_with_action(
-        &server,
-        "http://www.timelog.com/api/tlp/v1_8/ProjectManagementService/GetWorkChangesPaged",
-    )
-    .await;
+    let sent = requests_with_action(&server, CHANGES).await;
     let root = body_of(&sent[0]);
     let op = xml::soap_body_child(&root).unwrap();
-    assert_eq!(op.text_of("changeStartDate"), Some("2026-05-20T16:00:00.000000"));
-    assert_eq!(op.text_of("changeEndDate"), Some("2026-05-20T19:00:00.000000"));
+    assert_eq!(
+        op.text_of("changeStartDate"),
+        Some("2026-05-20T16:00:00.000000")
+    );
+    assert_eq!(
+        op.text_of("changeEndDate"),
+        Some("2026-05-20T19:00:00.000000")
+    );
     assert_eq!(
         op.text_of("registrationStartDate"),
         Some("2000-01-01T00:00:00")
@@ -466,9 +496,7 @@ async fn a_refused_batch_item_is_a_typed_error() {
     mount_token(&server, 1).await;
     mount_employees(&server).await;
     mount_task(&server).await;
-    Mock::given(method("POST"))
-        .and(path(PM))
-        .and(action("InsertWorkRequest"))
+    soap_call(PM, "InsertWorkRequest")
         .respond_with(xml_response(fixture(
             "timelog-soap-insertwork-response.xml",
         )))
@@ -493,9 +521,7 @@ async fn a_refused_answer_names_timelogs_messages_in_the_detail() {
     mount_token(&server, 1).await;
     mount_employees(&server).await;
     mount_task(&server).await;
-    Mock::given(method("POST"))
-        .and(path(PM))
-        .and(action("InsertWorkRequest"))
+    soap_call(PM, "InsertWorkRequest")
         .respond_with(xml_response(pm_answer(
             "InsertWork",
             "",
@@ -526,9 +552,7 @@ async fn the_token_is_cached_and_renewed_once_after_an_auth_message() {
     let server = MockServer::start().await;
     mount_token(&server, 2).await;
     // The first GetProjects is refused for the token, every later one answers.
-    Mock::given(method("POST"))
-        .and(path(PM))
-        .and(action("GetProjectsRequest"))
+    soap_call(PM, "GetProjectsRequest")
         .respond_with(xml_response(pm_answer(
             "GetProjects",
             "",
@@ -539,13 +563,7 @@ async fn the_token_is_cached_and_renewed_once_after_an_auth_message() {
         .with_priority(1)
         .mount(&server)
         .await;
-    mount_pm(
-        &server,
-        "GetProjects",
-        "GetProjectsRequest",
-        PROJECTS.into(),
-    )
-    .await;
+    mount_projects(&server).await;
 
     let t = adapter();
     let s = session(&server.address().to_string());
@@ -566,9 +584,7 @@ async fn the_token_is_cached_and_renewed_once_after_an_auth_message() {
 async fn a_persistent_auth_refusal_needs_reauthorisation() {
     let server = MockServer::start().await;
     mount_token(&server, 2).await;
-    Mock::given(method("POST"))
-        .and(path(PM))
-        .and(action("GetProjectsRequest"))
+    soap_call(PM, "GetProjectsRequest")
         .respond_with(xml_response(pm_answer(
             "GetProjects",
             "",
@@ -578,12 +594,7 @@ async fn a_persistent_auth_refusal_needs_reauthorisation() {
         .expect(2)
         .mount(&server)
         .await;
-    let e = adapter()
-        .directory()
-        .unwrap()
-        .list_projects(&session(&server.address().to_string()), None, None)
-        .await
-        .unwrap_err();
+    let e = list_projects(&server).await.unwrap_err();
     assert_eq!(e.kind, ProviderErrorKind::ReauthRequired);
 }
 
@@ -785,18 +796,14 @@ async fn find_looks_for_the_derived_guid_in_reporting() {
     mount_employees(&server).await;
     mount_task(&server).await;
     let guid = timelog::work_unit_guid("hb:log:9");
-    Mock::given(method("POST"))
-        .and(path(REPORTING))
-        .and(action("http://www.timelog.com/ws/tlp/v4_4/GetWorkUnitsRaw"))
-        .respond_with(xml_response(reporting_answer(
-            "GetWorkUnitsRaw",
-            &format!(
-                r#"<tlp:WorkUnits xmlns:tlp="http://www.timelog.com/XML/Schema/tlp/v4_4"><tlp:WorkUnit ID="1"><tlp:WorkUnitGuid>{}</tlp:WorkUnitGuid><tlp:Note>x</tlp:Note></tlp:WorkUnit></tlp:WorkUnits>"#,
-                guid.to_uppercase()
-            ),
-        )))
-        .mount(&server)
-        .await;
+    mount_work_units(
+        &server,
+        &format!(
+            r#"<tlp:WorkUnits xmlns:tlp="http://www.timelog.com/XML/Schema/tlp/v4_4"><tlp:WorkUnit ID="1"><tlp:WorkUnitGuid>{}</tlp:WorkUnitGuid><tlp:Note>x</tlp:Note></tlp:WorkUnit></tlp:WorkUnits>"#,
+            guid.to_uppercase()
+        ),
+    )
+    .await;
     let t = adapter();
     let s = session(&server.address().to_string());
     let sink = t.time_sink().unwrap();
@@ -805,11 +812,7 @@ async fn find_looks_for_the_derived_guid_in_reporting() {
         Some(guid)
     );
     assert_eq!(sink.find(&s, &time("n"), "hb:log:10").await.unwrap(), None);
-    let sent = requests_with_action(
-        &server,
-        "http://www.timelog.com/ws/tlp/v4_4/GetWorkUnitsRaw",
-    )
-    .await;
+    let sent = requests_with_action(&server, WORK_UNITS).await;
     let op = body_of(&sent[0]);
     let op = xml::soap_body_child(&op).unwrap();
     assert_eq!(op.text_of("employeeID"), Some("47"));
@@ -874,15 +877,14 @@ fn fields_of(e: &CredentialCheckError) -> Vec<String> {
 }
 
 async fn mount_validate(server: &MockServer, answer: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .and(path(REPORTING))
-        .and(action(
-            "http://www.timelog.com/ws/tlp/v4_4/ValidateCredentials",
-        ))
-        .and(body_string_contains("<apiID>apiid</apiID>"))
-        .respond_with(answer)
-        .mount(server)
-        .await;
+    soap_call(
+        REPORTING,
+        "http://www.timelog.com/ws/tlp/v4_4/ValidateCredentials",
+    )
+    .and(body_string_contains("<apiID>apiid</apiID>"))
+    .respond_with(answer)
+    .mount(server)
+    .await;
 }
 
 #[tokio::test]
@@ -1027,32 +1029,14 @@ async fn missing_fields_are_named() {
 async fn an_auth_fault_renews_the_token_once() {
     let server = MockServer::start().await;
     mount_token(&server, 2).await;
-    Mock::given(method("POST"))
-        .and(path(PM))
-        .and(action("GetProjectsRequest"))
-        .respond_with(
-            ResponseTemplate::new(500).set_body_raw(
-                r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>The security token could not be authenticated</faultstring></s:Fault></s:Body></s:Envelope>"#,
-                "text/xml",
-            ),
-        )
+    soap_call(PM, "GetProjectsRequest")
+        .respond_with(soap_fault("The security token could not be authenticated"))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
         .await;
-    mount_pm(
-        &server,
-        "GetProjects",
-        "GetProjectsRequest",
-        PROJECTS.into(),
-    )
-    .await;
-    let page = adapter()
-        .directory()
-        .unwrap()
-        .list_projects(&session(&server.address().to_string()), None, None)
-        .await
-        .unwrap();
+    mount_projects(&server).await;
+    let page = list_projects(&server).await.unwrap();
     assert_eq!(page.items.len(), 2);
 }
 
@@ -1060,22 +1044,12 @@ async fn an_auth_fault_renews_the_token_once() {
 async fn a_non_auth_fault_is_not_retried() {
     let server = MockServer::start().await;
     mount_token(&server, 1).await;
-    Mock::given(method("POST"))
-        .and(path(PM))
-        .and(action("GetProjectsRequest"))
-        .respond_with(ResponseTemplate::new(500).set_body_raw(
-            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>Object reference not set</faultstring></s:Fault></s:Body></s:Envelope>"#,
-            "text/xml",
-        ))
+    soap_call(PM, "GetProjectsRequest")
+        .respond_with(soap_fault("Object reference not set"))
         .expect(1)
         .mount(&server)
         .await;
-    let e = adapter()
-        .directory()
-        .unwrap()
-        .list_projects(&session(&server.address().to_string()), None, None)
-        .await
-        .unwrap_err();
+    let e = list_projects(&server).await.unwrap_err();
     assert_eq!(e.kind, ProviderErrorKind::Fault);
 }
 
@@ -1114,11 +1088,7 @@ async fn unknown_actions_projects_and_people_are_handled_defensively() {
     let server = MockServer::start().await;
     mount_token(&server, 1).await;
     mount_employees(&server).await;
-    Mock::given(method("POST"))
-        .and(path(PM))
-        .and(action(
-            "http://www.timelog.com/api/tlp/v1_8/ProjectManagementService/GetWorkChangesPaged",
-        ))
+    soap_call(PM, CHANGES)
         .respond_with(xml_response(
             pm_answer("GetWorkChangesPaged", &rows, "Success", "").replace(
                 "<a:Return>",
@@ -1127,22 +1097,12 @@ async fn unknown_actions_projects_and_people_are_handled_defensively() {
         ))
         .mount(&server)
         .await;
-    mount_pm(
+    mount_projects(&server).await;
+    mount_work_units(
         &server,
-        "GetProjects",
-        "GetProjectsRequest",
-        PROJECTS.into(),
+        r#"<tlp:WorkUnits xmlns:tlp="http://www.timelog.com/XML/Schema/tlp/v4_4" resultEmpty="true"/>"#,
     )
     .await;
-    Mock::given(method("POST"))
-        .and(path(REPORTING))
-        .and(action("http://www.timelog.com/ws/tlp/v4_4/GetWorkUnitsRaw"))
-        .respond_with(xml_response(reporting_answer(
-            "GetWorkUnitsRaw",
-            r#"<tlp:WorkUnits xmlns:tlp="http://www.timelog.com/XML/Schema/tlp/v4_4" resultEmpty="true"/>"#,
-        )))
-        .mount(&server)
-        .await;
     let window = ChangeWindow {
         since: Utc.with_ymd_and_hms(2026, 5, 20, 0, 0, 0).unwrap(),
         until: Utc.with_ymd_and_hms(2026, 5, 21, 0, 0, 0).unwrap(),
