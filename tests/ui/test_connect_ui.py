@@ -89,6 +89,7 @@ def test_harvest_end_to_end_link_reset_and_sync_missing_people(world, page):
     missing = sec.locator(".missing")
     expect(missing).to_contain_text("add them as Manager or Employee with this e-mail")
     shot(page, "06-missing-people")
+    assert axe(page) == [], "project settings with a finished run and missing people"
     # A manager may not add people: the buttons are an admin's.
     expect(missing.get_by_role("button")).to_have_count(0)
 
@@ -138,6 +139,7 @@ def test_basecamp_platform_oauth_with_account_choice(world, page):
     accounts = page.locator("fieldset.accounts")
     expect(accounts).to_be_visible()
     shot(page, "09-basecamp-account-choice")
+    assert axe(page) == [], "account choice"
     accounts.get_by_role("button", name="Use this account").click()
     expect(main(page).get_by_text(re.compile(r"Basecamp is connected to"))).to_be_visible()
     page.get_by_role("button", name="Done").click()
@@ -168,6 +170,7 @@ def test_timelog_credential_set_with_field_errors(world, page):
     expect(page.locator('[data-field="password"] .field-error')).to_be_visible()
     expect(page.locator('[data-field="domain"] .field-error')).to_be_hidden()
     shot(page, "10-connect-timelog-field-errors")
+    assert axe(page) == [], "credential set with field errors"
     pw.fill("Sandbox-TimeLog-2026")
     page.get_by_role("button", name="Activate").click()
     expect(main(page).get_by_text("TimeLog is activated.")).to_be_visible()
@@ -181,8 +184,15 @@ def test_timelog_credential_set_with_field_errors(world, page):
     suggested = page.locator("tr[data-remote-user]", has_text="Suggested by e-mail").first
     expect(suggested).to_be_visible()
     shot(page, "11-timelog-person-links")
+    assert axe(page) == [], "person links"
     suggested.get_by_role("button", name="Link").click()
     expect(page.locator("tr[data-remote-user]", has_text="Linked").first).to_be_visible()
+    # Synchronize now from the list: the card follows the run, then shows its status label.
+    page.get_by_role("button", name="← Back to integrations").click()
+    tl = card(page, "timelog")
+    tl.get_by_role("button", name="Synchronize now").click()
+    expect(card(page, "timelog").locator(".status-label")).to_have_text(
+        re.compile(r"^(Synchronized successfully|There was an error) at \d{4}-\d\d-\d\d \d\d:\d\d$"), timeout=60000)
 
 
 def test_tripletex_session_token_test_confirm_start_and_review(world, page):
@@ -207,6 +217,7 @@ def test_tripletex_session_token_test_confirm_start_and_review(world, page):
     page.get_by_role("button", name="Test API").click()
     expect(main(page).get_by_text(re.compile(r"The token works for Fjordtech AS"))).to_be_visible()
     shot(page, "12-connect-tripletex-test-api")
+    assert axe(page) == [], "session token window"
     page.get_by_role("button", name="Confirm").click()
     expect(main(page).get_by_text("Tick the box")).to_be_visible()
     page.get_by_label(re.compile(r"Yes, synchronize this company")).check()
@@ -220,6 +231,7 @@ def test_tripletex_session_token_test_confirm_start_and_review(world, page):
     expect(items.first).to_be_visible()
     expect(main(page).get_by_text(re.compile(r"org\. no\."))).not_to_have_count(0)
     shot(page, "14-tripletex-review-list")
+    assert axe(page) == [], "review list"
     first = items.first
     first_id = first.get_attribute("data-review")
     first.get_by_role("button", name="Ignore").click()

@@ -440,9 +440,18 @@
         acts.appendChild(h("button", { type: "button", "data-action": "edit", text: c.state === "active" ? "Edit" : "Continue", "aria-label": (c.state === "active" ? "Edit " : "Continue connecting ") + p.display_name, on: { click: function () { go("connect", p.id); } } }));
         if (c.state === "active") {
           acts.appendChild(action(p.review_list && c.status.kind === "never_synced" ? "Start synchronization" : "Synchronize now", function () {
-            return api("POST", "/v1/connections/" + p.id + "/sync").then(function () {
+            return api("POST", "/v1/connections/" + p.id + "/sync").then(function (r) {
               announce(p.display_name + ": synchronization started");
-              return refreshConnections().then(function () { li.replaceWith(card(p)); });
+              var prog = h("div");
+              li.appendChild(prog);
+              return follow(prog, r.run_id, null).then(function () {
+                return refreshConnections();
+              }).then(function () {
+                var fresh = card(p);
+                li.replaceWith(fresh);
+                var again = fresh.querySelector('[data-action="sync"]');
+                if (again) again.focus();
+              });
             });
           }, { box: box, name: "sync" }));
           if (p.review_list) acts.appendChild(h("button", { type: "button", "data-action": "review", text: "Review list", on: { click: function () { go("review", p.id); } } }));
