@@ -4,97 +4,28 @@
 //! `addon_not_enabled`; removing it stops the schedule and webhooks and fails the status,
 //! keeping the data.
 
-use std::collections::BTreeMap;
+mod common;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use chrono::{DateTime, Duration, Utc};
-use hourbridge_api::{AppState, Authenticator, RawClaims};
-use hourbridge_domain::{Clock, Role, SecretError, SecretStore, SecretValue, SystemClock};
+use axum::http::{Method, StatusCode};
+use hourbridge_api::{AppState, Authenticator};
+use hourbridge_domain::{Clock, Role, SecretValue, SystemClock};
 use hourbridge_provider_api::{
-    AccountInfo, AuthKind, Authorization, Capabilities, ClientCredentials, CredentialField,
-    Endpoints, MasterEntity, OAuth2Spec, OAuthFlow, Provider, ProviderDescriptor, ProviderError,
-    ProviderErrorKind, ProviderSession, Registry, Schedule, TokenSet, WebhookDelivery,
-    WebhookEvent, WebhookReceiver, WebhookRequest, WebhookVerification,
+    AccountInfo, AuthKind, Capabilities, CredentialField, MasterEntity, Provider,
+    ProviderDescriptor, ProviderError, ProviderErrorKind, ProviderSession, Registry, Schedule,
+    WebhookDelivery, WebhookEvent, WebhookReceiver, WebhookRequest, WebhookVerification,
 };
-use hourbridge_store::Store;
-use hourbridge_store_sqlite::SqliteBackend;
-use hourbridge_sync::{Engine, JobQueue, SyncError, SyncJob, SyncSettings};
+use hourbridge_sync::Engine;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-#[derive(Debug, Default)]
-struct MemorySecrets(Mutex<BTreeMap<String, String>>);
-
-#[async_trait]
-impl SecretStore for MemorySecrets {
-    async fn put(&self, name: &str, value: &SecretValue) -> Result<(), SecretError> {
-        self.0
-            .lock()
-            .unwrap()
-            .insert(name.into(), value.expose().into());
-        Ok(())
-    }
-    async fn get(&self, name: &str) -> Result<Option<SecretValue>, SecretError> {
-        Ok(self.0.lock().unwrap().get(name).map(SecretValue::new))
-    }
-    async fn delete(&self, name: &str) -> Result<(), SecretError> {
-        self.0.lock().unwrap().remove(name);
-        Ok(())
-    }
-}
-
-struct NoOAuth;
-
-#[async_trait]
-impl OAuthFlow for NoOAuth {
-    fn authorize(
-        &self,
-        p: &'static str,
-        _: &OAuth2Spec,
-        _: &Endpoints,
-        _: &ClientCredentials,
-        _: &str,
-    ) -> Result<Authorization, ProviderError> {
-        Err(ProviderError::new(p, ProviderErrorKind::Unsupported, "no"))
-    }
-    async fn exchange_code(
-        &self,
-        p: &'static str,
-        _: &OAuth2Spec,
-        _: &Endpoints,
-        _: &ClientCredentials,
-        _: &str,
-        _: Option<&SecretValue>,
-        _: DateTime<Utc>,
-    ) -> Result<TokenSet, ProviderError> {
-        Err(ProviderError::new(p, ProviderErrorKind::Unsupported, "no"))
-    }
-    async fn refresh(
-        &self,
-        p: &'static str,
-        _: &OAuth2Spec,
-        _: &Endpoints,
-        _: &ClientCredentials,
-        _: &SecretValue,
-        _: DateTime<Utc>,
-    ) -> Result<TokenSet, ProviderError> {
-        Err(ProviderError::new(p, ProviderErrorKind::Unsupported, "no"))
-    }
-}
-
-struct Discard;
-
-#[async_trait]
-impl JobQueue for Discard {
-    async fn enqueue(&self, _: &SyncJob, _: StdDuration) -> Result<(), SyncError> {
-        Ok(())
-    }
-}
+use common::{
+    MemorySecrets, authenticator, code, delivery_request, engine, issue, json_request,
+    memory_store, send, sign,
+};
 
 /// A credential set requiring its add-on, with signed webhooks
 /// (`x-signature: {secret}:{body length}`).
@@ -121,10 +52,6 @@ impl Provider for Gated {
     fn webhooks(&self) -> Option<&dyn WebhookReceiver> {
         Some(self)
     }
-}
-
-fn sign(secret: &str, body: &[u8]) -> String {
-    format!("{secret}:{}", body.len())
 }
 
 #[async_trait]
@@ -173,10 +100,7 @@ const ADDON_FIELDS: &[CredentialField] = &[CredentialField {
 
 async fn world() -> World {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = Store::new(
-        Arc::new(SqliteBackend::in_memory(clock.clone()).unwrap()),
-        clock.clone(),
-    );
+    let store = memory_store(clock.clone());
     let provider = Arc::new(Gated {
         d: ProviderDescriptor {
             id: "gated",
@@ -199,20 +123,8 @@ async fn world() -> World {
     let mut registry = Registry::new();
     registry.register(provider.clone()).unwrap();
     let secrets = Arc::new(MemorySecrets::default());
-    let engine = Engine {
-        store: store.clone(),
-        secrets: secrets.clone(),
-        providers: Arc::new(registry),
-        oauth: Arc::new(NoOAuth),
-        queue: Arc::new(Discard),
-        events: Arc::new(hourbridge_sync::runs::LogEvents),
-        clock,
-        settings: SyncSettings::default(),
-        sessions: Default::default(),
-    };
-    let auth = Arc::new(Authenticator::hs256(&SecretValue::new(
-        "test-key-test-key-test-key-32byt",
-    )));
+    let engine = engine(store.clone(), registry, secrets.clone(), clock);
+    let auth = Arc::new(authenticator());
     let app = hourbridge_api::router(AppState {
         store,
         auth: auth.clone(),
@@ -239,19 +151,8 @@ async fn world() -> World {
 
 impl World {
     fn token(&self, role: &str) -> String {
-        let now = Utc::now();
         let sub = if role == "service" { "billing" } else { "olga" };
-        self.auth
-            .issue(
-                &RawClaims {
-                    sub: sub.into(),
-                    ws: "acme".into(),
-                    role: role.into(),
-                },
-                now,
-                now + Duration::hours(1),
-            )
-            .unwrap()
+        issue(&self.auth, sub, role)
     }
 
     async fn call(
@@ -261,22 +162,11 @@ impl World {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {}", self.token(role)))
-            .header("content-type", "application/json")
-            .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
-            .unwrap();
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        send(
+            &self.app,
+            json_request(method, path, &self.token(role), body, &[]),
         )
+        .await
     }
 
     async fn deliver(
@@ -286,28 +176,12 @@ impl World {
         body: &str,
         sig: &str,
     ) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(format!("/webhooks/gated/{token}"))
-            .header("content-type", "application/json")
-            .header("x-delivery", delivery)
-            .header("x-signature", sig)
-            .body(Body::from(body.to_owned()))
-            .unwrap();
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        send(
+            &self.app,
+            delivery_request("gated", token, delivery, body, sig),
         )
+        .await
     }
-}
-
-fn code(b: &Value) -> &str {
-    b["error"]["code"].as_str().unwrap_or_default()
 }
 
 #[tokio::test]

@@ -2,97 +2,30 @@
 //! shipped): declared fields validated with typed errors, secret fields never returned, install
 //! errors mapped to their statuses, and webhook deliveries verified (401) and deduplicated.
 
-use std::collections::BTreeMap;
+mod common;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use chrono::{DateTime, Duration, Utc};
-use hourbridge_api::{AppState, Authenticator, RawClaims};
-use hourbridge_domain::{Clock, Role, SecretError, SecretStore, SecretValue, SystemClock};
+use hourbridge_api::AppState;
+use hourbridge_domain::{Clock, Role, SecretValue, SystemClock};
 use hourbridge_provider_api::{
-    AccountInfo, AuthKind, Authorization, Capabilities, ClientCredentials, CredentialCheckError,
-    CredentialField, Endpoints, MasterEntity, OAuth2Spec, OAuthFlow, Provider, ProviderDescriptor,
-    ProviderError, ProviderErrorKind, ProviderSession, Registry, Schedule, TokenSet,
-    WebhookDelivery, WebhookEvent, WebhookReceiver, WebhookRequest, WebhookVerification,
+    AccountInfo, AuthKind, Capabilities, CredentialCheckError, CredentialField, MasterEntity,
+    Provider, ProviderDescriptor, ProviderError, ProviderErrorKind, ProviderSession, Registry,
+    Schedule, WebhookDelivery, WebhookEvent, WebhookReceiver, WebhookRequest, WebhookVerification,
 };
-use hourbridge_store::Store;
-use hourbridge_store_sqlite::SqliteBackend;
-use hourbridge_sync::{Engine, JobQueue, SyncError, SyncJob, SyncSettings};
+use hourbridge_sync::Engine;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-#[derive(Debug, Default)]
-struct MemorySecrets(Mutex<BTreeMap<String, String>>);
-
-#[async_trait]
-impl SecretStore for MemorySecrets {
-    async fn put(&self, name: &str, value: &SecretValue) -> Result<(), SecretError> {
-        self.0
-            .lock()
-            .unwrap()
-            .insert(name.into(), value.expose().into());
-        Ok(())
-    }
-    async fn get(&self, name: &str) -> Result<Option<SecretValue>, SecretError> {
-        Ok(self.0.lock().unwrap().get(name).map(SecretValue::new))
-    }
-    async fn delete(&self, name: &str) -> Result<(), SecretError> {
-        self.0.lock().unwrap().remove(name);
-        Ok(())
-    }
-}
-
-struct NoOAuth;
-
-#[async_trait]
-impl OAuthFlow for NoOAuth {
-    fn authorize(
-        &self,
-        p: &'static str,
-        _: &OAuth2Spec,
-        _: &Endpoints,
-        _: &ClientCredentials,
-        _: &str,
-    ) -> Result<Authorization, ProviderError> {
-        Err(ProviderError::new(p, ProviderErrorKind::Unsupported, "no"))
-    }
-    async fn exchange_code(
-        &self,
-        p: &'static str,
-        _: &OAuth2Spec,
-        _: &Endpoints,
-        _: &ClientCredentials,
-        _: &str,
-        _: Option<&SecretValue>,
-        _: DateTime<Utc>,
-    ) -> Result<TokenSet, ProviderError> {
-        Err(ProviderError::new(p, ProviderErrorKind::Unsupported, "no"))
-    }
-    async fn refresh(
-        &self,
-        p: &'static str,
-        _: &OAuth2Spec,
-        _: &Endpoints,
-        _: &ClientCredentials,
-        _: &SecretValue,
-        _: DateTime<Utc>,
-    ) -> Result<TokenSet, ProviderError> {
-        Err(ProviderError::new(p, ProviderErrorKind::Unsupported, "no"))
-    }
-}
-
-struct Discard;
-
-#[async_trait]
-impl JobQueue for Discard {
-    async fn enqueue(&self, _: &SyncJob, _: StdDuration) -> Result<(), SyncError> {
-        Ok(())
-    }
-}
+use common::{
+    MemorySecrets, authenticator, delivery_request, engine, issue, json_request, memory_store,
+    send, sign,
+};
 
 const FIELDS: &[CredentialField] = &[
     CredentialField {
@@ -159,10 +92,6 @@ impl Provider for TestProvider {
 }
 
 /// Stands in for a real HMAC: only whoever knows the secret can produce it.
-fn sign(secret: &str, body: &[u8]) -> String {
-    format!("{secret}:{}", body.len())
-}
-
 #[async_trait]
 impl WebhookReceiver for TestProvider {
     fn verify(&self, r: &WebhookRequest, secret: &SecretValue) -> Result<(), ProviderError> {
@@ -203,10 +132,7 @@ struct World {
 
 async fn world() -> World {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = Store::new(
-        Arc::new(SqliteBackend::in_memory(clock.clone()).unwrap()),
-        clock.clone(),
-    );
+    let store = memory_store(clock.clone());
     let provider = Arc::new(TestProvider {
         d: ProviderDescriptor {
             id: "testy",
@@ -226,30 +152,9 @@ async fn world() -> World {
     let mut registry = Registry::new();
     registry.register(provider.clone()).unwrap();
     let secrets = Arc::new(MemorySecrets::default());
-    let engine = Engine {
-        store: store.clone(),
-        secrets: secrets.clone(),
-        providers: Arc::new(registry),
-        oauth: Arc::new(NoOAuth),
-        queue: Arc::new(Discard),
-        events: Arc::new(hourbridge_sync::runs::LogEvents),
-        clock,
-        settings: SyncSettings::default(),
-        sessions: Default::default(),
-    };
-    let auth = Authenticator::hs256(&SecretValue::new("test-key-test-key-test-key-32byt"));
-    let now = Utc::now();
-    let token = auth
-        .issue(
-            &RawClaims {
-                sub: "olga".into(),
-                ws: "acme".into(),
-                role: "owner".into(),
-            },
-            now,
-            now + Duration::hours(1),
-        )
-        .unwrap();
+    let engine = engine(store.clone(), registry, secrets.clone(), clock);
+    let auth = authenticator();
+    let token = issue(&auth, "olga", "owner");
     let app = hourbridge_api::router(AppState {
         store,
         auth: Arc::new(auth),
@@ -282,38 +187,20 @@ impl World {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json");
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
-            .unwrap();
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        send(
+            &self.app,
+            json_request(method, path, &self.token, body, headers),
         )
+        .await
     }
 
     async fn deliver(&self, token: &str, delivery: &str, body: &str, sig: &str) -> StatusCode {
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(format!("/webhooks/testy/{token}"))
-            .header("content-type", "application/json")
-            .header("x-delivery", delivery)
-            .header("x-signature", sig)
-            .body(Body::from(body.to_owned()))
-            .unwrap();
-        self.app.clone().oneshot(req).await.unwrap().status()
+        send(
+            &self.app,
+            delivery_request("testy", token, delivery, body, sig),
+        )
+        .await
+        .0
     }
 }
 

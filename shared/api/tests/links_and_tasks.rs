@@ -5,101 +5,30 @@
 //! with at most one person per remote user (also under concurrent PUTs), and connect fields
 //! shown without secrets.
 
-use std::collections::BTreeMap;
+mod common;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use hourbridge_api::{AppState, Authenticator, RawClaims};
+use hourbridge_api::{AppState, Authenticator};
 use hourbridge_domain::{
     ChangeOp, Clock, HostKind, ManagedBy, ManualClock, PersonLink, Project, ProviderId, RecordId,
-    Role, SecretError, SecretStore, SecretValue, Task, WorkLog, WorkLogSource,
+    Role, Task, WorkLog, WorkLogSource,
 };
 use hourbridge_provider_api::{
-    AccountInfo, AuthKind, Authorization, Capabilities, ChangeWindow, ClientCredentials,
-    CredentialField, Directory, Endpoints, OAuth2Spec, OAuthFlow, OutboundTime, ProjectLinks,
-    Provider, ProviderDescriptor, ProviderError, ProviderErrorKind, ProviderSession, Registry,
+    AccountInfo, AuthKind, Capabilities, ChangeWindow, CredentialField, Directory, OutboundTime,
+    ProjectLinks, Provider, ProviderDescriptor, ProviderError, ProviderSession, Registry,
     RemotePage, RemoteProject, RemoteUser, Schedule, TimeChange, TimeChangeFeed, TimeSink,
-    TimeTwoWay, TokenSet,
+    TimeTwoWay,
 };
 use hourbridge_store::{IndexSel, Store};
-use hourbridge_store_sqlite::SqliteBackend;
-use hourbridge_sync::{Engine, JobQueue, SyncError, SyncJob, SyncSettings};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-#[derive(Debug, Default)]
-struct MemorySecrets(Mutex<BTreeMap<String, String>>);
-
-#[async_trait]
-impl SecretStore for MemorySecrets {
-    async fn put(&self, name: &str, value: &SecretValue) -> Result<(), SecretError> {
-        self.0
-            .lock()
-            .unwrap()
-            .insert(name.into(), value.expose().into());
-        Ok(())
-    }
-    async fn get(&self, name: &str) -> Result<Option<SecretValue>, SecretError> {
-        Ok(self.0.lock().unwrap().get(name).map(SecretValue::new))
-    }
-    async fn delete(&self, name: &str) -> Result<(), SecretError> {
-        self.0.lock().unwrap().remove(name);
-        Ok(())
-    }
-}
-
-struct NoOAuth;
-
-#[async_trait]
-impl OAuthFlow for NoOAuth {
-    fn authorize(
-        &self,
-        p: &'static str,
-        _: &OAuth2Spec,
-        _: &Endpoints,
-        _: &ClientCredentials,
-        _: &str,
-    ) -> Result<Authorization, ProviderError> {
-        Err(ProviderError::new(p, ProviderErrorKind::Unsupported, "no"))
-    }
-    async fn exchange_code(
-        &self,
-        p: &'static str,
-        _: &OAuth2Spec,
-        _: &Endpoints,
-        _: &ClientCredentials,
-        _: &str,
-        _: Option<&SecretValue>,
-        _: DateTime<Utc>,
-    ) -> Result<TokenSet, ProviderError> {
-        Err(ProviderError::new(p, ProviderErrorKind::Unsupported, "no"))
-    }
-    async fn refresh(
-        &self,
-        p: &'static str,
-        _: &OAuth2Spec,
-        _: &Endpoints,
-        _: &ClientCredentials,
-        _: &SecretValue,
-        _: DateTime<Utc>,
-    ) -> Result<TokenSet, ProviderError> {
-        Err(ProviderError::new(p, ProviderErrorKind::Unsupported, "no"))
-    }
-}
-
-struct Discard;
-
-#[async_trait]
-impl JobQueue for Discard {
-    async fn enqueue(&self, _: &SyncJob, _: StdDuration) -> Result<(), SyncError> {
-        Ok(())
-    }
-}
+use common::{WS, authenticator, code, engine, issue, json_request, memory_store, send};
 
 const fn field(name: &'static str, secret: bool) -> CredentialField {
     CredentialField {
@@ -338,8 +267,6 @@ fn providers() -> Vec<Arc<Fake>> {
     ]
 }
 
-const WS: &str = "acme";
-
 struct World {
     app: axum::Router,
     auth: Arc<Authenticator>,
@@ -355,29 +282,14 @@ fn start() -> DateTime<Utc> {
 async fn world() -> World {
     let clock = Arc::new(ManualClock::new(start()));
     let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let store = Store::new(
-        Arc::new(SqliteBackend::in_memory(dyn_clock.clone()).unwrap()),
-        dyn_clock.clone(),
-    );
+    let store = memory_store(dyn_clock.clone());
     let mut registry = Registry::new();
     let fakes = providers();
     for p in &fakes {
         registry.register(p.clone()).unwrap();
     }
-    let engine = Engine {
-        store: store.clone(),
-        secrets: Arc::new(MemorySecrets::default()),
-        providers: Arc::new(registry),
-        oauth: Arc::new(NoOAuth),
-        queue: Arc::new(Discard),
-        events: Arc::new(hourbridge_sync::runs::LogEvents),
-        clock: dyn_clock,
-        settings: SyncSettings::default(),
-        sessions: Default::default(),
-    };
-    let auth = Arc::new(Authenticator::hs256(&SecretValue::new(
-        "test-key-test-key-test-key-32byt",
-    )));
+    let engine = engine(store.clone(), registry, Arc::default(), dyn_clock);
+    let auth = Arc::new(authenticator());
     let app = hourbridge_api::router(AppState {
         store: store.clone(),
         auth: auth.clone(),
@@ -400,21 +312,6 @@ async fn world() -> World {
 }
 
 impl World {
-    fn token(&self, person: &str, role: &str) -> String {
-        let now = Utc::now();
-        self.auth
-            .issue(
-                &RawClaims {
-                    sub: person.into(),
-                    ws: WS.into(),
-                    role: role.into(),
-                },
-                now,
-                now + Duration::hours(1),
-            )
-            .unwrap()
-    }
-
     async fn call_as(
         &self,
         person: &str,
@@ -423,25 +320,8 @@ impl World {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(
-                "authorization",
-                format!("Bearer {}", self.token(person, role)),
-            )
-            .header("content-type", "application/json")
-            .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
-            .unwrap();
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let token = issue(&self.auth, person, role);
+        send(&self.app, json_request(method, path, &token, body, &[])).await
     }
 
     /// As the owner.
@@ -504,10 +384,6 @@ impl World {
         );
         self.store.list_all::<PersonLink>(q).await.unwrap()
     }
-}
-
-fn code(b: &Value) -> &str {
-    b["error"]["code"].as_str().unwrap_or_default()
 }
 
 fn id(s: &str) -> RecordId {
