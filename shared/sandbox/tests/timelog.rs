@@ -115,6 +115,29 @@ async fn pm(
     post(&pm_url(sb), Some(&action), body).await
 }
 
+/// `InsertWork` or `UpdateWork` of the `WorkUnit`s in `work`, from source 0.
+async fn write_work(
+    sb: &Sandbox,
+    op: &str,
+    work: &str,
+    t: &(String, String, String),
+) -> (StatusCode, String) {
+    let params = format!("<tl:work>{work}</tl:work><tl:source>0</tl:source>");
+    pm(sb, op, &params, t).await
+}
+
+/// `ChangeTaskStatus` of task `guid` to `status`; the answer's body.
+async fn change_task_status(
+    sb: &Sandbox,
+    guid: &str,
+    status: u8,
+    t: &(String, String, String),
+) -> String {
+    let params =
+        format!("<tl:taskGuid>{guid}</tl:taskGuid><tl:targetStatus>{status}</tl:targetStatus>");
+    pm(sb, "ChangeTaskStatus", &params, t).await.1
+}
+
 async fn reporting(
     sb: &Sandbox,
     op: &str,
@@ -427,13 +450,7 @@ async fn insert_work_fails_only_the_item_in_a_closed_week() {
     ]
     .concat();
     let before = tl.work().len();
-    let (status, body) = pm(
-        &sb,
-        "InsertWork",
-        &format!("<tl:work>{work}</tl:work><tl:source>0</tl:source>"),
-        &t,
-    )
-    .await;
+    let (status, body) = write_work(&sb, "InsertWork", &work, &t).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(texts(&body, "ResponseState"), ["Success"]);
     assert_eq!(
@@ -459,33 +476,20 @@ async fn duplicate_guids_fail_on_insert_unknown_guids_fail_on_update_and_succeed
     let day = last_weekday_before(1);
     let guid = "3c9e1a7b-5d24-4f80-b1e6-8a0c2d4f6e19";
     let unit = work_unit(Some(guid), workshop, "BBU", day, "PT1H");
-    let params = format!("<tl:work>{unit}</tl:work><tl:source>0</tl:source>");
-    let (_, body) = pm(&sb, "InsertWork", &params, &t).await;
+    let (_, body) = write_work(&sb, "InsertWork", &unit, &t).await;
     assert_eq!(texts(&body, "Status"), ["Success"]);
     assert_eq!(texts(&body, "GUID")[0], guid);
-    let (_, body) = pm(&sb, "InsertWork", &params, &t).await;
+    let (_, body) = write_work(&sb, "InsertWork", &unit, &t).await;
     assert_eq!(texts(&body, "Status"), ["Error"]);
     assert!(texts(&body, "Message")[0].contains("already exists"));
 
     let unknown = "11111111-2222-4333-8444-555555555555";
     let upd = work_unit(Some(unknown), workshop, "BBU", day, "PT2H");
-    let (_, body) = pm(
-        &sb,
-        "UpdateWork",
-        &format!("<tl:work>{upd}</tl:work><tl:source>0</tl:source>"),
-        &t,
-    )
-    .await;
+    let (_, body) = write_work(&sb, "UpdateWork", &upd, &t).await;
     assert_eq!(texts(&body, "Status"), ["Error"]);
 
     let upd = work_unit(Some(guid), workshop, "BBU", day, "PT2H15M");
-    let (_, body) = pm(
-        &sb,
-        "UpdateWork",
-        &format!("<tl:work>{upd}</tl:work><tl:source>0</tl:source>"),
-        &t,
-    )
-    .await;
+    let (_, body) = write_work(&sb, "UpdateWork", &upd, &t).await;
     assert_eq!(texts(&body, "Status"), ["Success"], "{body}");
     assert_eq!(
         tl.work().iter().find(|w| w.guid == guid).unwrap().minutes,
@@ -511,13 +515,7 @@ async fn approved_registrations_cannot_be_changed() {
     let guid = tl.register_work("BBU", &wguid, day, 60, "by hand").unwrap();
     assert!(tl.approve(&guid));
     let upd = work_unit(Some(&guid), workshop, "BBU", day, "PT2H");
-    let (_, body) = pm(
-        &sb,
-        "UpdateWork",
-        &format!("<tl:work>{upd}</tl:work><tl:source>0</tl:source>"),
-        &t,
-    )
-    .await;
+    let (_, body) = write_work(&sb, "UpdateWork", &upd, &t).await;
     assert_eq!(texts(&body, "Status"), ["Error"]);
     assert!(texts(&body, "Message")[0].contains("approved"));
 }
@@ -537,13 +535,7 @@ async fn the_change_feed_is_ascending_and_deleted_units_keep_only_their_guid() {
     // Created by the API, then edited in TimeLog.
     let kept = "e1b7c3d9-5a2f-4e80-b6c4-0f9a8d7e6c51";
     let unit = work_unit(Some(kept), task.id, "AAD", day, "PT2H30M");
-    let (_, body) = pm(
-        &sb,
-        "InsertWork",
-        &format!("<tl:work>{unit}</tl:work><tl:source>0</tl:source>"),
-        &t,
-    )
-    .await;
+    let (_, body) = write_work(&sb, "InsertWork", &unit, &t).await;
     assert_eq!(texts(&body, "Status"), ["Success"], "{body}");
     tl.advance_clock(ChronoDuration::minutes(5));
     assert!(tl.edit_work(kept, 180, "longer"));
@@ -681,13 +673,7 @@ async fn add_employee_to_task_twice_creates_a_duplicate_allocation() {
     assert_eq!(on_copy, 2);
     // Now allocated, Eve can register on the task.
     let unit = work_unit(None, copy, "EEN", last_weekday_before(1), "PT1H");
-    let (_, body) = pm(
-        &sb,
-        "InsertWork",
-        &format!("<tl:work>{unit}</tl:work><tl:source>0</tl:source>"),
-        &t,
-    )
-    .await;
+    let (_, body) = write_work(&sb, "InsertWork", &unit, &t).await;
     assert_eq!(texts(&body, "Status"), ["Success"], "{body}");
 }
 
@@ -745,39 +731,15 @@ async fn tasks_are_created_found_by_external_key_renamed_and_completed() {
     assert_eq!(tl.task(guid).unwrap().name, "Design review II");
     assert_eq!(tl.task(guid).unwrap().external_keys.len(), 1, "keys kept");
 
-    let (_, body) = pm(
-        &sb,
-        "ChangeTaskStatus",
-        &format!("<tl:taskGuid>{guid}</tl:taskGuid><tl:targetStatus>3</tl:targetStatus>"),
-        &t,
-    )
-    .await;
+    let body = change_task_status(&sb, guid, 3, &t).await;
     assert_eq!(texts(&body, "ResponseState"), ["Success"], "{body}");
     assert!(!tl.task(guid).unwrap().active);
-    let (_, body) = pm(
-        &sb,
-        "ChangeTaskStatus",
-        &format!("<tl:taskGuid>{guid}</tl:taskGuid><tl:targetStatus>2</tl:targetStatus>"),
-        &t,
-    )
-    .await;
+    let body = change_task_status(&sb, guid, 2, &t).await;
     assert_eq!(texts(&body, "ResponseState"), ["Success"]);
     assert!(tl.task(guid).unwrap().active, "on hold (2) is still active");
-    let (_, body) = pm(
-        &sb,
-        "ChangeTaskStatus",
-        &format!("<tl:taskGuid>{guid}</tl:taskGuid><tl:targetStatus>7</tl:targetStatus>"),
-        &t,
-    )
-    .await;
+    let body = change_task_status(&sb, guid, 7, &t).await;
     assert_eq!(texts(&body, "ResponseState"), ["Invalid"]);
-    let (_, body) = pm(
-        &sb,
-        "ChangeTaskStatus",
-        &format!("<tl:taskGuid>{guid}</tl:taskGuid><tl:targetStatus>4</tl:targetStatus>"),
-        &t,
-    )
-    .await;
+    let body = change_task_status(&sb, guid, 4, &t).await;
     assert_eq!(texts(&body, "ResponseState"), ["Success"]);
     assert!(!tl.task(guid).unwrap().active, "cancelled (4) is inactive");
     let (_, body) = pm(
@@ -1098,13 +1060,7 @@ async fn responses_have_the_shapes_of_the_reference_fixtures() {
         work_unit(None, workshop, "BBU", closed_day, "PT1H"),
     ]
     .concat();
-    let (_, body) = pm(
-        &sb,
-        "InsertWork",
-        &format!("<tl:work>{work}</tl:work><tl:source>0</tl:source>"),
-        &t,
-    )
-    .await;
+    let (_, body) = write_work(&sb, "InsertWork", &work, &t).await;
     assert_has_shape("timelog-soap-insertwork-response.xml", &body);
 
     let today = Utc::now().date_naive();

@@ -1107,15 +1107,46 @@ fn task_type_name(id: i32) -> &'static str {
     }
 }
 
+/// The names of a task chain (root first), as TimeLog shows a task's full name: `A > B`.
+fn full_name(chain: &[&Task]) -> String {
+    chain
+        .iter()
+        .map(|x| x.name.as_str())
+        .collect::<Vec<_>>()
+        .join(" > ")
+}
+
+/// The numbers of a task chain (root first), dot-separated.
+fn no_chain(chain: &[&Task]) -> String {
+    chain
+        .iter()
+        .map(|x| x.no.as_str())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// `{what}Guid` (the nil GUID without a record), `{what}Name` and `{what}No` (nil without one).
+fn guid_name_no(p: &str, what: &str, record: Option<(Uuid, &str, &str)>) -> String {
+    [
+        el(
+            p,
+            &format!("{what}Guid"),
+            &record.map_or(NIL_GUID.to_owned(), |r| g(r.0)),
+        ),
+        opt(p, &format!("{what}Name"), record.map(|r| r.1)),
+        opt(p, &format!("{what}No"), record.map(|r| r.2)),
+    ]
+    .concat()
+}
+
 /// `Task` members, prefix `p` = v1_7.
 fn task_xml(s: &TimelogState, t: &Task, p: &str, keys: bool) -> String {
     let project = s.projects.get(&t.project);
-    let chain: Vec<String> = s.task_chain(t).iter().map(|x| x.name.clone()).collect();
     let mut out = extended(keys.then_some(t.external_keys.as_slice()));
     out.push_str(&el(p, "ID", &g(t.guid)));
     out.push_str(&el(p, "TaskID", &t.id.to_string()));
     out.push_str(&el(p, "Name", &t.name));
-    out.push_str(&el(p, "FullName", &chain.join(" > ")));
+    out.push_str(&el(p, "FullName", &full_name(&s.task_chain(t))));
     out.push_str(&el(p, "No", &t.no));
     out.push_str(&el(p, "Description", &t.description));
     out.push_str(&el(p, "Link", &t.link));
@@ -1215,25 +1246,9 @@ fn project_task_flat(s: &TimelogState, t: &Task) -> String {
         el(p, "TaskIsReadyForInvoicing", "false"),
         el(p, "TaskLink", &t.link),
         el(p, "TaskName", &t.name),
-        el(
-            p,
-            "TaskNameChain",
-            &chain
-                .iter()
-                .map(|x| x.name.as_str())
-                .collect::<Vec<_>>()
-                .join(" > "),
-        ),
+        el(p, "TaskNameChain", &full_name(&chain)),
         el(p, "TaskNo", &t.no),
-        el(
-            p,
-            "TaskNoChain",
-            &chain
-                .iter()
-                .map(|x| x.no.as_str())
-                .collect::<Vec<_>>()
-                .join("."),
-        ),
+        el(p, "TaskNoChain", &no_chain(&chain)),
         el(
             p,
             "TaskParentGuid",
@@ -1336,15 +1351,7 @@ fn work_xml(s: &TimelogState, u: &WorkUnit, p: &str) -> String {
             el(p, "No", &t.no),
             el(p, "IsActive", b(t.active())),
             el(p, "WBS", &s.wbs(t)),
-            el(
-                p,
-                "FullName",
-                &s.task_chain(t)
-                    .iter()
-                    .map(|x| x.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" > ")
-            ),
+            el(p, "FullName", &full_name(&s.task_chain(t))),
             opt(
                 p,
                 "ExternalKey",
@@ -1429,17 +1436,13 @@ fn work_flat(s: &TimelogState, c: &super::Change) -> String {
     [
         head,
         el(p, "ApprovedStatus", &u.approved.to_string()),
-        el(p, "CustomerGuid", &guid_or_nil(cu.map(|c| c.guid))),
-        opt(p, "CustomerName", cu.map(|c| c.name.as_str())),
-        opt(p, "CustomerNo", cu.map(|c| c.no.as_str())),
+        guid_name_no(p, "Customer", cu.map(|c| (c.guid, &*c.name, &*c.no))),
         el(p, "Date", &day(u.date())),
-        el(
+        guid_name_no(
             p,
-            "EmployeeDepartmentGuid",
-            &guid_or_nil(edep.map(|d| d.guid)),
+            "EmployeeDepartment",
+            edep.map(|d| (d.guid, &*d.name, &*d.no)),
         ),
-        opt(p, "EmployeeDepartmentName", edep.map(|d| d.name.as_str())),
-        opt(p, "EmployeeDepartmentNo", edep.map(|d| d.no.as_str())),
         el(p, "EmployeeGuid", &guid_or_nil(emp.map(|e| e.guid))),
         opt(p, "EmployeeInitials", emp.map(|e| e.initials.as_str())),
         opt(p, "EmployeeInternalId", emp.map(|e| e.employee_no.as_str())),
@@ -1449,16 +1452,12 @@ fn work_flat(s: &TimelogState, c: &super::Change) -> String {
             "ProjectCategoryName",
             pr.map(|p| p.category_name.as_str()),
         ),
-        el(
+        guid_name_no(
             p,
-            "ProjectDepartmentGuid",
-            &guid_or_nil(pdep.map(|d| d.guid)),
+            "ProjectDepartment",
+            pdep.map(|d| (d.guid, &*d.name, &*d.no)),
         ),
-        opt(p, "ProjectDepartmentName", pdep.map(|d| d.name.as_str())),
-        opt(p, "ProjectDepartmentNo", pdep.map(|d| d.no.as_str())),
-        el(p, "ProjectGuid", &guid_or_nil(pr.map(|p| p.guid))),
-        opt(p, "ProjectName", pr.map(|p| p.name.as_str())),
-        opt(p, "ProjectNo", pr.map(|p| p.no.as_str())),
+        guid_name_no(p, "Project", pr.map(|p| (p.guid, &*p.name, &*p.no))),
         opt(
             p,
             "ProjectStatusName",
@@ -1470,25 +1469,9 @@ fn work_flat(s: &TimelogState, c: &super::Change) -> String {
         el(p, "SalaryCodeName", ""),
         el(p, "TaskGuid", &guid_or_nil(task.map(|t| t.guid))),
         opt(p, "TaskName", task.map(|t| t.name.as_str())),
-        el(
-            p,
-            "TaskNameChain",
-            &chain
-                .iter()
-                .map(|x| x.name.as_str())
-                .collect::<Vec<_>>()
-                .join(" > "),
-        ),
+        el(p, "TaskNameChain", &full_name(&chain)),
         opt(p, "TaskNo", task.map(|t| t.no.as_str())),
-        el(
-            p,
-            "TaskNoChain",
-            &chain
-                .iter()
-                .map(|x| x.no.as_str())
-                .collect::<Vec<_>>()
-                .join("."),
-        ),
+        el(p, "TaskNoChain", &no_chain(&chain)),
         el(
             p,
             "TaskParentGuid",
