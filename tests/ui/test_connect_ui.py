@@ -1,5 +1,6 @@
 """The Integrations UI in headless Chromium against `hourbridge serve` and the sandboxes."""
 
+import json
 import re
 import urllib.request
 
@@ -336,3 +337,51 @@ def test_token_by_post_message_and_failing_api(world, page):
     fail["on"] = False
     page.get_by_role("button", name="Retry").click()
     expect(page.locator("li.card")).to_have_count(5)
+
+
+def test_embedded_in_an_iframe_with_the_token_by_post_message(world, page):
+    ws = world.workspace()
+    token, project = ws["tokens"]["bob"], ws["project"]
+    # The host product on an origin of its own (served by the browser's router).
+    host = f"""<!doctype html><html lang="en"><head><title>Host product</title></head>
+<body><main><h1>Acme settings</h1>
+<iframe id="hb" title="Integrations" src="{world.base}/connect" width="1000" height="700"></iframe>
+</main><script>
+  const seen = [];
+  window.addEventListener("message", (ev) => {{
+    seen.push(ev.data.type);
+    document.body.dataset.seen = seen.join(",");
+    if (ev.data.type === "hourbridge:ready")
+      document.getElementById("hb").contentWindow.postMessage(
+        {{type: "hourbridge:token", token: {json.dumps(token)}, project_id: {json.dumps(project)}}},
+        {json.dumps(world.base)});
+  }});
+</script></body></html>"""
+    import http.server
+    import threading
+
+    class Host(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(host.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Host)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page.goto(f"http://127.0.0.1:{server.server_port}/settings")
+        embedded(page, project)
+    finally:
+        server.shutdown()
+
+
+def embedded(page, project):
+    frame = page.frame_locator("#hb")
+    expect(frame.get_by_role("heading", level=1)).to_have_text("Project integration settings")
+    expect(frame.get_by_label("Project", exact=True)).to_have_value(project)
+    expect(page.locator("body")).to_have_attribute("data-seen", re.compile("hourbridge:ready"))
+    shot(page, "17-embedded-iframe")

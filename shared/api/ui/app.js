@@ -885,7 +885,9 @@
     }
     search.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(load, 250); });
     renderChips();
-    if (manager || link) load();
+    // Searching the provider's projects is a manager's; others see the linked ids.
+    if (manager) load();
+    else { search.hidden = true; picker.hidden = true; form.querySelector('label[for="' + searchId + '"]').hidden = true; }
 
     // Options.
     var fromId = id("from");
