@@ -70,7 +70,7 @@ class World:
         self.tmp = Path(tmp)
         self.procs = []
         sandbox = subprocess.Popen(
-            [BIN, "sandbox", "--addr", "127.0.0.1:0", "--entries", "3000", "--latency-ms", "60"],
+            [BIN, "sandbox", "--addr", "127.0.0.1:0", "--entries", "3000", "--latency-ms", "150"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
         )
         self.procs.append(sandbox)

@@ -78,12 +78,14 @@ def test_harvest_end_to_end_link_reset_and_sync_missing_people(world, page):
     shot(page, "04-project-settings-preview")
     sec.get_by_role("button", name="Reset and sync all work logs").click()
     run = sec.locator(".run")
-    # The progress bar is live while the run runs (the sandbox answers slowly).
-    expect(run).to_have_attribute("data-state", re.compile("queued|running"))
+    # The progress bar is live while the run runs (the sandbox answers slowly): the page showed
+    # the run queued or running before it ended.
     expect(run.locator("progress")).to_be_visible()
     expect(run.get_by_text(re.compile(r"records processed"))).to_be_visible()
     shot(page, "05-reset-and-sync-progress")
     expect(run).to_have_attribute("data-state", "succeeded", timeout=90000)
+    expect(run).to_have_attribute("data-was-running", "true")
+    expect(run.locator("progress")).to_have_attribute("value", "100")
     expect(run.get_by_text(re.compile(r"^Synchronized successfully at \d{4}-\d\d-\d\d \d\d:\d\d$"))).to_be_visible()
     created = run.locator("dl.counts dd").first
     assert int(created.inner_text()) > 0

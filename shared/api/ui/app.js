@@ -742,6 +742,7 @@
           }
           if (run.state === "queued" || run.state === "running") {
             container.querySelector(".run").setAttribute("data-state", run.state);
+            container.querySelector(".run").setAttribute("data-was-running", "true");
             if (expected) bar.value = Math.min(99, Math.round((done / expected) * 100));
             detail.textContent = (run.state === "queued" ? "Queued… " : "Running… ") + done + " records processed";
             setTimeout(poll, 400);
