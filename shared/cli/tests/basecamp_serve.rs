@@ -98,35 +98,23 @@ async fn world_with(extra: &[(&str, &str)]) -> World {
     if !extra.is_empty() {
         bc.set_rate_limit(1000, Duration::from_secs(10));
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_owned();
-    let mut env = vars(&sb);
-    env.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let server = ServerProc::start_vars(&path, &env, &LEASE, "serve.log");
-    let ws = workspace_id();
-    let api = Api::new(&server, &token(&path, &ws));
-    let (st, v) = api
-        .call(
-            Method::POST,
-            "/v1/workspaces",
-            Some(json!({"name": "Nordlys", "time_zone": "Europe/Oslo",
-                "owner": {"name": "Ingrid Solberg", "email": "ingrid@nordlys.example"}})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let env = vars_with(vars(&sb), extra);
+    let s = serve_workspace(
+        &env,
+        &LEASE,
+        json!({"name": "Nordlys", "time_zone": "Europe/Oslo",
+            "owner": {"name": "Ingrid Solberg", "email": "ingrid@nordlys.example"}}),
+    )
+    .await;
     World {
         sb,
         env,
         bc,
-        _dir: dir,
-        server,
-        api,
-        ws,
-        dir: path,
+        _dir: s.dir,
+        server: s.server,
+        api: s.api,
+        ws: s.ws,
+        dir: s.path,
     }
 }
 

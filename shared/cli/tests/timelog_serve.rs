@@ -42,35 +42,26 @@ struct World {
 async fn world(extra: &[(&str, &str)]) -> World {
     let sb = Sandbox::start(Seed::Empty).await.expect("sandbox");
     let tl = sb.timelog();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_owned();
-    let mut env = vec![("HOURBRIDGE_TIMELOG_ALLOW_HTTP".to_owned(), "1".to_owned())];
-    env.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    let env = vars_with(
+        vec![("HOURBRIDGE_TIMELOG_ALLOW_HTTP".to_owned(), "1".to_owned())],
+        extra,
     );
-    let server = ServerProc::start_vars(&path, &env, &LEASE, "serve.log");
-    let ws = workspace_id();
-    let api = Api::new(&server, &token(&path, &ws));
-    let (st, v) = api
-        .call(
-            Method::POST,
-            "/v1/workspaces",
-            Some(json!({"name": "Nordlys", "time_zone": "Europe/Oslo",
-                "owner": {"name": "Ingrid Solberg", "email": "ingrid@nordlys.example"}})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let s = serve_workspace(
+        &env,
+        &LEASE,
+        json!({"name": "Nordlys", "time_zone": "Europe/Oslo",
+            "owner": {"name": "Ingrid Solberg", "email": "ingrid@nordlys.example"}}),
+    )
+    .await;
     World {
         sb,
         tl,
         env,
-        _dir: dir,
-        dir: path,
-        server,
-        api,
-        ws,
+        _dir: s.dir,
+        dir: s.path,
+        server: s.server,
+        api: s.api,
+        ws: s.ws,
     }
 }
 
@@ -85,6 +76,13 @@ impl World {
             "reporting_username": TIMELOG_REPORTING_USERNAME,
             "reporting_password": TIMELOG_REPORTING_PASSWORD,
         })
+    }
+
+    /// Activate with `fields`, as answered.
+    async fn try_activate(&self, fields: Value) -> (StatusCode, Value) {
+        self.api
+            .call(Method::PUT, "/v1/connections/timelog", Some(fields))
+            .await
     }
 
     async fn activate(&self) -> Value {
@@ -138,6 +136,43 @@ impl World {
         id
     }
 
+    /// A task on `project` assigned to `assignee`; answers its id.
+    async fn task(&self, project: &str, name: &str, assignee: &str) -> String {
+        let t = self
+            .api
+            .ok(
+                Method::POST,
+                &format!("/v1/projects/{project}/tasks"),
+                Some(json!({"name": name, "assignee_ids": [assignee]})),
+            )
+            .await;
+        t["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A work log of `person` on `task`; answers its id.
+    async fn log(
+        &self,
+        person: &str,
+        project: &str,
+        task: &str,
+        date: chrono::NaiveDate,
+        minutes: u32,
+        note: &str,
+    ) -> String {
+        let l = self
+            .api
+            .ok(
+                Method::POST,
+                "/v1/worklogs",
+                Some(
+                    json!({"person_id": person, "project_id": project, "task_id": task,
+                    "date": date.to_string(), "minutes": minutes, "note": note}),
+                ),
+            )
+            .await;
+        l["id"].as_str().unwrap().to_owned()
+    }
+
     /// "Synchronize now" and the run's end.
     async fn cycle(&self) -> Value {
         let r = self
@@ -183,20 +218,14 @@ async fn activate_checks_both_apis_and_names_the_failing_fields_storing_nothing(
     let w = world(&[]).await;
     let mut wrong = w.fields();
     wrong["password"] = json!("not-it");
-    let (st, v) = w
-        .api
-        .call(Method::PUT, "/v1/connections/timelog", Some(wrong))
-        .await;
+    let (st, v) = w.try_activate(wrong).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["code"], "invalid_credentials", "{v}");
     assert_eq!(v["error"]["fields"], json!(["username", "password"]), "{v}");
 
     let mut wrong = w.fields();
     wrong["reporting_password"] = json!("not-it");
-    let (st, v) = w
-        .api
-        .call(Method::PUT, "/v1/connections/timelog", Some(wrong))
-        .await;
+    let (st, v) = w.try_activate(wrong).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(
         v["error"]["fields"],
@@ -206,10 +235,7 @@ async fn activate_checks_both_apis_and_names_the_failing_fields_storing_nothing(
 
     let mut wrong = w.fields();
     wrong["domain"] = json!(format!("127.0.0.1:{}", free_port()));
-    let (st, v) = w
-        .api
-        .call(Method::PUT, "/v1/connections/timelog", Some(wrong))
-        .await;
+    let (st, v) = w.try_activate(wrong).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["code"], "unreachable_domain", "{v}");
 
@@ -309,15 +335,7 @@ async fn every_cycle_pushes_tasks_and_time_out_and_pulls_time_in_without_echoes(
     let web = w.linked_project().await;
 
     // Tasks out and allocation.
-    let task = w
-        .api
-        .ok(
-            Method::POST,
-            &format!("/v1/projects/{web}/tasks"),
-            Some(json!({"name": "Design", "assignee_ids": [jonas]})),
-        )
-        .await;
-    let task_id = task["id"].as_str().unwrap().to_owned();
+    let task_id = w.task(&web, "Design", &jonas).await;
     let run = w.cycle().await;
     assert_eq!(run["tasks_pushed"]["created"], 1, "{run}");
     let ours = |tl: &TimelogControl| {
@@ -357,18 +375,7 @@ async fn every_cycle_pushes_tasks_and_time_out_and_pulls_time_in_without_echoes(
     let day = today();
     let mut ids = Vec::new();
     for (minutes, note) in [(90, "wireframes"), (30, "call")] {
-        let l = w
-            .api
-            .ok(
-                Method::POST,
-                "/v1/worklogs",
-                Some(
-                    json!({"person_id": jonas, "project_id": web, "task_id": task_id,
-                    "date": day.to_string(), "minutes": minutes, "note": note}),
-                ),
-            )
-            .await;
-        ids.push(l["id"].as_str().unwrap().to_owned());
+        ids.push(w.log(&jonas, &web, &task_id, day, minutes, note).await);
     }
     let run = w.cycle().await;
     assert_eq!(run["counts"]["created"], 2, "{run}");
@@ -588,27 +595,11 @@ async fn a_cycle_of_500_logs_killed_at_random_points_ends_with_500_registrations
     let jonas = w.person("Jonas Berg", "jonas.berg@nordlys.example").await;
     w.link_person(&jonas, &jonas_tl).await;
     let web = w.linked_project().await;
-    let task = w
-        .api
-        .ok(
-            Method::POST,
-            &format!("/v1/projects/{web}/tasks"),
-            Some(json!({"name": "Build", "assignee_ids": [jonas]})),
-        )
-        .await;
-    let task_id = task["id"].as_str().unwrap().to_owned();
+    let task_id = w.task(&web, "Build", &jonas).await;
     w.cycle().await;
     for i in 0..500u32 {
-        w.api
-            .ok(
-                Method::POST,
-                "/v1/worklogs",
-                Some(
-                    json!({"person_id": jonas, "project_id": web, "task_id": task_id,
-                    "date": (today() - chrono::Days::new(u64::from(i % 20))).to_string(),
-                    "minutes": 15 + i % 7, "note": format!("log {i}")}),
-                ),
-            )
+        let day = today() - chrono::Days::new(u64::from(i % 20));
+        w.log(&jonas, &web, &task_id, day, 15 + i % 7, &format!("log {i}"))
             .await;
     }
     let r = w

@@ -29,8 +29,6 @@ struct World {
 async fn world() -> World {
     let sb = Sandbox::start(Seed::Demo).await.expect("sandbox");
     let tx = sb.tripletex();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_owned();
     let env = vec![
         (
             "HOURBRIDGE_TRIPLETEX_API_URL".to_owned(),
@@ -41,25 +39,20 @@ async fn world() -> World {
             TRIPLETEX_DEMO_CONSUMER_TOKEN.to_owned(),
         ),
     ];
-    let server = ServerProc::start_vars(&path, &env, &[], "serve.log");
-    let ws = workspace_id();
-    let api = Api::new(&server, &token(&path, &ws));
-    let service = Api::new(&server, &token_as(&path, &ws, "billing", "service"));
-    let (st, v) = api
-        .call(
-            Method::POST,
-            "/v1/workspaces",
-            Some(json!({"name": "Fjordtech", "time_zone": "Europe/Oslo",
-                "owner": {"name": "Ada Admin", "email": "ada@fjordtech.example"}})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let s = serve_workspace(
+        &env,
+        &[],
+        json!({"name": "Fjordtech", "time_zone": "Europe/Oslo",
+            "owner": {"name": "Ada Admin", "email": "ada@fjordtech.example"}}),
+    )
+    .await;
+    let service = Api::new(&s.server, &token_as(&s.path, &s.ws, "billing", "service"));
     World {
         _sb: sb,
         tx,
-        _dir: dir,
-        server,
-        api,
+        _dir: s.dir,
+        server: s.server,
+        api: s.api,
         service,
     }
 }

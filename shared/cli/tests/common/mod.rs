@@ -312,6 +312,52 @@ impl ServerProc {
     }
 }
 
+/// `base` with `extra` added after it.
+pub fn vars_with(mut base: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    base.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    base
+}
+
+/// `hourbridge serve` in a fresh data directory and the owner's API on a workspace of its own.
+pub struct Served {
+    pub dir: tempfile::TempDir,
+    /// `dir`'s path.
+    pub path: PathBuf,
+    pub server: ServerProc,
+    pub api: Api,
+    pub ws: String,
+}
+
+/// Starts `hourbridge serve` with provider variables `vars` and `extra` arguments (log
+/// `serve.log`) in a fresh data directory and creates a workspace with `workspace` (the body of
+/// `POST /v1/workspaces`) as the owner.
+pub async fn serve_workspace(
+    vars: &[(String, String)],
+    extra: &[&str],
+    workspace: Value,
+) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let server = ServerProc::start_vars(&path, vars, extra, "serve.log");
+    let ws = workspace_id();
+    let api = Api::new(&server, &token(&path, &ws));
+    let (st, v) = api
+        .call(Method::POST, "/v1/workspaces", Some(workspace))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    Served {
+        dir,
+        path,
+        server,
+        api,
+        ws,
+    }
+}
+
 pub fn token(dir: &Path, ws: &str) -> String {
     token_as(dir, ws, "ada", "owner")
 }
