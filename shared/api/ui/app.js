@@ -547,7 +547,6 @@
     body.appendChild(form);
     var box = errorBox();
     var after = h("div");
-    var needsSave = !c || c.state !== "pending_authorization";
     var saveLabel = p.auth_kind === "oauth_platform" ? (c && c.state === "active" ? "Save" : "Connect") : "Save and authorize";
     var acts = h("div", { class: "actions" });
     acts.appendChild(action(saveLabel, function () {
@@ -573,7 +572,6 @@
     body.appendChild(box);
     body.appendChild(after);
     if (c && c.state === "pending_account_choice") accountChoice(after, p, c);
-    void needsSave;
   }
 
   // Sends the popup to the provider's consent page and waits until the callback has stored
@@ -585,19 +583,23 @@
       else popup = window.open(a.authorize_url, "hourbridge-oauth", "popup,width=620,height=720");
       var wait = h("p", { class: "spinner", role: "status", text: "Waiting for you to allow access in the " + p.display_name + " window…" });
       after.appendChild(wait);
+      if (!popup) {
+        // The browser blocked the popup: let the person open the consent page themselves.
+        after.appendChild(h("p", null, h("a", { href: a.authorize_url, target: "_blank", rel: "noopener noreferrer", text: "Open " + p.display_name + " to allow access" })));
+      }
       var started = Date.now();
       return new Promise(function (resolve, reject) {
         (function poll() {
           api("GET", "/v1/connections/" + p.id).then(function (c) {
             if (c.state !== "pending_authorization" && c.state !== "reauth_required") {
               if (popup && !popup.closed) popup.close();
-              wait.remove();
+              clear(after);
               state.connections[p.id] = c;
               if (c.state === "pending_account_choice") accountChoice(after, p, c);
               else doneLine(after, p, p.display_name + " is connected" + (c.account && c.account.name ? " to " + c.account.name : "") + ".");
               resolve();
             } else if ((popup && popup.closed && Date.now() - started > 1500) || Date.now() - started > 600000) {
-              wait.remove();
+              clear(after);
               reject(new ApiError(400, { error: { code: "authorization_unfinished", message: "Authorization was not finished. Press Authorize to try again." } }));
             } else setTimeout(poll, 700);
           }, function (err) {
@@ -1138,7 +1140,6 @@
   }
 
   // ---------------------------------------------------------------- start
-  var started = false;
   function start() {
     if (!state.token) {
       clear(main()).appendChild(h("p", { text: "Waiting for the product to pass your sign-in… Open this page from the product's Integrations settings." }));
@@ -1151,7 +1152,6 @@
     }, function (r) {
       state.workspace = r[0];
       state.providers = r[1].items || [];
-      started = true;
       if (state.project) go("project", state.project);
       else go("list");
     });
@@ -1162,7 +1162,6 @@
     window.addEventListener("hashchange", function () { readFragment(); if (state.token) start(); });
     tellHost({ type: "hourbridge:ready" });
     start();
-    void started;
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
