@@ -154,6 +154,66 @@ impl Aws {
         })
     }
 
+    /// Activate with `fields` (connections function), as answered.
+    async fn try_activate(&self, fields: Value) -> (u16, Value) {
+        self.call(
+            Function::Connections,
+            "PUT",
+            "/v1/connections/timelog",
+            Some(fields),
+        )
+        .await
+    }
+
+    /// Activate with the right fields; expects the connection active.
+    async fn activate(&self) -> Value {
+        let c = self
+            .ok(
+                Function::Connections,
+                "PUT",
+                "/v1/connections/timelog",
+                Some(self.fields()),
+            )
+            .await;
+        assert_eq!(c["state"], "active", "{c}");
+        c
+    }
+
+    /// The connection's view (connections function).
+    async fn connection(&self) -> Value {
+        self.ok(
+            Function::Connections,
+            "GET",
+            "/v1/connections/timelog",
+            None,
+        )
+        .await
+    }
+
+    /// A work log of `person` on `task` (workspace API); answers its id.
+    async fn log(
+        &self,
+        person: &str,
+        project: &str,
+        task: &str,
+        date: chrono::NaiveDate,
+        minutes: u32,
+        note: &str,
+    ) -> String {
+        let l = self
+            .ok(
+                Function::WorkspaceApi,
+                "POST",
+                "/v1/worklogs",
+                Some(
+                    json!({"person_id": person, "project_id": project, "task_id": task,
+                    "date": date.to_string(), "minutes": minutes, "note": note}),
+                ),
+            )
+            .await;
+        l["id"].as_str().expect("log id").to_owned()
+    }
+
     /// The connections' secrets in Secrets Manager (names under the prefix).
     async fn secret_names(&self) -> Vec<String> {
         let list = self
@@ -302,14 +362,7 @@ async fn activate_on_aws_checks_timelog_and_keeps_the_passwords_in_secrets_manag
     // A wrong Transactional password: 422 naming the fields, and nothing stored anywhere.
     let mut wrong = a.fields();
     wrong["password"] = json!("not-it");
-    let (st, v) = a
-        .call(
-            Function::Connections,
-            "PUT",
-            "/v1/connections/timelog",
-            Some(wrong),
-        )
-        .await;
+    let (st, v) = a.try_activate(wrong).await;
     assert_eq!(st, 422, "{v}");
     assert_eq!(v["error"]["code"], "invalid_credentials", "{v}");
     assert_eq!(v["error"]["fields"], json!(["username", "password"]), "{v}");
@@ -332,15 +385,7 @@ async fn activate_on_aws_checks_timelog_and_keeps_the_passwords_in_secrets_manag
     assert!(!dump.contains("not-it"), "the wrong password is nowhere");
 
     // The right fields: active, scheduled within the next 15 minutes.
-    let c = a
-        .ok(
-            Function::Connections,
-            "PUT",
-            "/v1/connections/timelog",
-            Some(a.fields()),
-        )
-        .await;
-    assert_eq!(c["state"], "active", "{c}");
+    let c = a.activate().await;
     assert!(c["next_run_at"].is_string(), "scheduled: {c}");
     let entry = a.schedule_entry().await.expect("on the schedule");
     let now = Utc::now();
@@ -377,14 +422,7 @@ async fn activate_on_aws_checks_timelog_and_keeps_the_passwords_in_secrets_manag
         !dump.contains(TIMELOG_PASSWORD) && !dump.contains(TIMELOG_REPORTING_PASSWORD),
         "no password in DynamoDB"
     );
-    let c = a
-        .ok(
-            Function::Connections,
-            "GET",
-            "/v1/connections/timelog",
-            None,
-        )
-        .await;
+    let c = a.connection().await;
     let text = c.to_string();
     assert!(
         text.contains(TIMELOG_SITE_CODE) && text.contains(TIMELOG_USERNAME),
@@ -403,15 +441,7 @@ async fn functions_run_the_timelog_flow_on_dynamodb_secrets_manager_and_eventbri
     let jonas_tl =
         a.tl.add_employee("Jonas", "Berg", "JBE", "Jonas.Berg@Nordlys.example")
             .to_string();
-    let c = a
-        .ok(
-            Function::Connections,
-            "PUT",
-            "/v1/connections/timelog",
-            Some(a.fields()),
-        )
-        .await;
-    assert_eq!(c["state"], "active", "{c}");
+    a.activate().await;
 
     // People (connections function): suggested by e-mail, linked, one person per TimeLog user.
     let jonas = a.person("Jonas Berg", "jonas.berg@nordlys.example").await;
@@ -542,18 +572,7 @@ async fn functions_run_the_timelog_flow_on_dynamodb_secrets_manager_and_eventbri
     let day = yesterday();
     let mut ids = Vec::new();
     for (minutes, note) in [(90, "wireframes"), (30, "call")] {
-        let l = a
-            .ok(
-                Function::WorkspaceApi,
-                "POST",
-                "/v1/worklogs",
-                Some(
-                    json!({"person_id": jonas, "project_id": web, "task_id": task_id,
-                    "date": day.to_string(), "minutes": minutes, "note": note}),
-                ),
-            )
-            .await;
-        ids.push(l["id"].as_str().expect("log id").to_owned());
+        ids.push(a.log(&jonas, &web, &task_id, day, minutes, note).await);
     }
     let run = a.cycle().await;
     assert_eq!(run["counts"]["created"], 2, "{run}");
@@ -693,16 +712,8 @@ async fn functions_run_the_timelog_flow_on_dynamodb_secrets_manager_and_eventbri
     // ... and in the middle of a run: expired right after the first of three registrations
     // went out, the other two still go out and the run fails nothing.
     for i in 0..3 {
-        a.ok(
-            Function::WorkspaceApi,
-            "POST",
-            "/v1/worklogs",
-            Some(
-                json!({"person_id": jonas, "project_id": web, "task_id": task_id,
-                "date": day.to_string(), "minutes": 10 + i, "note": format!("mid-run {i}")}),
-            ),
-        )
-        .await;
+        a.log(&jonas, &web, &task_id, day, 10 + i, &format!("mid-run {i}"))
+            .await;
     }
     let tokens = a.tl.token_count();
     let inserts = a.tl.request_count("InsertWork");
@@ -809,14 +820,7 @@ async fn functions_run_the_timelog_flow_on_dynamodb_secrets_manager_and_eventbri
         a.bus.deliver_until_finished(&a.ctx, Run::Id(&run_id)).await;
     }
     let run = a.run(&run_id).await;
-    let c = a
-        .ok(
-            Function::Connections,
-            "GET",
-            "/v1/connections/timelog",
-            None,
-        )
-        .await;
+    let c = a.connection().await;
     assert_eq!(
         (c["status"]["run_id"].as_str(), c["status"]["kind"].as_str()),
         (Some(run_id.as_str()), Some("succeeded")),
