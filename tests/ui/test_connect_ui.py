@@ -149,6 +149,12 @@ def test_basecamp_platform_oauth_with_account_choice(world, page):
     bc = card(page, "basecamp")
     expect(bc.locator(".badge")).to_have_text("Connected")
     expect(bc).to_contain_text(re.compile(r"Next run: \d{4}-\d\d-\d\d 18:30"))
+    # Edit: another time of day moves the next run; the tokens stay.
+    bc.get_by_role("button", name="Edit Basecamp").click()
+    expect(page.get_by_label("Synchronize at")).to_have_value("18:30")
+    page.get_by_label("Synchronize at").select_option("07:45")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(main(page).get_by_text(re.compile(r"settings saved\. Next run: \d{4}-\d\d-\d\d 07:45"))).to_be_visible()
 
 
 def test_timelog_credential_set_with_field_errors(world, page):
@@ -190,8 +196,20 @@ def test_timelog_credential_set_with_field_errors(world, page):
     assert axe(page) == [], "person links"
     suggested.get_by_role("button", name="Link").click()
     expect(page.locator("tr[data-remote-user]", has_text="Linked").first).to_be_visible()
-    # Synchronize now from the list: the card follows the run, then shows its status label.
     page.get_by_role("button", name="← Back to integrations").click()
+    # A project linked to one TimeLog project (a single choice, no sync-from day).
+    page.get_by_role("button", name="Project settings").click()
+    sec = page.locator('section.link[data-provider="timelog"]')
+    sec.get_by_label("Sync with TimeLog").check()
+    expect(sec.get_by_role("heading", name="Select the project")).to_be_visible()
+    expect(sec.get_by_label("Sync from")).to_have_count(0)
+    first = sec.locator(".picker input[type=radio]").first
+    first.check()
+    expect(sec.locator(".chips li")).to_have_count(1)
+    sec.get_by_role("button", name="Save").click()
+    expect(sec.get_by_text("Saved.")).to_be_visible()
+    page.get_by_role("button", name="Integrations", exact=True).click()
+    # Synchronize now from the list: the card follows the run, then shows its status label.
     tl = card(page, "timelog")
     tl.get_by_role("button", name="Synchronize now").click()
     expect(card(page, "timelog").locator(".status-label")).to_have_text(
