@@ -1451,23 +1451,6 @@ impl TimeChangeFeed for TimeLog {
                 employees = self.employees(&site, true).await?;
             }
         }
-        // Notes: one Reporting read per project over the page's days.
-        let mut spans: BTreeMap<i64, (NaiveDate, NaiveDate)> = BTreeMap::new();
-        for u in &upserts {
-            let (Some(pid), Some(date)) = (
-                u.project_guid.as_deref().and_then(|g| projects.get(g)),
-                u.date,
-            ) else {
-                continue;
-            };
-            let span = spans.entry(*pid).or_insert((date, date));
-            span.0 = span.0.min(date);
-            span.1 = span.1.max(date);
-        }
-        let mut notes: HashMap<String, String> = HashMap::new();
-        for (pid, (from, to)) in spans {
-            notes.extend(self.notes(&site, pid, from, to).await?);
-        }
         let mut items = Vec::new();
         let mut skipped = BTreeSet::new();
         for row in rows {
@@ -1486,7 +1469,9 @@ impl TimeChangeFeed for TimeLog {
                     };
                     let minutes = (u.hours * 60.0).round();
                     items.push(TimeChange::Upserted(RemoteWorkLog {
-                        note: notes.get(&u.work_unit_guid).cloned().unwrap_or_default(),
+                        // Change rows carry no description: `complete` reads it for the rows
+                        // the engine applies.
+                        note: String::new(),
                         id: u.work_unit_guid,
                         project_id: project.to_string(),
                         person: RemotePerson {
@@ -1512,6 +1497,41 @@ impl TimeChangeFeed for TimeLog {
             );
         }
         Ok(RemotePage { items, next })
+    }
+
+    /// Reads the notes of `logs` (WorkUnitFlat has none): one Reporting `GetWorkUnitsRaw` per
+    /// project over the days of its rows, matched by `WorkUnitGuid` (case-insensitive). A unit
+    /// deleted since keeps an empty note; its delete row follows.
+    async fn complete(
+        &self,
+        session: &ProviderSession,
+        logs: &mut [RemoteWorkLog],
+    ) -> Result<(), ProviderError> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let site = self.site(session)?;
+        let mut spans: BTreeMap<i64, (NaiveDate, NaiveDate)> = BTreeMap::new();
+        for l in logs.iter() {
+            let Ok(pid) = l.project_id.parse::<i64>() else {
+                continue;
+            };
+            let span = spans.entry(pid).or_insert((l.date, l.date));
+            span.0 = span.0.min(l.date);
+            span.1 = span.1.max(l.date);
+        }
+        let mut notes: HashMap<String, String> = HashMap::new();
+        for (pid, (from, to)) in spans {
+            for (guid, note) in self.notes(&site, pid, from, to).await? {
+                notes.insert(guid.to_ascii_lowercase(), note);
+            }
+        }
+        for l in logs.iter_mut() {
+            if let Some(n) = notes.get(&l.id.to_ascii_lowercase()) {
+                l.note = n.clone();
+            }
+        }
+        Ok(())
     }
 }
 

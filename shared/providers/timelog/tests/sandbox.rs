@@ -224,14 +224,16 @@ async fn time_tasks_and_changes_round_trip_through_the_sandbox() {
     let feed = t.time_changes().unwrap();
     let page = feed.changes(&s, window, None).await.unwrap();
     assert_eq!(page.next, None);
-    let upserts: Vec<_> = page
+    let mut upserts: Vec<_> = page
         .items
         .iter()
         .filter_map(|c| match c {
-            TimeChange::Upserted(w) => Some(w),
+            TimeChange::Upserted(w) => Some(w.clone()),
             TimeChange::Deleted { .. } => None,
         })
         .collect();
+    // The rows carry no note; `complete` reads them.
+    feed.complete(&s, &mut upserts).await.unwrap();
     let ours: Vec<_> = upserts.iter().filter(|w| w.id == guid).collect();
     assert_eq!(ours.len(), 2, "{:?}", page.items);
     assert_eq!(ours[1].minutes, 60);

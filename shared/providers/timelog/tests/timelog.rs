@@ -29,6 +29,15 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
 }
 
+/// The `...Result` of fixture `name`, an answer of `op` that must be a success.
+fn fixture_result(name: &str, op: &str) -> xml::Node {
+    let answer = wire::read_answer(fixture(name).as_bytes(), op).unwrap();
+    let wire::Answer::Success(result) = answer else {
+        panic!("{answer:?}")
+    };
+    result
+}
+
 /// A fixture without its XML declaration, to embed in an envelope.
 fn fragment(name: &str) -> String {
     let f = fixture(name);
@@ -218,14 +227,7 @@ fn time(note: &str) -> OutboundTime {
 
 #[test]
 fn the_gettoken_fixture_reads_as_a_token() {
-    let answer = wire::read_answer(
-        fixture("timelog-soap-gettoken-response.xml").as_bytes(),
-        "GetToken",
-    )
-    .unwrap();
-    let wire::Answer::Success(result) = answer else {
-        panic!("{answer:?}")
-    };
+    let result = fixture_result("timelog-soap-gettoken-response.xml", "GetToken");
     let t = wire::token(&result).unwrap();
     assert_eq!(t.initials, "SYNC");
     assert_eq!(t.expires, "2026-05-21T05:14:09.5531234+02:00");
@@ -245,14 +247,10 @@ fn the_gettoken_fixture_reads_as_a_token() {
 
 #[test]
 fn the_change_fixture_reads_creates_updates_and_deletes() {
-    let answer = wire::read_answer(
-        fixture("timelog-soap-getworkchangespaged-response.xml").as_bytes(),
+    let result = fixture_result(
+        "timelog-soap-getworkchangespaged-response.xml",
         "GetWorkChangesPaged",
-    )
-    .unwrap();
-    let wire::Answer::Success(result) = answer else {
-        panic!("{answer:?}")
-    };
+    );
     let rows: Vec<_> = wire::returned(&result)
         .into_iter()
         .filter_map(wire::work_unit_flat)
@@ -273,14 +271,7 @@ fn the_change_fixture_reads_creates_updates_and_deletes() {
 
 #[test]
 fn the_insertwork_fixture_has_one_refused_item() {
-    let answer = wire::read_answer(
-        fixture("timelog-soap-insertwork-response.xml").as_bytes(),
-        "InsertWork",
-    )
-    .unwrap();
-    let wire::Answer::Success(result) = answer else {
-        panic!("{answer:?}")
-    };
+    let result = fixture_result("timelog-soap-insertwork-response.xml", "InsertWork");
     let items = wire::batch_items(&result);
     assert_eq!(items.len(), 2);
     assert!(items[0].ok());
@@ -364,6 +355,14 @@ async fn changes_map_the_fixture_with_ids_people_and_notes() {
     let TimeChange::Upserted(created) = &page.items[0] else {
         panic!("{:?}", page.items[0])
     };
+    assert_eq!(created.note, "", "change rows carry no note");
+    let mut rows = vec![created.clone()];
+    t.time_changes()
+        .unwrap()
+        .complete(&s, &mut rows)
+        .await
+        .unwrap();
+    let created = &rows[0];
     assert_eq!(created.id, "e1b7c3d9-5a2f-4e80-b6c4-0f9a8d7e6c51");
     assert_eq!(created.project_id, "612");
     assert_eq!(created.task_id.as_deref(), Some(TASK_GUID));
