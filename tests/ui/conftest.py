@@ -191,7 +191,10 @@ def world():
 
 @pytest.fixture(scope="session")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Generous for a loaded 2-core CI machine; a passing run waits far less.
+    expect.set_options(timeout=15000)
 
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install chromium)"
     with sync_playwright() as pw:
