@@ -29,7 +29,7 @@ use hourbridge_sandbox::{
     TIMELOG_REPORTING_USERNAME, TIMELOG_SITE_CODE, TIMELOG_USERNAME, TimelogControl,
 };
 use hourbridge_store::GLOBAL_SCOPE;
-use hourbridge_sync::schedule::ScheduleEntry;
+use hourbridge_sync::schedule::{ScheduleEntry, TickReport};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
@@ -212,6 +212,24 @@ impl Aws {
             )
             .await;
         l["id"].as_str().expect("log id").to_owned()
+    }
+
+    /// One 15-minute tick of the scheduled-sync function.
+    async fn tick(&self) -> TickReport {
+        scheduled_sync::handler(&self.ctx, LambdaEvent::new(tick_event(), context(60)))
+            .await
+            .expect("tick")
+    }
+
+    /// Stores `entry` as the connection's schedule entry, then ticks once.
+    async fn tick_with(&self, entry: &ScheduleEntry) -> TickReport {
+        self.ctx
+            .engine
+            .store
+            .put(GLOBAL_SCOPE, entry)
+            .await
+            .expect("schedule entry stored");
+        self.tick().await
     }
 
     /// The connections' secrets in Secrets Manager (names under the prefix).
@@ -784,28 +802,12 @@ async fn functions_run_the_timelog_flow_on_dynamodb_secrets_manager_and_eventbri
     );
     // Not due yet (a minute to go): the tick leaves it.
     entry.next_run_at = Utc::now() + chrono::Duration::minutes(1);
-    a.ctx
-        .engine
-        .store
-        .put(GLOBAL_SCOPE, &entry)
-        .await
-        .expect("not due");
-    let tick = scheduled_sync::handler(&a.ctx, LambdaEvent::new(tick_event(), context(60)))
-        .await
-        .expect("tick");
+    let tick = a.tick_with(&entry).await;
     assert_eq!(tick.enqueued, 0, "not due yet");
     assert_eq!(a.schedule_entry().await.as_ref(), Some(&entry), "unchanged");
     // Due (its slot a minute ago): enqueued, and moved one interval on.
     entry.next_run_at = Utc::now() - chrono::Duration::minutes(1);
-    a.ctx
-        .engine
-        .store
-        .put(GLOBAL_SCOPE, &entry)
-        .await
-        .expect("due");
-    let tick = scheduled_sync::handler(&a.ctx, LambdaEvent::new(tick_event(), context(60)))
-        .await
-        .expect("tick");
+    let tick = a.tick_with(&entry).await;
     assert_eq!(tick.enqueued, 1, "{tick:?}");
     let job: EventBridgeEvent<JobEnvelope> =
         serde_json::from_value(a.bus.next_event("SyncJob").await).expect("job event");
@@ -845,9 +847,7 @@ async fn functions_run_the_timelog_flow_on_dynamodb_secrets_manager_and_eventbri
         Some(next.next_run_at),
         "the connection shows the next slot: {c}"
     );
-    let tick = scheduled_sync::handler(&a.ctx, LambdaEvent::new(tick_event(), context(60)))
-        .await
-        .expect("tick");
+    let tick = a.tick().await;
     assert_eq!(tick.enqueued, 0, "enqueued once per slot");
     a.sb.stop().await;
 }
