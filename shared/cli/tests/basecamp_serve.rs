@@ -99,13 +99,7 @@ async fn world_with(extra: &[(&str, &str)]) -> World {
         bc.set_rate_limit(1000, Duration::from_secs(10));
     }
     let env = vars_with(vars(&sb), extra);
-    let s = serve_workspace(
-        &env,
-        &LEASE,
-        json!({"name": "Nordlys", "time_zone": "Europe/Oslo",
-            "owner": {"name": "Ingrid Solberg", "email": "ingrid@nordlys.example"}}),
-    )
-    .await;
+    let s = serve_workspace(&env, &LEASE, nordlys_workspace()).await;
     World {
         sb,
         env,

@@ -46,13 +46,7 @@ async fn world(extra: &[(&str, &str)]) -> World {
         vec![("HOURBRIDGE_TIMELOG_ALLOW_HTTP".to_owned(), "1".to_owned())],
         extra,
     );
-    let s = serve_workspace(
-        &env,
-        &LEASE,
-        json!({"name": "Nordlys", "time_zone": "Europe/Oslo",
-            "owner": {"name": "Ingrid Solberg", "email": "ingrid@nordlys.example"}}),
-    )
-    .await;
+    let s = serve_workspace(&env, &LEASE, nordlys_workspace()).await;
     World {
         sb,
         tl,
@@ -173,18 +167,15 @@ impl World {
         l["id"].as_str().unwrap().to_owned()
     }
 
+    async fn patch_log(&self, id: &str, body: Value) {
+        self.api
+            .ok(Method::PATCH, &format!("/v1/worklogs/{id}"), Some(body))
+            .await;
+    }
+
     /// "Synchronize now" and the run's end.
     async fn cycle(&self) -> Value {
-        let r = self
-            .api
-            .ok(Method::POST, "/v1/connections/timelog/sync", None)
-            .await;
-        let run = self
-            .api
-            .wait_run_end(r["run_id"].as_str().unwrap(), &self.server)
-            .await;
-        assert_eq!(run["state"], "succeeded", "{run}\n{}", self.server.log());
-        run
+        self.api.sync_succeeded("timelog", &self.server).await
     }
 
     async fn logs(&self, project: &str) -> Vec<Value> {
@@ -401,13 +392,7 @@ async fn every_cycle_pushes_tasks_and_time_out_and_pulls_time_in_without_echoes(
     assert_eq!(w.tl.change_count(), changes, "no write back to TimeLog");
     assert_eq!(w.logs(&web).await.len(), 2, "no echo copies in the host");
 
-    w.api
-        .ok(
-            Method::PATCH,
-            &format!("/v1/worklogs/{}", ids[0]),
-            Some(json!({"minutes": 120})),
-        )
-        .await;
+    w.patch_log(&ids[0], json!({"minutes": 120})).await;
     w.api
         .ok(Method::DELETE, &format!("/v1/worklogs/{}", ids[1]), None)
         .await;
@@ -447,12 +432,7 @@ async fn every_cycle_pushes_tasks_and_time_out_and_pulls_time_in_without_echoes(
         .unwrap();
     assert_eq!(l["minutes"], 50, "{l}");
     // A log from TimeLog is editable in the host, and the edit goes back.
-    w.api
-        .ok(
-            Method::PATCH,
-            &format!("/v1/worklogs/{}", l["id"].as_str().unwrap()),
-            Some(json!({"minutes": 55})),
-        )
+    w.patch_log(l["id"].as_str().unwrap(), json!({"minutes": 55}))
         .await;
     w.cycle().await;
     let unit = w.tl.work().into_iter().find(|u| u.guid == g).unwrap();
@@ -485,12 +465,7 @@ async fn every_cycle_pushes_tasks_and_time_out_and_pulls_time_in_without_echoes(
     // Both sides change: the later change wins, the run names the overwritten value.
     w.tl.edit_work(&pushed_unit, 100, "TimeLog side");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    w.api
-        .ok(
-            Method::PATCH,
-            &format!("/v1/worklogs/{}", ids[0]),
-            Some(json!({"minutes": 150, "note": "host side"})),
-        )
+    w.patch_log(&ids[0], json!({"minutes": 150, "note": "host side"}))
         .await;
     let run = w.cycle().await;
     let c = problem(&run, "conflict_host_won").unwrap_or_else(|| panic!("{run}"));
@@ -505,12 +480,7 @@ async fn every_cycle_pushes_tasks_and_time_out_and_pulls_time_in_without_echoes(
             .unwrap();
     assert_eq!((unit.minutes, unit.note.as_str()), (150, "host side"));
 
-    w.api
-        .ok(
-            Method::PATCH,
-            &format!("/v1/worklogs/{}", ids[0]),
-            Some(json!({"minutes": 160, "note": "host again"})),
-        )
+    w.patch_log(&ids[0], json!({"minutes": 160, "note": "host again"}))
         .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     w.tl.edit_work(&pushed_unit, 170, "TimeLog later");
@@ -528,13 +498,7 @@ async fn every_cycle_pushes_tasks_and_time_out_and_pulls_time_in_without_echoes(
 
     // The 12-hour token expiring mid-way fails nothing.
     w.tl.expire_tokens();
-    w.api
-        .ok(
-            Method::PATCH,
-            &format!("/v1/worklogs/{}", ids[0]),
-            Some(json!({"minutes": 180})),
-        )
-        .await;
+    w.patch_log(&ids[0], json!({"minutes": 180})).await;
     w.cycle().await;
     let unit =
         w.tl.work()
@@ -545,13 +509,7 @@ async fn every_cycle_pushes_tasks_and_time_out_and_pulls_time_in_without_echoes(
 
     // A closed week refuses the item: a problem on the run, the host value kept and retried.
     w.tl.close_week("JBE", day);
-    w.api
-        .ok(
-            Method::PATCH,
-            &format!("/v1/worklogs/{}", ids[0]),
-            Some(json!({"minutes": 190})),
-        )
-        .await;
+    w.patch_log(&ids[0], json!({"minutes": 190})).await;
     let run = w.cycle().await;
     assert!(problem(&run, "registration_locked").is_some(), "{run}");
     let host = w
@@ -635,13 +593,7 @@ async fn a_cycle_of_500_logs_killed_at_random_points_ends_with_500_registrations
     assert_eq!(notes.len(), 500, "no log registered twice");
     // The next cycle reads the 500 back: no host duplicates, nothing written to TimeLog.
     let changes = w.tl.change_count();
-    let r = api
-        .ok(Method::POST, "/v1/connections/timelog/sync", None)
-        .await;
-    let run = api
-        .wait_run_end(r["run_id"].as_str().unwrap(), &server)
-        .await;
-    assert_eq!(run["state"], "succeeded", "{run}");
+    api.sync_succeeded("timelog", &server).await;
     assert_eq!(w.tl.change_count(), changes);
     let logs = api
         .ok(

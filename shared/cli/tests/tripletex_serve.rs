@@ -99,16 +99,7 @@ impl World {
     }
 
     async fn sync(&self) -> Value {
-        let r = self
-            .api
-            .ok(Method::POST, "/v1/connections/tripletex/sync", None)
-            .await;
-        let run = self
-            .api
-            .wait_run_end(r["run_id"].as_str().unwrap(), &self.server)
-            .await;
-        assert_eq!(run["state"], "succeeded", "{run}\n{}", self.server.log());
-        run
+        self.api.sync_succeeded("tripletex", &self.server).await
     }
 
     async fn review(&self) -> Vec<Value> {

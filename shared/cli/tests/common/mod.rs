@@ -322,6 +322,12 @@ pub fn vars_with(mut base: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec
     base
 }
 
+/// The workspace of the provider worlds: Nordlys in Europe/Oslo, owned by Ingrid Solberg.
+pub fn nordlys_workspace() -> Value {
+    json!({"name": "Nordlys", "time_zone": "Europe/Oslo",
+        "owner": {"name": "Ingrid Solberg", "email": "ingrid@nordlys.example"}})
+}
+
 /// `hourbridge serve` in a fresh data directory and the owner's API on a workspace of its own.
 pub struct Served {
     pub dir: tempfile::TempDir,
@@ -456,6 +462,23 @@ impl Api {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// "Synchronize now" on `provider`'s connection, waited for; the run, which must have
+    /// succeeded.
+    pub async fn sync_succeeded(&self, provider: &str, server: &ServerProc) -> Value {
+        let r = self
+            .ok(
+                Method::POST,
+                &format!("/v1/connections/{provider}/sync"),
+                None,
+            )
+            .await;
+        let run = self
+            .wait_run_end(r["run_id"].as_str().unwrap(), server)
+            .await;
+        assert_eq!(run["state"], "succeeded", "{run}\n{}", server.log());
+        run
     }
 
     /// Remote ids of the project's synced work logs, all pages; panics on a duplicate.
