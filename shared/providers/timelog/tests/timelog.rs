@@ -86,6 +86,11 @@ fn api_message(text: &str) -> String {
     )
 }
 
+/// A ProjectManagement answer of `op` in state `Error` with one message `text`.
+fn pm_refused(op: &str, text: &str) -> ResponseTemplate {
+    xml_response(pm_answer(op, "", "Error", &api_message(text)))
+}
+
 /// A Reporting answer of `method` wrapping `result`.
 fn reporting_answer(method: &str, result: &str) -> String {
     format!(
@@ -521,12 +526,10 @@ async fn a_refused_answer_names_timelogs_messages_in_the_detail() {
     mount_employees(&server).await;
     mount_task(&server).await;
     soap_call(PM, "InsertWorkRequest")
-        .respond_with(xml_response(pm_answer(
+        .respond_with(pm_refused(
             "InsertWork",
-            "",
-            "Error",
-            &api_message("Task is not open for registration"),
-        )))
+            "Task is not open for registration",
+        ))
         .mount(&server)
         .await;
     let e = adapter()
@@ -552,12 +555,7 @@ async fn the_token_is_cached_and_renewed_once_after_an_auth_message() {
     mount_token(&server, 2).await;
     // The first GetProjects is refused for the token, every later one answers.
     soap_call(PM, "GetProjectsRequest")
-        .respond_with(xml_response(pm_answer(
-            "GetProjects",
-            "",
-            "Error",
-            &api_message("The security token has expired"),
-        )))
+        .respond_with(pm_refused("GetProjects", "The security token has expired"))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
@@ -584,12 +582,7 @@ async fn a_persistent_auth_refusal_needs_reauthorisation() {
     let server = MockServer::start().await;
     mount_token(&server, 2).await;
     soap_call(PM, "GetProjectsRequest")
-        .respond_with(xml_response(pm_answer(
-            "GetProjects",
-            "",
-            "Error",
-            &api_message("Not authenticated"),
-        )))
+        .respond_with(pm_refused("GetProjects", "Not authenticated"))
         .expect(2)
         .mount(&server)
         .await;
