@@ -354,6 +354,16 @@ impl Aws {
             .find(|l| l["source"]["remote_id"] == guid)
     }
 
+    async fn host_log(&self, id: &str) -> Value {
+        self.ok(
+            Function::WorkspaceApi,
+            "GET",
+            &format!("/v1/worklogs/{id}"),
+            None,
+        )
+        .await
+    }
+
     async fn patch_log(&self, id: &str, body: Value) {
         self.ok(
             Function::WorkspaceApi,
@@ -700,14 +710,7 @@ async fn functions_run_the_timelog_flow_on_dynamodb_secrets_manager_and_eventbri
         c["message"].as_str().unwrap_or("").contains("host again"),
         "{c}"
     );
-    let host = a
-        .ok(
-            Function::WorkspaceApi,
-            "GET",
-            &format!("/v1/worklogs/{}", ids[0]),
-            None,
-        )
-        .await;
+    let host = a.host_log(&ids[0]).await;
     assert_eq!(
         (host["minutes"].as_u64(), host["note"].as_str()),
         (Some(170), Some("TimeLog later")),
@@ -773,14 +776,7 @@ async fn functions_run_the_timelog_flow_on_dynamodb_secrets_manager_and_eventbri
     a.patch_log(&ids[0], json!({"minutes": 190})).await;
     let run = a.cycle().await;
     assert!(problem(&run, "registration_locked").is_some(), "{run}");
-    let host = a
-        .ok(
-            Function::WorkspaceApi,
-            "GET",
-            &format!("/v1/worklogs/{}", ids[0]),
-            None,
-        )
-        .await;
+    let host = a.host_log(&ids[0]).await;
     assert_eq!(host["minutes"], 190, "the host value is kept: {host}");
     assert!(a.tl.reopen_week("JBE", day));
     a.cycle().await;
