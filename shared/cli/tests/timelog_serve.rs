@@ -167,6 +167,14 @@ impl World {
         l["id"].as_str().unwrap().to_owned()
     }
 
+    /// The host log imported from TimeLog registration `guid`, if any.
+    async fn log_from(&self, project: &str, guid: &str) -> Option<Value> {
+        self.logs(project)
+            .await
+            .into_iter()
+            .find(|l| l["source"]["remote_id"] == guid)
+    }
+
     async fn patch_log(&self, id: &str, body: Value) {
         self.api
             .ok(Method::PATCH, &format!("/v1/worklogs/{id}"), Some(body))
@@ -408,10 +416,8 @@ async fn every_cycle_pushes_tasks_and_time_out_and_pulls_time_in_without_echoes(
             .expect("registered");
     w.cycle().await;
     let imported = w
-        .logs(&web)
+        .log_from(&web, &g)
         .await
-        .into_iter()
-        .find(|l| l["source"]["remote_id"] == g.as_str())
         .unwrap_or_else(|| panic!("imported {g}"));
     assert_eq!(imported["source"]["provider"], "timelog");
     assert_eq!(
@@ -424,12 +430,7 @@ async fn every_cycle_pushes_tasks_and_time_out_and_pulls_time_in_without_echoes(
     );
     w.tl.edit_work(&g, 50, "edited in TimeLog");
     w.cycle().await;
-    let l = w
-        .logs(&web)
-        .await
-        .into_iter()
-        .find(|l| l["source"]["remote_id"] == g.as_str())
-        .unwrap();
+    let l = w.log_from(&web, &g).await.unwrap();
     assert_eq!(l["minutes"], 50, "{l}");
     // A log from TimeLog is editable in the host, and the edit goes back.
     w.patch_log(l["id"].as_str().unwrap(), json!({"minutes": 55}))
@@ -440,12 +441,7 @@ async fn every_cycle_pushes_tasks_and_time_out_and_pulls_time_in_without_echoes(
     w.tl.delete_work(&g);
     let run = w.cycle().await;
     assert_eq!(run["counts"]["deleted"], 1, "{run}");
-    assert!(
-        !w.logs(&web)
-            .await
-            .iter()
-            .any(|l| l["source"]["remote_id"] == g.as_str())
-    );
+    assert!(w.log_from(&web, &g).await.is_none());
 
     // An unlinked TimeLog user's work is reported, not dropped silently.
     w.tl.register_work("EST", &remote_task.guid, day, 15, "who?")
