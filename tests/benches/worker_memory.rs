@@ -1,12 +1,20 @@
-//! Peak memory of the packaged `sync-worker` Lambda during an N-entry Harvest sync (DESIGN §5:
-//! under 64 MB for 100,000 entries). The real `target/sam-build/SyncWorkerFunction/bootstrap` runs against
-//! a minimal Lambda Runtime API on loopback, DynamoDB and EventBridge on moto_server and the
-//! Harvest sandbox; the job is set up through the same engine the API uses.
+//! Peak memory of the `sync-worker` Lambda binary during an N-entry Harvest sync into DynamoDB
+//! (DESIGN §5: under 64 MB for 100,000 entries), at several sizes, with the growth slope. The
+//! real binary runs as its own process against a minimal Lambda Runtime API on loopback,
+//! DynamoDB and EventBridge on moto_server and the Harvest sandbox; the job is set up through the
+//! same engine the API uses. Peak memory is the worker process's VmHWM, read from /proc just
+//! after it answers (one fresh process per size).
 //!
 //! ```text
-//! sam build -t infra/template.yaml --build-dir target/sam-build --beta-features
-//! TEST_AWS_ENDPOINT=http://127.0.0.1:5000 cargo bench -p hourbridge-e2e --bench worker_memory -- 100000
+//! cargo build --release -p sync-worker        # or sam build (then the bootstrap is used)
+//! cargo bench -p hourbridge-e2e --bench worker_memory                  # 5000 10000 20000
+//! cargo bench -p hourbridge-e2e --bench worker_memory -- 2000 4000     # other sizes
 //! ```
+//!
+//! moto_server: `TEST_AWS_ENDPOINT` if set, else the bench starts one on a free loopback port
+//! from the venv `tests/run.sh` installs (`$HOURBRIDGE_VENV`, else
+//! `~/.cache/hourbridge/venv-*`). The binary: `$HOURBRIDGE_WORKER_BIN`, else
+//! `target/sam-build/SyncWorkerFunction/bootstrap`, else `target/release/sync-worker`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -64,24 +72,130 @@ async fn respond(State(rt): State<Runtime>, body: String) -> &'static str {
     "{}"
 }
 
+/// moto_server from the test venv on a free loopback port; killed when dropped.
+struct Moto(std::process::Child);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_moto() -> Option<(Moto, String)> {
+    let venv = std::env::var("HOURBRIDGE_VENV")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| {
+            let cache = std::env::var("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .ok()?
+                .join("hourbridge");
+            std::fs::read_dir(cache)
+                .ok()?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.join("bin/moto_server").exists())
+        })?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let log = std::fs::File::create(std::env::temp_dir().join(format!("moto-{port}.log"))).ok()?;
+    let child = std::process::Command::new(venv.join("bin/moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(log.try_clone().ok()?)
+        .stderr(log)
+        .spawn()
+        .ok()?;
+    let moto = Moto(child);
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((moto, format!("http://127.0.0.1:{port}")));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let n: usize = std::env::args()
+    let mut sizes: Vec<usize> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(100_000);
-    let Ok(endpoint) = std::env::var("TEST_AWS_ENDPOINT") else {
-        println!("worker_memory: set TEST_AWS_ENDPOINT to a running moto_server");
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if sizes.is_empty() {
+        sizes = vec![5_000, 10_000, 20_000];
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = std::env::var("HOURBRIDGE_WORKER_BIN")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| {
+            [
+                "target/sam-build/SyncWorkerFunction/bootstrap",
+                "target/release/sync-worker",
+            ]
+            .into_iter()
+            .map(|p| root.join(p))
+            .find(|p| p.exists())
+        });
+    let Some(bin) = bin else {
+        println!("worker_memory: build it first: cargo build --release -p sync-worker");
         return;
     };
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/sam-build/SyncWorkerFunction/bootstrap");
-    if !bin.exists() {
+    let (_moto, endpoint) = match std::env::var("TEST_AWS_ENDPOINT") {
+        Ok(e) => (None, e),
+        Err(_) => match start_moto() {
+            Some((m, e)) => (Some(m), e),
+            None => {
+                println!(
+                    "worker_memory: set TEST_AWS_ENDPOINT or install the test venv (bash tests/run.sh)"
+                );
+                return;
+            }
+        },
+    };
+    println!(
+        "worker_memory: {} into DynamoDB (moto at {endpoint}), Harvest sandbox pages of 2000",
+        bin.display()
+    );
+    let mut points = Vec::new();
+    for &n in &sizes {
+        let (took, peak_kib) = measure(n, &endpoint, &bin).await;
+        points.push((n as f64, peak_kib as f64 / 1024.0));
         println!(
-            "worker_memory: build it first: sam build -t infra/template.yaml --build-dir target/sam-build --beta-features"
+            "  {n:>7} entries: time {:.1} s, peak RSS (VmHWM) {:.1} MiB",
+            took.as_secs_f64(),
+            peak_kib as f64 / 1024.0
         );
-        return;
     }
+    if points.len() >= 2 {
+        // Least-squares line through the points: MiB = a + b * entries.
+        let k = points.len() as f64;
+        let (sx, sy) = points
+            .iter()
+            .fold((0.0, 0.0), |(x, y), (px, py)| (x + px, y + py));
+        let (mx, my) = (sx / k, sy / k);
+        let sxx: f64 = points.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
+        let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+        let b = sxy / sxx;
+        let a = my - b * mx;
+        println!(
+            "  slope {:.3} MiB per 10,000 entries ({:.0} bytes per entry), intercept {a:.1} MiB; \
+             extrapolated to 100,000 entries: {:.1} MiB",
+            b * 10_000.0,
+            b * 1024.0 * 1024.0,
+            a + b * 100_000.0
+        );
+    }
+}
+
+/// One sync of `n` entries by a fresh worker process; its time and peak RSS in KiB.
+async fn measure(n: usize, endpoint: &str, bin: &std::path::Path) -> (Duration, u64) {
+    let endpoint = endpoint.to_owned();
     let aws = hourbridge_testkit::config_for(&endpoint).await;
     let name = hourbridge_testkit::unique_name("bench");
     DynamoBackend::create_table(&aws_sdk_dynamodb::Client::new(&aws), &name)
@@ -221,7 +335,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let mut cmd = tokio::process::Command::new(&bin);
+    let mut cmd = tokio::process::Command::new(bin);
     cmd.env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "sync-worker")
@@ -260,13 +374,13 @@ async fn main() {
         .await
         .unwrap()
         .map(|r| (r.state, r.counts));
-    println!("worker_memory: sync-worker binary, {n} Harvest entries into DynamoDB (moto)");
-    println!("  answer: {answer}");
-    println!("  run: {counts:?}");
-    println!(
-        "  time {:.1} s, peak RSS (VmHWM) {:.1} MiB",
-        took.as_secs_f64(),
-        peak as f64 / 1024.0
+    assert!(answer.contains("succeeded"), "worker answered {answer}");
+    let (state, counts) = counts.expect("run exists");
+    assert_eq!(
+        (state, counts.created),
+        (hourbridge_domain::RunState::Succeeded, n as u64),
+        "{counts:?}"
     );
     sb.stop().await;
+    (took, peak)
 }

@@ -12,6 +12,11 @@
 //!   reconciled.
 //! - Windows: the sync window is cut to the provider's declared `max_window_days`, so no
 //!   adapter has to split windows itself.
+//! - The store's work hides behind the fetch: one background task fetches the pages in order,
+//!   up to two ahead of the page being written (so one slow write does not delay the next
+//!   request), the remote people are listed while the first page is fetched, and the ids the
+//!   reconcile needs are listed from the store while the pages are pulled, not after them.
+//!   Memory stays a few pages plus two compact id sets (8 bytes per numeric remote id).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -59,8 +64,104 @@ pub(crate) struct LinkProgress {
 /// Where in a link's pages a fetch is: remote project, date window, page token.
 type Position = (usize, usize, Option<String>);
 
-/// A page request running in the background.
-type PageFetch = tokio::task::JoinHandle<Result<RemotePage<RemoteWorkLog>, SyncError>>;
+/// A fetched page (or the error that ended the fetching) and where it was.
+type Fetched = (Position, Result<RemotePage<RemoteWorkLog>, SyncError>);
+
+/// The position after the page at `pos` whose next-page token is `next`, given how many date
+/// windows and remote projects the link has.
+fn next_position(
+    pos: &Position,
+    next: Option<&String>,
+    windows: usize,
+    remotes: usize,
+) -> Option<Position> {
+    let (r, w, _) = pos;
+    if let Some(n) = next {
+        return Some((*r, *w, Some(n.clone())));
+    }
+    if w + 1 < windows {
+        return Some((*r, w + 1, None));
+    }
+    (r + 1 < remotes).then_some((r + 1, 0, None))
+}
+
+/// Pages fetched in order by one background task, ahead of the page being written. The task
+/// fetches a page per permit; the pass hands out permits one page ahead of what it holds.
+struct Pipeline {
+    /// Position of the next page `rx` delivers.
+    at: Position,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Fetched>,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        // A pass left early (error, pause) must not leave a request running on its own.
+        self.task.abort();
+    }
+}
+
+/// Host ids of synced logs, held compactly: an id `{prefix}{n}` (the link's own prefix, see
+/// [`work_log_id`], and a decimal remote id, as Harvest's and Hubstaff's are) is kept as the
+/// number, any other id as a string. Exact: a number is kept only if it prints back to the id.
+#[derive(Debug, Default)]
+pub(crate) struct IdSet {
+    prefix: String,
+    nums: HashSet<u64>,
+    other: HashSet<String>,
+}
+
+impl IdSet {
+    fn new(prefix: String) -> Self {
+        Self {
+            prefix,
+            ..Self::default()
+        }
+    }
+
+    fn num(&self, id: &str) -> Option<u64> {
+        let rest = id.strip_prefix(self.prefix.as_str())?;
+        let canonical = !rest.is_empty()
+            && rest.len() <= 20
+            && rest.bytes().all(|b| b.is_ascii_digit())
+            && (rest == "0" || !rest.starts_with('0'));
+        canonical.then(|| rest.parse().ok()).flatten()
+    }
+
+    fn insert(&mut self, id: &str) {
+        match self.num(id) {
+            Some(n) => {
+                self.nums.insert(n);
+            }
+            None => {
+                self.other.insert(id.to_owned());
+            }
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        match self.num(id) {
+            Some(n) => self.nums.contains(&n),
+            None => self.other.contains(id),
+        }
+    }
+
+    /// The ids in `self` that are not in `seen`.
+    fn not_in(&self, seen: &IdSet) -> Vec<String> {
+        self.nums
+            .iter()
+            .map(|n| format!("{}{n}", self.prefix))
+            .chain(self.other.iter().cloned())
+            .filter(|id| !seen.contains(id))
+            .collect()
+    }
+}
+
+/// The id prefix of a link's synced logs whose remote ids fit the id alphabet.
+fn link_prefix(provider: &str, project: &str) -> String {
+    format!("wl-{}-", hex_digest(&[provider, project], 6))
+}
 
 /// Cuts the sync window into windows of at most `max_days` days (inclusive), in order, so that
 /// every provider with a window limit gets requests it accepts.
@@ -132,10 +233,7 @@ pub fn work_log_id(provider: &str, project: &str, remote_id: &str) -> RecordId {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if fits
-        && let Ok(id) = RecordId::parse(format!(
-            "wl-{}-{remote_id}",
-            hex_digest(&[provider, project], 6)
-        ))
+        && let Ok(id) = RecordId::parse(format!("{}{remote_id}", link_prefix(provider, project)))
     {
         return id;
     }
@@ -266,6 +364,7 @@ pub(crate) fn plan_page(
     plan
 }
 
+/// The link's context from the store; the remote people are listed by [`remote_people`].
 async fn load_context(
     engine: &Engine,
     ws: &str,
@@ -310,6 +409,23 @@ async fn load_context(
         .into_iter()
         .map(|a| a.person_id)
         .collect();
+    Ok(Some(LinkContext {
+        provider: ProviderId::parse(provider).map_err(|e| SyncError::Invalid(e.to_string()))?,
+        project,
+        link,
+        window,
+        people,
+        remote_people: HashMap::new(),
+        assigned,
+    }))
+}
+
+/// The provider's users, by remote id.
+async fn remote_people(
+    engine: &Engine,
+    ws: &str,
+    provider: &str,
+) -> Result<HashMap<String, RemotePerson>, SyncError> {
     let source_provider = engine.provider(provider)?.clone();
     let mut remote_people = HashMap::new();
     let mut page = None;
@@ -333,18 +449,9 @@ async fn load_context(
         }
         match got.next {
             Some(n) => page = Some(n),
-            None => break,
+            None => return Ok(remote_people),
         }
     }
-    Ok(Some(LinkContext {
-        provider: ProviderId::parse(provider).map_err(|e| SyncError::Invalid(e.to_string()))?,
-        project,
-        link,
-        window,
-        people,
-        remote_people,
-        assigned,
-    }))
 }
 
 fn unsupported(provider: &'static str) -> hourbridge_provider_api::ProviderError {
@@ -466,17 +573,51 @@ pub(crate) async fn drop_seen(engine: &Engine, ws: &str, run_id: &str) -> Result
     let q = engine
         .store
         .query::<RunSeen>(ws, IndexSel::Index1(run_id.to_owned()), 100);
-    let ids: Vec<String> = engine
-        .store
-        .list_all::<RunSeen>(q)
-        .await?
-        .iter()
-        .map(Entity::id)
-        .collect();
+    // Ids only (a covering index on SQLite): the chunks' contents are not read back.
+    let ids = list_ids(engine, q).await?;
     if !ids.is_empty() {
         engine.store.delete_batch::<RunSeen>(ws, &ids).await?;
     }
     Ok(())
+}
+
+/// Every id a query lists, page by page, without reading the records.
+async fn list_ids(
+    engine: &Engine,
+    mut q: hourbridge_store::Query,
+) -> Result<Vec<String>, SyncError> {
+    let mut ids = Vec::new();
+    loop {
+        let page = engine.store.backend().query_ids(&q).await?;
+        ids.extend(page.ids);
+        match page.next {
+            Some(c) => q.cursor = Some(c),
+            None => return Ok(ids),
+        }
+    }
+}
+
+/// Ids of the project's work logs (any source), into a compact set.
+async fn list_project_logs(
+    engine: Engine,
+    ws: String,
+    project: String,
+    prefix: String,
+) -> Result<IdSet, SyncError> {
+    let mut out = IdSet::new(prefix);
+    let mut q = engine
+        .store
+        .query::<WorkLog>(&ws, IndexSel::Index1(project), 1000);
+    loop {
+        let page = engine.store.backend().query_ids(&q).await?;
+        for id in &page.ids {
+            out.insert(id);
+        }
+        match page.next {
+            Some(c) => q.cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
 }
 
 fn add_problems(run: &mut SyncRun, progress: &LinkProgress, project: &str) {
@@ -514,19 +655,21 @@ struct WorkLogsPass {
     windows: Vec<DateWindow>,
     deletion_feed: bool,
     /// Host ids of the synced logs seen so far in this run.
-    seen: HashSet<String>,
+    seen: IdSet,
     /// Seen ids not yet saved to a chunk.
     unsaved: Vec<String>,
     /// A dry-run wipe: the host is treated as already emptied.
     assume_empty: bool,
-    /// The next page, fetched while the current one is written.
-    prefetch: Option<(Position, PageFetch)>,
+    /// The pages ahead, fetched while the current one is written.
+    pipeline: Option<Pipeline>,
+    /// The project's work-log ids as they were when the pages began (listed in the
+    /// background, for the reconcile): whatever the pass writes after that it also sees.
+    listed: Option<tokio::task::JoinHandle<Result<IdSet, SyncError>>>,
 }
 
 impl Drop for WorkLogsPass {
     fn drop(&mut self) {
-        // A pass left early (error, pause) must not leave a request running on its own.
-        if let Some((_, h)) = &self.prefetch {
+        if let Some(h) = &self.listed {
             h.abort();
         }
     }
@@ -548,7 +691,7 @@ impl SyncKind for WorkLogsIn {
                 .map_err(|e| SyncError::InvalidState(format!("work-log checkpoint: {e}")))?
         };
         let project = cx.project.clone().unwrap_or_default();
-        let ctx = load_context(engine, &cx.ws, &cx.provider, &project).await?;
+        let mut ctx = load_context(engine, &cx.ws, &cx.provider, &project).await?;
         if ctx.is_none() {
             run.problems.push(RecordProblem {
                 record: project.clone(),
@@ -564,23 +707,40 @@ impl SyncKind for WorkLogsIn {
         let windows = ctx.as_ref().map_or_else(Vec::new, |c| {
             split_window(c.window, declared.and_then(|d| d.max_window_days))
         });
-        let seen = if progress.seen_chunks > 0 && !cx.dry_run {
-            load_seen(engine, &cx.ws, &cx.run_id).await?
-        } else {
-            HashSet::new()
-        };
-        Ok(Box::new(WorkLogsPass {
+        let mut seen = IdSet::new(link_prefix(&cx.provider, &project));
+        if progress.seen_chunks > 0 && !cx.dry_run {
+            for id in load_seen(engine, &cx.ws, &cx.run_id).await? {
+                seen.insert(&id);
+            }
+        }
+        let remote_people_needed = ctx.is_some();
+        let taken = ctx.take();
+        let mut pass = WorkLogsPass {
             engine: engine.clone(),
             cx,
-            ctx,
+            ctx: taken,
             progress,
             windows,
             deletion_feed: declared.is_some_and(|d| d.deletion_feed),
             seen,
             unsaved: Vec::new(),
             assume_empty: false,
-            prefetch: None,
-        }))
+            pipeline: None,
+            listed: None,
+        };
+        if remote_people_needed {
+            // The first page is fetched while the provider's users are listed; the session is
+            // loaded first, so the two requests share it (one secret read per run).
+            if pass.pages_left() {
+                engine.session(&pass.cx.ws, &pass.cx.provider).await?;
+                pass.pipeline = Some(pass.spawn_pipeline(pass.position(), 1));
+            }
+            let people = remote_people(engine, &pass.cx.ws, &pass.cx.provider).await?;
+            if let Some(c) = pass.ctx.as_mut() {
+                c.remote_people = people;
+            }
+        }
+        Ok(Box::new(pass))
     }
 }
 
@@ -599,27 +759,57 @@ impl WorkLogsPass {
         )
     }
 
-    /// The position after the page at `pos` whose next-page token is `next`.
-    fn after(&self, pos: &Position, next: Option<&String>) -> Option<Position> {
-        let (r, w, _) = pos;
-        if let Some(n) = next {
-            return Some((*r, *w, Some(n.clone())));
-        }
-        if w + 1 < self.windows.len() {
-            return Some((*r, w + 1, None));
-        }
-        (r + 1 < self.remote_ids().len()).then_some((r + 1, 0, None))
+    fn pages_left(&self) -> bool {
+        self.progress.remote_idx < self.remote_ids().len() && !self.windows.is_empty()
     }
 
-    fn spawn_fetch(&self, pos: &Position) -> PageFetch {
+    /// Starts fetching pages in order from `from`: that one and `ahead` more now, one more per
+    /// permit added later. The task stops after the last page or the first error.
+    fn spawn_pipeline(&self, from: Position, ahead: usize) -> Pipeline {
         let engine = self.engine.clone();
         let (ws, provider) = (self.cx.ws.clone(), self.cx.provider.clone());
-        let remote = self.remote_ids()[pos.0].clone();
-        let window = self.windows[pos.1];
-        let token = pos.2.clone();
-        tokio::spawn(
-            async move { fetch_page(&engine, &ws, &provider, &remote, window, token).await },
-        )
+        let remotes = self.remote_ids().to_vec();
+        let windows = self.windows.clone();
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(1 + ahead));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Fetched>();
+        let p = permits.clone();
+        let mut pos = from.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match p.acquire().await {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => return,
+                }
+                let got = fetch_page(
+                    &engine,
+                    &ws,
+                    &provider,
+                    &remotes[pos.0],
+                    windows[pos.1],
+                    pos.2.clone(),
+                )
+                .await;
+                let next = match &got {
+                    Ok(page) => {
+                        next_position(&pos, page.next.as_ref(), windows.len(), remotes.len())
+                    }
+                    Err(_) => None,
+                };
+                if tx.send((pos, got)).is_err() {
+                    return;
+                }
+                match next {
+                    Some(n) => pos = n,
+                    None => return,
+                }
+            }
+        });
+        Pipeline {
+            at: from,
+            rx,
+            permits,
+            task,
+        }
     }
 
     async fn wipe(&mut self, run: &mut SyncRun) -> Result<bool, SyncError> {
@@ -645,24 +835,48 @@ impl WorkLogsPass {
 
     async fn page(&mut self, run: &mut SyncRun, may_prefetch: bool) -> Result<bool, SyncError> {
         let pos = self.position();
-        let page = match self.prefetch.take() {
-            Some((at, handle)) if at == pos => handle
-                .await
-                .map_err(|e| SyncError::Queue(format!("page fetch task: {e}")))??,
-            other => {
-                if let Some((_, h)) = other {
-                    h.abort();
-                }
-                self.spawn_fetch(&pos)
-                    .await
-                    .map_err(|e| SyncError::Queue(format!("page fetch task: {e}")))??
+        if self.pipeline.as_ref().is_none_or(|p| p.at != pos) {
+            self.pipeline = Some(self.spawn_pipeline(pos.clone(), usize::from(may_prefetch)));
+        }
+        // The ids the reconcile checks are listed while the pages are pulled (after a wipe, so
+        // a wiped log is not listed).
+        if self.listed.is_none() && !self.deletion_feed && !self.assume_empty {
+            let project = self.cx.project.clone().unwrap_or_default();
+            self.listed = Some(tokio::spawn(list_project_logs(
+                self.engine.clone(),
+                self.cx.ws.clone(),
+                project,
+                self.seen.prefix.clone(),
+            )));
+        }
+        let (windows, remotes) = (self.windows.len(), self.remote_ids().len());
+        let pipeline = self.pipeline.as_mut().ok_or_else(|| {
+            SyncError::InvalidState("work-log pass without a page pipeline".into())
+        })?;
+        let fetched = pipeline.rx.recv().await;
+        let page = match fetched {
+            Some((at, Ok(page))) if at == pos => page,
+            Some((_, Err(e))) => {
+                self.pipeline = None;
+                return Err(e);
+            }
+            _ => {
+                self.pipeline = None;
+                return Err(SyncError::Queue("the page fetch task ended early".into()));
             }
         };
-        let next = self.after(&pos, page.next.as_ref());
-        // The next page is fetched while this one is written: the provider's latency and the
-        // store's overlap instead of adding up.
-        if may_prefetch && let Some(n) = &next {
-            self.prefetch = Some((n.clone(), self.spawn_fetch(n)));
+        let next = next_position(&pos, page.next.as_ref(), windows, remotes);
+        // The pages ahead are fetched while this one is written: the provider's latency and the
+        // store's overlap instead of adding up. One more permit keeps the fetch two pages
+        // ahead; none is given when the run is about to stop.
+        match &next {
+            Some(n) => {
+                pipeline.at = n.clone();
+                if may_prefetch {
+                    pipeline.permits.add_permits(1);
+                }
+            }
+            None => self.pipeline = None,
         }
         let ctx = self.ctx.as_ref().ok_or_else(|| {
             SyncError::InvalidState("work-log pass without a link context".into())
@@ -703,7 +917,9 @@ impl WorkLogsPass {
             e.0 = e.0.min(day);
             e.1 = e.1.max(day);
         }
-        self.seen.extend(decided.seen.iter().cloned());
+        for id in &decided.seen {
+            self.seen.insert(id);
+        }
         if !self.cx.dry_run {
             self.unsaved.extend(decided.seen);
         }
@@ -733,19 +949,23 @@ impl WorkLogsPass {
             SyncError::InvalidState("work-log pass without a link context".into())
         })?;
         if !self.deletion_feed && !self.assume_empty {
-            let mut candidates = Vec::new();
-            let mut q =
-                engine
-                    .store
-                    .query::<WorkLog>(ws, IndexSel::Index1(project.to_owned()), 1000);
-            loop {
-                let page = engine.store.backend().query_ids(&q).await?;
-                candidates.extend(page.ids.into_iter().filter(|id| !self.seen.contains(id)));
-                match page.next {
-                    Some(c) => q.cursor = Some(c),
-                    None => break,
+            let listed = match self.listed.take() {
+                Some(h) => h
+                    .await
+                    .map_err(|e| SyncError::Queue(format!("work-log id listing: {e}")))??,
+                // Resumed after the pages: list now.
+                None => {
+                    list_project_logs(
+                        engine.clone(),
+                        ws.to_owned(),
+                        project.to_owned(),
+                        self.seen.prefix.clone(),
+                    )
+                    .await?
                 }
-            }
+            };
+            let candidates = listed.not_in(&self.seen);
+            drop(listed);
             let gone: Vec<String> = engine
                 .store
                 .get_many::<WorkLog>(ws, &candidates)
@@ -785,7 +1005,7 @@ impl KindPass for WorkLogsPass {
             let wrote = self.wipe(run).await?;
             return Ok(Step::Progress { wrote });
         }
-        if self.progress.remote_idx < self.remote_ids().len() && !self.windows.is_empty() {
+        if self.pages_left() {
             let wrote = self.page(run, may_prefetch).await?;
             return Ok(Step::Progress { wrote });
         }
@@ -1116,6 +1336,42 @@ mod tests {
             &HashMap::new(),
         );
         assert!(p.writes.is_empty() && p.seen.is_empty());
+    }
+
+    #[test]
+    fn id_sets_hold_numeric_remote_ids_as_numbers_and_everything_else_exactly() {
+        let prefix = link_prefix("harvest", "p1");
+        let mut set = IdSet::new(prefix.clone());
+        let ids = [
+            work_log_id("harvest", "p1", "2400000000001").to_string(),
+            work_log_id("harvest", "p1", "0").to_string(),
+            format!("{prefix}007"),
+            format!("{prefix}99999999999999999999999"),
+            work_log_id("harvest", "p1", "a/b#c").to_string(),
+            work_log_id("hubstaff", "p1", "5").to_string(),
+            "0190aaaa-host-log".to_string(),
+        ];
+        for id in &ids {
+            set.insert(id);
+        }
+        assert_eq!((set.nums.len(), set.other.len()), (2, 5));
+        for id in &ids {
+            assert!(set.contains(id), "{id}");
+        }
+        assert!(!set.contains(&format!("{prefix}7")), "007 is not 7");
+        assert!(!set.contains(&work_log_id("harvest", "p1", "2400000000002").to_string()));
+        let mut seen = IdSet::new(prefix.clone());
+        seen.insert(&ids[0]);
+        seen.insert(&ids[2]);
+        let mut rest = set.not_in(&seen);
+        rest.sort();
+        let mut want: Vec<String> = ids
+            .iter()
+            .filter(|i| **i != ids[0] && **i != ids[2])
+            .cloned()
+            .collect();
+        want.sort();
+        assert_eq!(rest, want);
     }
 
     #[test]
