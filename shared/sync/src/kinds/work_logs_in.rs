@@ -1359,7 +1359,7 @@ mod tests {
             assert!(set.contains(id), "{id}");
         }
         assert!(!set.contains(&format!("{prefix}7")), "007 is not 7");
-        assert!(!set.contains(&work_log_id("harvest", "p1", "2400000000002").to_string()));
+        assert!(!set.contains(work_log_id("harvest", "p1", "2400000000002").as_str()));
         let mut seen = IdSet::new(prefix.clone());
         seen.insert(&ids[0]);
         seen.insert(&ids[2]);
