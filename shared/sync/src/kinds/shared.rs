@@ -13,6 +13,29 @@ pub(crate) trait KindState: Entity + Default {
     fn fresh(provider: &str) -> Self;
 }
 
+/// Makes `$ty` (a `Default` struct with a `provider: String` field) a [`KindState`] stored as
+/// record kind `$kind`, keyed by the provider.
+macro_rules! kind_state {
+    ($ty:ty, $kind:literal) => {
+        impl $crate::kinds::shared::KindState for $ty {
+            fn fresh(provider: &str) -> Self {
+                Self {
+                    provider: provider.to_owned(),
+                    ..Self::default()
+                }
+            }
+        }
+
+        impl hourbridge_store::Entity for $ty {
+            const KIND: hourbridge_store::EntityKind = hourbridge_store::EntityKind($kind);
+            fn id(&self) -> String {
+                self.provider.clone()
+            }
+        }
+    };
+}
+pub(crate) use kind_state;
+
 /// The kind's state of `provider` and its version (`None`: never saved).
 pub(crate) async fn load_state<S: KindState>(
     engine: &Engine,

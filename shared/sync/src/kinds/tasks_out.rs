@@ -26,11 +26,11 @@ use hourbridge_domain::{
     SyncRun, Task,
 };
 use hourbridge_provider_api::{OutboundTask, ProviderError};
-use hourbridge_store::{Entity, EntityKind, IndexSel};
+use hourbridge_store::{Entity, IndexSel};
 use serde::{Deserialize, Serialize};
 
 use super::links::Links;
-use super::shared::{KindState, load_state, per_record, read_feed, save_state, unsupported};
+use super::shared::{kind_state, load_state, per_record, read_feed, save_state, unsupported};
 use super::{KindPass, Step, SyncKind, UnitCx};
 use crate::outbound::{self, MappingKey};
 use crate::{Engine, SyncError};
@@ -58,21 +58,7 @@ pub struct TasksOutState {
     pub retry: BTreeSet<String>,
 }
 
-impl KindState for TasksOutState {
-    fn fresh(provider: &str) -> Self {
-        Self {
-            provider: provider.to_owned(),
-            ..Self::default()
-        }
-    }
-}
-
-impl Entity for TasksOutState {
-    const KIND: EntityKind = EntityKind("tasks_out_state");
-    fn id(&self) -> String {
-        self.provider.clone()
-    }
-}
+kind_state!(TasksOutState, "tasks_out_state");
 
 /// The pass's checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

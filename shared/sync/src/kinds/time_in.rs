@@ -38,11 +38,11 @@ use hourbridge_domain::{
     SyncRun, WorkLog, WorkLogSource,
 };
 use hourbridge_provider_api::{ChangeWindow, OutboundTime, RemoteWorkLog, TimeChange};
-use hourbridge_store::{Entity, EntityKind};
+use hourbridge_store::Entity;
 use serde::{Deserialize, Serialize};
 
 use super::links::Links;
-use super::shared::{KindState, load_state, save_state};
+use super::shared::{kind_state, load_state, save_state};
 use super::time_out::fingerprint;
 use super::{KindPass, Step, SyncKind, UnitCx};
 use crate::outbound::{self, MappingKey};
@@ -60,21 +60,7 @@ pub struct TimeInState {
     pub projects: BTreeSet<String>,
 }
 
-impl KindState for TimeInState {
-    fn fresh(provider: &str) -> Self {
-        Self {
-            provider: provider.to_owned(),
-            ..Self::default()
-        }
-    }
-}
-
-impl Entity for TimeInState {
-    const KIND: EntityKind = EntityKind("time_in_state");
-    fn id(&self) -> String {
-        self.provider.clone()
-    }
-}
+kind_state!(TimeInState, "time_in_state");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Progress {

@@ -29,12 +29,12 @@ use hourbridge_domain::{
     RecordProblem, RemoteMapping, SyncRun, WorkLog,
 };
 use hourbridge_provider_api::{OutboundTime, ProviderErrorKind};
-use hourbridge_store::{Entity, EntityKind, IndexSel};
+use hourbridge_store::IndexSel;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::links::Links;
-use super::shared::{KindState, load_state, per_record, read_feed, save_state, unsupported};
+use super::shared::{kind_state, load_state, per_record, read_feed, save_state, unsupported};
 use super::{KindPass, Step, SyncKind, UnitCx};
 use crate::outbound::{self, MappingKey};
 use crate::{Engine, SyncError};
@@ -60,21 +60,7 @@ pub struct TimeOutState {
     pub last_full_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-impl KindState for TimeOutState {
-    fn fresh(provider: &str) -> Self {
-        Self {
-            provider: provider.to_owned(),
-            ..Self::default()
-        }
-    }
-}
-
-impl Entity for TimeOutState {
-    const KIND: EntityKind = EntityKind("time_out_state");
-    fn id(&self) -> String {
-        self.provider.clone()
-    }
-}
+kind_state!(TimeOutState, "time_out_state");
 
 /// The pass's checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
