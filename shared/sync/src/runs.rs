@@ -21,6 +21,12 @@ use crate::{Engine, SyncError};
 
 /// Checkpoint at least this often while nothing is being written.
 const IDLE_CHECKPOINT_SECONDS: i64 = 10;
+/// Least time between two checkpoints of steps that wrote. Every kind's steps are idempotent
+/// (upserts, outbound mappings with pending marks), so a resumed run that redoes the steps
+/// since its last checkpoint ends exact; it only counts them again as unchanged. Checkpointing
+/// every page instead put a run-record, lease and seen-id write on the critical path of every
+/// page of a pull.
+const WRITE_CHECKPOINT_MILLIS: i64 = 250;
 
 /// The message that asks a worker to (continue to) execute a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -472,7 +478,10 @@ impl Engine {
                         let pausing = past(stop_at, now);
                         let idle =
                             now - last_checkpoint >= Duration::seconds(IDLE_CHECKPOINT_SECONDS);
-                        if wrote || pausing || idle {
+                        let due = wrote
+                            && now - last_checkpoint
+                                >= Duration::milliseconds(WRITE_CHECKPOINT_MILLIS);
+                        if due || pausing || idle {
                             plan.progress = pass.checkpoint().await?;
                             self.checkpoint(ws, run, version, plan, lease).await?;
                             last_checkpoint = now;

@@ -11,8 +11,10 @@
 //! 2. [`KindPass::step`] does the next unit of work — fetch a page, plan it against the host,
 //!    apply the plan — or, once the pages are done, the reconcile, and says whether it wrote;
 //! 3. [`KindPass::checkpoint`] saves whatever the checkpoint refers to and returns it; the run
-//!    stores it with the run record after every page that wrote (and at least every few
-//!    seconds, and before pausing for a deadline).
+//!    stores it with the run record after a step that wrote once a quarter second has passed
+//!    since the last checkpoint (and at least every few seconds, and before pausing for a
+//!    deadline). Steps must therefore be idempotent: a resumed pass redoes the steps since its
+//!    last checkpoint.
 //!
 //! A pass opened with `dry_run` writes nothing anywhere: that is how previews are computed, so
 //! a preview is the sync itself with writes turned off, not a second copy of it.
