@@ -15,55 +15,27 @@
 //! The count defaults to 10,000; CI only compiles this (clippy `--all-targets`); pass a small N
 //! (e.g. `-- 200`) for a quick check.
 
-use std::path::Path;
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
-use hourbridge_runtime::{AppContext, Config, Mode, env};
+use hourbridge_runtime::{AppContext, env};
 use hourbridge_sandbox::{
     BASECAMP_DEMO_ACCOUNT_ID, BASECAMP_DEMO_CLIENT_ID, BASECAMP_DEMO_CLIENT_SECRET, Sandbox, Seed,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use support::{Api, config};
 use tokio::sync::oneshot;
 
 const PROJECT: &str = "Nordlys website relaunch";
 const TODO: &str = "Draft onboarding email sequence";
 const WAIT: Duration = Duration::from_secs(1800);
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
 impl Api {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let text = res.text().await.expect("body");
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, v)
-    }
-
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (st, v) = self.call(method.clone(), path, body).await;
-        assert!(st.is_success(), "{method} {path}: {st} {v}");
-        v
-    }
-
     /// Polls the run until it has ended; answers its view.
     async fn wait_run(&self, run_id: &str) -> Value {
         let deadline = Instant::now() + WAIT;
@@ -104,17 +76,6 @@ impl Api {
         assert_eq!(run["state"], "succeeded", "{run}");
         (run, took)
     }
-}
-
-fn config(dir: &Path, vars: &[(&str, String)]) -> Config {
-    let d = dir.display().to_string();
-    Config::from_lookup(Mode::Local, |k| {
-        if k == env::DATA_DIR {
-            return Some(d.clone());
-        }
-        vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
-    })
-    .expect("local config")
 }
 
 #[tokio::main]

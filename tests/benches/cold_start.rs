@@ -19,6 +19,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
+use hourbridge_testkit::bench::peak_kib;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 
@@ -83,17 +84,6 @@ fn event_for(function: &str) -> Value {
             "isBase64Encoded": false})
         }
     }
-}
-
-fn peak_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 #[tokio::main]

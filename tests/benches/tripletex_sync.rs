@@ -20,24 +20,24 @@
 //! to 20,000; CI only compiles this (clippy `--all-targets`); pass a small N (e.g. `-- 2000`) for
 //! a quick check (N ≥ 500).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use hourbridge_runtime::{AppContext, Config, Mode, env};
+use hourbridge_runtime::{AppContext, env};
 use hourbridge_sandbox::{
     Sandbox, Seed, TRIPLETEX_DEMO_CONSUMER_TOKEN, TRIPLETEX_DEMO_EMPLOYEE_ID,
     TRIPLETEX_DEMO_EMPLOYEE_TOKEN,
 };
-use hourbridge_store::{
-    Backend, Condition, IdPage, Lease, Query, RawPage, Record, Store, StoreError, TransactItem,
-};
+use hourbridge_store::Store;
+use hourbridge_testkit::bench::{Counting, status_kib};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use support::{Api, config};
 use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(1800);
@@ -56,129 +56,7 @@ const DATA_KINDS: [&str; 5] = [
     "review_item",
 ];
 
-/// Counts records written (puts, deletes, transaction items, leases), by kind.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn Backend>,
-    writes: Mutex<BTreeMap<String, u64>>,
-}
-
-impl Counting {
-    fn add(&self, kind: &str, n: u64) {
-        *self
-            .writes
-            .lock()
-            .unwrap()
-            .entry(kind.to_owned())
-            .or_default() += n;
-    }
-    fn take(&self) -> BTreeMap<String, u64> {
-        std::mem::take(&mut *self.writes.lock().unwrap())
-    }
-}
-
-#[async_trait]
-impl Backend for Counting {
-    async fn get(&self, scope: &str, kind: &str, id: &str) -> Result<Option<Record>, StoreError> {
-        self.inner.get(scope, kind, id).await
-    }
-    async fn put(&self, record: Record, condition: Condition) -> Result<Record, StoreError> {
-        self.add(&record.kind, 1);
-        self.inner.put(record, condition).await
-    }
-    async fn put_batch(&self, records: Vec<Record>) -> Result<(), StoreError> {
-        for r in &records {
-            self.add(&r.kind, 1);
-        }
-        self.inner.put_batch(records).await
-    }
-    async fn transact(&self, items: Vec<TransactItem>) -> Result<Vec<Record>, StoreError> {
-        for item in &items {
-            self.add(item.key().1, 1);
-        }
-        self.inner.transact(items).await
-    }
-    async fn get_many(
-        &self,
-        scope: &str,
-        kind: &str,
-        ids: &[String],
-    ) -> Result<Vec<Record>, StoreError> {
-        self.inner.get_many(scope, kind, ids).await
-    }
-    async fn delete_batch(
-        &self,
-        scope: &str,
-        kind: &str,
-        ids: &[String],
-    ) -> Result<(), StoreError> {
-        self.add(kind, ids.len() as u64);
-        self.inner.delete_batch(scope, kind, ids).await
-    }
-    async fn delete(
-        &self,
-        scope: &str,
-        kind: &str,
-        id: &str,
-        condition: Condition,
-    ) -> Result<bool, StoreError> {
-        self.add(kind, 1);
-        self.inner.delete(scope, kind, id, condition).await
-    }
-    async fn query(&self, query: &Query) -> Result<RawPage, StoreError> {
-        self.inner.query(query).await
-    }
-    async fn query_ids(&self, query: &Query) -> Result<IdPage, StoreError> {
-        self.inner.query_ids(query).await
-    }
-    async fn acquire_lease(
-        &self,
-        scope: &str,
-        name: &str,
-        owner: &str,
-        until: DateTime<Utc>,
-    ) -> Result<Option<Lease>, StoreError> {
-        self.add("lease", 1);
-        self.inner.acquire_lease(scope, name, owner, until).await
-    }
-    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.add("lease", 1);
-        self.inner.release_lease(lease).await
-    }
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
 impl Api {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let text = res.text().await.expect("body");
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, v)
-    }
-
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (st, v) = self.call(method.clone(), path, body).await;
-        assert!(st.is_success(), "{method} {path}: {st} {v}");
-        v
-    }
-
     /// Every item of a list, following `next_cursor` (pages of 1,000).
     async fn all(&self, what: &str) -> Vec<Value> {
         let mut out = Vec::new();
@@ -217,29 +95,6 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-fn config(dir: &Path, vars: &[(&str, String)]) -> Config {
-    let d = dir.display().to_string();
-    Config::from_lookup(Mode::Local, |k| {
-        if k == env::DATA_DIR {
-            return Some(d.clone());
-        }
-        vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
-    })
-    .expect("local config")
-}
-
-/// A `/proc/self/status` field in KiB.
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Resets VmHWM to the current RSS (Linux: `5` to `clear_refs`); answers whether it worked.
@@ -296,10 +151,7 @@ async fn main() {
         .expect("context");
     // Count the writes of the API and the engine (the rate budget and response cache keep the
     // uncounted store they were built with).
-    let counting = Arc::new(Counting {
-        inner: ctx.store.backend().clone(),
-        writes: Mutex::new(BTreeMap::new()),
-    });
+    let counting = Arc::new(Counting::new(ctx.store.backend().clone()));
     let store = Store::new(counting.clone(), ctx.clock.clone());
     ctx.store = store.clone();
     ctx.engine.store = store;
@@ -428,10 +280,10 @@ async fn main() {
     // First sync (measured).
     counting.take();
     let (requests, writes) = (tx.request_count(), tx.write_count());
-    let rss_before = status_kib("VmRSS:");
+    let rss_before = status_kib(None, "VmRSS:");
     let peak_reset = reset_peak();
     let (run, first) = api.sync().await;
-    let peak = status_kib("VmHWM:");
+    let peak = status_kib(None, "VmHWM:");
     let first_requests = tx.request_count() - requests;
     let first_writes = tx.write_count() - writes;
     let store_writes = counting.take();
@@ -488,10 +340,10 @@ async fn main() {
     // Unchanged reconciliation (measured).
     counting.take();
     let (requests, writes) = (tx.request_count(), tx.write_count());
-    let rss_before = status_kib("VmRSS:");
+    let rss_before = status_kib(None, "VmRSS:");
     reset_peak();
     let (run, again) = api.sync().await;
-    let peak = status_kib("VmHWM:");
+    let peak = status_kib(None, "VmHWM:");
     let again_requests = tx.request_count() - requests;
     let again_writes = tx.write_count() - writes;
     let store_writes = counting.take();

@@ -27,14 +27,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use chrono::Utc;
-use hourbridge_domain::{
-    ManagedBy, Person, Project, ProjectLink, ProviderId, RecordId, Role, SecretValue, Workspace,
-};
+use hourbridge_domain::{ProviderId, RecordId, SecretValue, Workspace};
 use hourbridge_runtime::{AppContext, Config, Mode, env};
 use hourbridge_sandbox::{Sandbox, Seed};
 use hourbridge_store_dynamodb::DynamoBackend;
 use hourbridge_sync::RunScope;
 use hourbridge_sync::runs::RunMode;
+use hourbridge_testkit::bench::{local_project, member, peak_kib, project_link};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 
@@ -255,39 +254,26 @@ async fn measure(n: usize, endpoint: &str, bin: &std::path::Path) -> (Duration, 
     e.store
         .put(
             ws,
-            &Person {
-                id: RecordId::parse("ada").unwrap(),
-                name: "Ada".into(),
-                email: "ada@acme.test".into(),
-                role: Role::Member,
-            },
+            &member(
+                RecordId::parse("ada").unwrap(),
+                "Ada".into(),
+                "ada@acme.test".into(),
+            ),
         )
         .await
         .unwrap();
-    let project = Project {
-        id: RecordId::parse("fleet").unwrap(),
-        name: "Fleet".into(),
-        parent_id: None,
-        customer_id: None,
-        start_date: None,
-        end_date: None,
-        managed_by: ManagedBy::Local,
-        active: true,
-    };
+    let project = local_project(RecordId::parse("fleet").unwrap(), "Fleet".into());
     e.store.put(ws, &project).await.unwrap();
     e.store
         .put(
             ws,
-            &ProjectLink {
-                project_id: project.id.clone(),
-                provider: ProviderId::parse("harvest").unwrap(),
-                remote_project_ids: vec![remote.to_string()],
-                sync_from: Some(today - chrono::Duration::days(365)),
-                prevent_new_assignments: false,
-                trim_assignments: true,
-                last_run_id: None,
-                missing_people: vec![],
-            },
+            &project_link(
+                project.id.clone(),
+                ProviderId::parse("harvest").unwrap(),
+                vec![remote.to_string()],
+                Some(today - chrono::Duration::days(365)),
+                true,
+            ),
         )
         .await
         .unwrap();
@@ -360,14 +346,7 @@ async fn measure(n: usize, endpoint: &str, bin: &std::path::Path) -> (Duration, 
         .expect("in time")
         .expect("answer");
     let took = started.elapsed();
-    let peak = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
+    let peak = peak_kib(pid);
     let _ = child.kill().await;
     let counts = e
         .run(ws, run.id.as_str())

@@ -15,167 +15,23 @@
 //! measurement is repeated `--rounds` times (default 3; each round syncs into a host project of
 //! its own) and the median ratio printed, since the machine is shared.
 
-use std::collections::BTreeMap;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use hourbridge_domain::{
-    Clock, ManagedBy, Person, Project, ProjectLink, ProviderId, RecordId, Role, SecretError,
-    SecretStore, SecretValue, SystemClock,
-};
+use chrono::Utc;
+use hourbridge_domain::{Clock, ProviderId, RecordId, SecretValue, SystemClock};
 use hourbridge_provider_api::Unlimited;
 use hourbridge_provider_http::{HttpConfig, ProviderEnv};
 use hourbridge_sandbox::{Sandbox, Seed};
-use hourbridge_store::{Backend, Condition, Lease, Query, RawPage, Record, Store, StoreError};
+use hourbridge_store::{Backend, Store};
 use hourbridge_store_sqlite::SqliteBackend;
 use hourbridge_sync::runs::{Outcome, RunMode};
-use hourbridge_sync::{Engine, JobQueue, RunScope, SyncError, SyncJob, SyncSettings};
-
-/// Counts records written, by kind.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn Backend>,
-    writes: Mutex<BTreeMap<String, u64>>,
-}
-
-impl Counting {
-    fn add(&self, kind: &str, n: u64) {
-        *self
-            .writes
-            .lock()
-            .unwrap()
-            .entry(kind.to_owned())
-            .or_default() += n;
-    }
-    fn take(&self) -> BTreeMap<String, u64> {
-        std::mem::take(&mut *self.writes.lock().unwrap())
-    }
-}
-
-#[async_trait]
-impl Backend for Counting {
-    async fn get(&self, scope: &str, kind: &str, id: &str) -> Result<Option<Record>, StoreError> {
-        self.inner.get(scope, kind, id).await
-    }
-    async fn put(&self, record: Record, condition: Condition) -> Result<Record, StoreError> {
-        self.add(&record.kind, 1);
-        self.inner.put(record, condition).await
-    }
-    async fn put_batch(&self, records: Vec<Record>) -> Result<(), StoreError> {
-        for r in &records {
-            self.add(&r.kind, 1);
-        }
-        self.inner.put_batch(records).await
-    }
-    async fn transact(
-        &self,
-        items: Vec<hourbridge_store::TransactItem>,
-    ) -> Result<Vec<Record>, StoreError> {
-        for item in &items {
-            self.add(item.key().1, 1);
-        }
-        self.inner.transact(items).await
-    }
-    async fn get_many(
-        &self,
-        scope: &str,
-        kind: &str,
-        ids: &[String],
-    ) -> Result<Vec<Record>, StoreError> {
-        self.inner.get_many(scope, kind, ids).await
-    }
-    async fn delete_batch(
-        &self,
-        scope: &str,
-        kind: &str,
-        ids: &[String],
-    ) -> Result<(), StoreError> {
-        self.add(kind, ids.len() as u64);
-        self.inner.delete_batch(scope, kind, ids).await
-    }
-    async fn delete(
-        &self,
-        scope: &str,
-        kind: &str,
-        id: &str,
-        condition: Condition,
-    ) -> Result<bool, StoreError> {
-        self.add(kind, 1);
-        self.inner.delete(scope, kind, id, condition).await
-    }
-    async fn query(&self, query: &Query) -> Result<RawPage, StoreError> {
-        self.inner.query(query).await
-    }
-    // Forwarded, not left to the trait's default (which reads whole records): the engine lists
-    // ids from SQLite's covering index, and the bench must measure that path.
-    async fn query_ids(&self, query: &Query) -> Result<hourbridge_store::IdPage, StoreError> {
-        self.inner.query_ids(query).await
-    }
-    async fn acquire_lease(
-        &self,
-        scope: &str,
-        name: &str,
-        owner: &str,
-        until: DateTime<Utc>,
-    ) -> Result<Option<Lease>, StoreError> {
-        self.add("lease", 1);
-        self.inner.acquire_lease(scope, name, owner, until).await
-    }
-    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.add("lease", 1);
-        self.inner.release_lease(lease).await
-    }
-}
-
-#[derive(Debug, Default)]
-struct MemorySecrets(Mutex<BTreeMap<String, String>>);
-
-#[async_trait]
-impl SecretStore for MemorySecrets {
-    async fn put(&self, name: &str, value: &SecretValue) -> Result<(), SecretError> {
-        self.0
-            .lock()
-            .unwrap()
-            .insert(name.into(), value.expose().into());
-        Ok(())
-    }
-    async fn get(&self, name: &str) -> Result<Option<SecretValue>, SecretError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .get(name)
-            .map(|v| SecretValue::new(v.clone())))
-    }
-    async fn delete(&self, name: &str) -> Result<(), SecretError> {
-        self.0.lock().unwrap().remove(name);
-        Ok(())
-    }
-}
-
-/// Jobs are executed by the benchmark itself.
-struct Discard;
-
-#[async_trait]
-impl JobQueue for Discard {
-    async fn enqueue(&self, _: &SyncJob, _: Duration) -> Result<(), SyncError> {
-        Ok(())
-    }
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use hourbridge_sync::{Engine, RunScope, SyncJob};
+use hourbridge_testkit::bench::{Counting, local_project, member, project_link, rss_kib};
 
 /// Samples resident memory every few milliseconds until stopped; returns the peak.
 fn sample_peak() -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
@@ -263,10 +119,7 @@ async fn main() {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sqlite: Arc<dyn Backend> =
         Arc::new(SqliteBackend::open(&dir.path().join("bench.db"), clock.clone()).expect("sqlite"));
-    let counting = Arc::new(Counting {
-        inner: sqlite,
-        writes: Mutex::new(BTreeMap::new()),
-    });
+    let counting = Arc::new(Counting::new(sqlite));
     let store = Store::new(counting.clone(), clock.clone());
     let vars = [
         ("HOURBRIDGE_HARVEST_API_URL", sb.harvest_api_url()),
@@ -278,17 +131,11 @@ async fn main() {
         budget: Arc::new(Unlimited),
         cache: Arc::new(hourbridge_provider_api::NoCache),
     };
-    let engine = Engine {
-        store: store.clone(),
-        secrets: Arc::new(MemorySecrets::default()),
-        providers: Arc::new(hourbridge_provider_registry::builtin(&env).expect("registry")),
-        oauth: Arc::new(hourbridge_provider_http::oauth::HttpOAuth::new("bench").expect("oauth")),
-        queue: Arc::new(Discard),
-        events: Arc::new(hourbridge_sync::runs::LogEvents),
+    let engine = support::engine(
+        store.clone(),
+        hourbridge_provider_registry::builtin(&env).expect("registry"),
         clock,
-        settings: SyncSettings::default(),
-        sessions: Default::default(),
-    };
+    );
     let ws = "bench";
     let olga = RecordId::parse("olga").unwrap();
     engine
@@ -313,12 +160,11 @@ async fn main() {
     store
         .insert(
             ws,
-            &Person {
-                id: RecordId::parse("ada").unwrap(),
-                name: "Ada".into(),
-                email: "ada@acme.test".into(),
-                role: Role::Member,
-            },
+            &member(
+                RecordId::parse("ada").unwrap(),
+                "Ada".into(),
+                "ada@acme.test".into(),
+            ),
         )
         .await
         .unwrap();
@@ -362,30 +208,21 @@ async fn main() {
     // first sync writes all N entries anew (the store grows by N per round).
     let (mut first_ratios, mut unchanged_ratios) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        let project = Project {
-            id: RecordId::parse(format!("fleet-{round}")).unwrap(),
-            name: format!("Fleet {round}"),
-            parent_id: None,
-            customer_id: None,
-            start_date: None,
-            end_date: None,
-            managed_by: ManagedBy::Local,
-            active: true,
-        };
+        let project = local_project(
+            RecordId::parse(format!("fleet-{round}")).unwrap(),
+            format!("Fleet {round}"),
+        );
         store.insert(ws, &project).await.unwrap();
         store
             .insert(
                 ws,
-                &ProjectLink {
-                    project_id: project.id.clone(),
-                    provider: ProviderId::parse("harvest").unwrap(),
-                    remote_project_ids: vec![remote.to_string()],
-                    sync_from: Some(today - chrono::Duration::days(365)),
-                    prevent_new_assignments: false,
-                    trim_assignments: true,
-                    last_run_id: None,
-                    missing_people: vec![],
-                },
+                &project_link(
+                    project.id.clone(),
+                    ProviderId::parse("harvest").unwrap(),
+                    vec![remote.to_string()],
+                    Some(today - chrono::Duration::days(365)),
+                    true,
+                ),
             )
             .await
             .unwrap();

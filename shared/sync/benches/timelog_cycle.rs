@@ -27,15 +27,17 @@
 //! record kind (a wrapper around the backend) split into data and bookkeeping, and the run's
 //! counts. It asserts what TimeLog and the host hold after each cycle.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use hourbridge_domain::{
-    ChangeDraft, ChangeOp, Clock, HostKind, ManagedBy, Person, PersonLink, Project, ProjectLink,
-    ProviderId, RecordId, Role, SecretError, SecretStore, SecretValue, SyncRun, Task, WorkLog,
+    ChangeDraft, ChangeOp, Clock, HostKind, ManagedBy, PersonLink, ProviderId, RecordId,
+    SecretValue, SyncRun, Task, WorkLog,
 };
 use hourbridge_provider_api::Registry;
 use hourbridge_provider_http::ProviderEnv;
@@ -46,13 +48,12 @@ use hourbridge_sandbox::{
     Sandbox, Seed, TIMELOG_ACCOUNT, TIMELOG_PASSWORD, TIMELOG_REPORTING_PASSWORD,
     TIMELOG_REPORTING_USERNAME, TIMELOG_SITE_CODE, TIMELOG_USERNAME, TimelogControl,
 };
-use hourbridge_store::{
-    Backend, Condition, IndexSel, Lease, Query, RawPage, Record, Store, StoreError, TransactItem,
-};
+use hourbridge_store::{Backend, Condition, IndexSel, Store, TransactItem};
 use hourbridge_store_sqlite::SqliteBackend;
 use hourbridge_sync::budget::StoreRateBudget;
 use hourbridge_sync::runs::{Outcome, RunMode};
-use hourbridge_sync::{Engine, JobQueue, RunScope, SyncError, SyncJob, SyncSettings};
+use hourbridge_sync::{Engine, RunScope, SyncJob};
+use hourbridge_testkit::bench::{Counting, local_project, member, project_link};
 
 const WS: &str = "bench";
 const PROVIDER: &str = "timelog";
@@ -111,130 +112,6 @@ const DATA_KINDS: &[&str] = &[
     "assignment",
     "review_item",
 ];
-
-/// Counts records written, by kind.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn Backend>,
-    writes: Mutex<BTreeMap<String, u64>>,
-}
-
-impl Counting {
-    fn add(&self, kind: &str, n: u64) {
-        *self
-            .writes
-            .lock()
-            .unwrap()
-            .entry(kind.to_owned())
-            .or_default() += n;
-    }
-    fn take(&self) -> BTreeMap<String, u64> {
-        std::mem::take(&mut *self.writes.lock().unwrap())
-    }
-}
-
-#[async_trait]
-impl Backend for Counting {
-    async fn get(&self, scope: &str, kind: &str, id: &str) -> Result<Option<Record>, StoreError> {
-        self.inner.get(scope, kind, id).await
-    }
-    async fn put(&self, record: Record, condition: Condition) -> Result<Record, StoreError> {
-        self.add(&record.kind, 1);
-        self.inner.put(record, condition).await
-    }
-    async fn put_batch(&self, records: Vec<Record>) -> Result<(), StoreError> {
-        for r in &records {
-            self.add(&r.kind, 1);
-        }
-        self.inner.put_batch(records).await
-    }
-    async fn transact(&self, items: Vec<TransactItem>) -> Result<Vec<Record>, StoreError> {
-        for item in &items {
-            self.add(item.key().1, 1);
-        }
-        self.inner.transact(items).await
-    }
-    async fn get_many(
-        &self,
-        scope: &str,
-        kind: &str,
-        ids: &[String],
-    ) -> Result<Vec<Record>, StoreError> {
-        self.inner.get_many(scope, kind, ids).await
-    }
-    async fn delete_batch(
-        &self,
-        scope: &str,
-        kind: &str,
-        ids: &[String],
-    ) -> Result<(), StoreError> {
-        self.add(kind, ids.len() as u64);
-        self.inner.delete_batch(scope, kind, ids).await
-    }
-    async fn delete(
-        &self,
-        scope: &str,
-        kind: &str,
-        id: &str,
-        condition: Condition,
-    ) -> Result<bool, StoreError> {
-        self.add(kind, 1);
-        self.inner.delete(scope, kind, id, condition).await
-    }
-    async fn query(&self, query: &Query) -> Result<RawPage, StoreError> {
-        self.inner.query(query).await
-    }
-    async fn acquire_lease(
-        &self,
-        scope: &str,
-        name: &str,
-        owner: &str,
-        until: DateTime<Utc>,
-    ) -> Result<Option<Lease>, StoreError> {
-        self.add("lease", 1);
-        self.inner.acquire_lease(scope, name, owner, until).await
-    }
-    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.add("lease", 1);
-        self.inner.release_lease(lease).await
-    }
-}
-
-#[derive(Debug, Default)]
-struct MemorySecrets(Mutex<BTreeMap<String, String>>);
-
-#[async_trait]
-impl SecretStore for MemorySecrets {
-    async fn put(&self, name: &str, value: &SecretValue) -> Result<(), SecretError> {
-        self.0
-            .lock()
-            .unwrap()
-            .insert(name.into(), value.expose().into());
-        Ok(())
-    }
-    async fn get(&self, name: &str) -> Result<Option<SecretValue>, SecretError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .get(name)
-            .map(|v| SecretValue::new(v.clone())))
-    }
-    async fn delete(&self, name: &str) -> Result<(), SecretError> {
-        self.0.lock().unwrap().remove(name);
-        Ok(())
-    }
-}
-
-/// Jobs are executed by the benchmark itself.
-struct Discard;
-
-#[async_trait]
-impl JobQueue for Discard {
-    async fn enqueue(&self, _: &SyncJob, _: Duration) -> Result<(), SyncError> {
-        Ok(())
-    }
-}
 
 /// Wall-clock time plus an offset the bench moves (the schedule's 15 minutes between cycles);
 /// the sandbox's clock is moved by the same amount, so both sides agree.
@@ -461,10 +338,8 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tmp");
     let sqlite: Arc<dyn Backend> =
         Arc::new(SqliteBackend::open(&dir.path().join("bench.db"), clock.clone()).expect("sqlite"));
-    let counting = Arc::new(Counting {
-        inner: sqlite.clone(),
-        writes: Mutex::new(BTreeMap::new()),
-    });
+    // `query_ids` is left to the trait's default here (ids read through `query`), as it was.
+    let counting = Arc::new(Counting::ids_through_query(sqlite.clone()));
     let store = Store::new(counting.clone(), clock.clone());
     let rps_text = rps.to_string();
     let mut env = ProviderEnv::for_tests(&[
@@ -482,17 +357,7 @@ async fn main() {
     registry
         .register(Arc::new(TimeLog::from_env(&env).expect("adapter")))
         .expect("registry");
-    let engine = Engine {
-        store: store.clone(),
-        secrets: Arc::new(MemorySecrets::default()),
-        providers: Arc::new(registry),
-        oauth: Arc::new(hourbridge_provider_http::oauth::HttpOAuth::new("bench").expect("oauth")),
-        queue: Arc::new(Discard),
-        events: Arc::new(hourbridge_sync::runs::LogEvents),
-        clock: clock.clone(),
-        settings: SyncSettings::default(),
-        sessions: Default::default(),
-    };
+    let engine = support::engine(store.clone(), registry, clock.clone());
 
     // TimeLog: 50 projects, 5 employees.
     let remote_projects: Vec<i32> = (0..PROJECTS)
@@ -535,34 +400,19 @@ async fn main() {
     let people: Vec<RecordId> = (0..PEOPLE).map(|i| id(&format!("u{i}"))).collect();
     for (i, p) in projects.iter().enumerate() {
         store
-            .insert(
-                WS,
-                &Project {
-                    id: p.clone(),
-                    name: format!("Project {i:02}"),
-                    parent_id: None,
-                    customer_id: None,
-                    start_date: None,
-                    end_date: None,
-                    managed_by: ManagedBy::Local,
-                    active: true,
-                },
-            )
+            .insert(WS, &local_project(p.clone(), format!("Project {i:02}")))
             .await
             .unwrap();
         store
             .insert(
                 WS,
-                &ProjectLink {
-                    project_id: p.clone(),
-                    provider: pid(),
-                    remote_project_ids: vec![remote_projects[i].to_string()],
-                    sync_from: None,
-                    prevent_new_assignments: false,
-                    trim_assignments: false,
-                    last_run_id: None,
-                    missing_people: vec![],
-                },
+                &project_link(
+                    p.clone(),
+                    pid(),
+                    vec![remote_projects[i].to_string()],
+                    None,
+                    false,
+                ),
             )
             .await
             .unwrap();
@@ -571,12 +421,11 @@ async fn main() {
         store
             .insert(
                 WS,
-                &Person {
-                    id: person.clone(),
-                    name: format!("Person {i}"),
-                    email: format!("person{i}@acme.test"),
-                    role: Role::Member,
-                },
+                &member(
+                    person.clone(),
+                    format!("Person {i}"),
+                    format!("person{i}@acme.test"),
+                ),
             )
             .await
             .unwrap();

@@ -5,6 +5,8 @@
 //! tests print a loud SKIPPED line, unless `HOURBRIDGE_REQUIRE_MOTO=1` (set by the test command
 //! and CI), in which case they fail: CI must never pass by skipping.
 
+pub mod bench;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 
