@@ -1,7 +1,7 @@
 //! Pieces the push and two-way kinds share: their per-connection state record, the host change
 //! feed read from a watermark, and how a provider failure is classified for one record.
 
-use hourbridge_domain::HostKind;
+use hourbridge_domain::{HostKind, RunCounts};
 use hourbridge_provider_api::{ProviderError, ProviderErrorKind};
 use hourbridge_store::Entity;
 
@@ -130,4 +130,31 @@ pub(crate) fn unsupported(provider: &'static str, what: &str) -> ProviderError {
         ProviderErrorKind::Unsupported,
         format!("this provider does not take {what}"),
     )
+}
+
+/// What a push or two-way kind did with one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Created,
+    Updated,
+    Deleted,
+    Unchanged,
+    Skipped,
+    /// Not a record of a synced project, and never synced: not counted.
+    Ignored,
+}
+
+impl Outcome {
+    /// Adds the outcome to `counts`; whether the target was written.
+    pub(crate) fn count(self, counts: &mut RunCounts) -> bool {
+        match self {
+            Self::Created => counts.created += 1,
+            Self::Updated => counts.updated += 1,
+            Self::Deleted => counts.deleted += 1,
+            Self::Unchanged => counts.unchanged += 1,
+            Self::Skipped => counts.skipped += 1,
+            Self::Ignored => {}
+        }
+        matches!(self, Self::Created | Self::Updated | Self::Deleted)
+    }
 }

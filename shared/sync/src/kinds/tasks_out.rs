@@ -30,7 +30,9 @@ use hourbridge_store::{Entity, IndexSel};
 use serde::{Deserialize, Serialize};
 
 use super::links::Links;
-use super::shared::{kind_state, load_state, per_record, read_feed, save_state, unsupported};
+use super::shared::{
+    Outcome, kind_state, load_state, per_record, read_feed, save_state, unsupported,
+};
 use super::{KindPass, Step, SyncKind, UnitCx};
 use crate::outbound::{self, MappingKey};
 use crate::{Engine, SyncError};
@@ -123,15 +125,6 @@ fn pushed(m: &OutboundMapping) -> Option<OutboundTask> {
 
 type ProviderFuture<T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ProviderError>> + Send>>;
-
-enum Outcome {
-    Created,
-    Updated,
-    Unchanged,
-    Skipped,
-    /// Not a task of a synced project, and never pushed: not counted.
-    Ignored,
-}
 
 impl TasksOutPass {
     fn ws(&self) -> &str {
@@ -455,16 +448,7 @@ impl KindPass for TasksOutPass {
             for id in batch {
                 match self.handle(&id, run).await {
                     Ok(o) => {
-                        let c = &mut run.tasks_pushed;
-                        match o {
-                            Outcome::Created => c.created += 1,
-                            Outcome::Updated => c.updated += 1,
-                            Outcome::Unchanged => c.unchanged += 1,
-                            Outcome::Skipped => c.skipped += 1,
-                            Outcome::Ignored => {}
-                        }
-                        wrote |=
-                            matches!(o, Outcome::Created | Outcome::Updated) && !self.cx.dry_run;
+                        wrote |= o.count(&mut run.tasks_pushed) && !self.cx.dry_run;
                     }
                     Err(e) => {
                         self.progress.queue.insert(0, id);

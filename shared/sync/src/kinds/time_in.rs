@@ -42,7 +42,7 @@ use hourbridge_store::Entity;
 use serde::{Deserialize, Serialize};
 
 use super::links::Links;
-use super::shared::{kind_state, load_state, save_state};
+use super::shared::{Outcome, kind_state, load_state, save_state};
 use super::time_out::fingerprint;
 use super::{KindPass, Step, SyncKind, UnitCx};
 use crate::outbound::{self, MappingKey};
@@ -115,17 +115,6 @@ impl SyncKind for TimeIn {
             linked_seen: BTreeSet::new(),
         }))
     }
-}
-
-/// What a pass did with one change.
-enum Outcome {
-    Created,
-    Updated,
-    Deleted,
-    Unchanged,
-    Skipped,
-    /// Not on a linked project: not counted.
-    Ignored,
 }
 
 /// The host log id of a registration first seen in the provider.
@@ -617,19 +606,7 @@ impl KindPass for TimeInPass {
                 }
                 _ => Outcome::Ignored,
             };
-            let counts = &mut run.counts;
-            match outcome {
-                Outcome::Created => counts.created += 1,
-                Outcome::Updated => counts.updated += 1,
-                Outcome::Deleted => counts.deleted += 1,
-                Outcome::Unchanged => counts.unchanged += 1,
-                Outcome::Skipped => counts.skipped += 1,
-                Outcome::Ignored => {}
-            }
-            wrote |= matches!(
-                outcome,
-                Outcome::Created | Outcome::Updated | Outcome::Deleted
-            ) && !self.cx.dry_run;
+            wrote |= outcome.count(&mut run.counts) && !self.cx.dry_run;
         }
         self.progress = Some(Progress {
             page: result.next,

@@ -34,7 +34,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::links::Links;
-use super::shared::{kind_state, load_state, per_record, read_feed, save_state, unsupported};
+use super::shared::{
+    Outcome, kind_state, load_state, per_record, read_feed, save_state, unsupported,
+};
 use super::{KindPass, Step, SyncKind, UnitCx};
 use crate::outbound::{self, MappingKey};
 use crate::{Engine, SyncError};
@@ -155,14 +157,6 @@ fn recording(t: &OutboundTime) -> &str {
 fn moved(old: Option<&str>, new: &str) -> bool {
     let place = |f: &str| f.rsplit_once(':').map(|(p, _)| p.to_owned());
     old.is_some_and(|o| place(o) != place(new))
-}
-
-enum Outcome {
-    Created,
-    Updated,
-    Deleted,
-    Unchanged,
-    Skipped,
 }
 
 impl TimeOutPass {
@@ -646,17 +640,7 @@ impl KindPass for TimeOutPass {
             for id in batch {
                 match self.handle(&id, run).await {
                     Ok(o) => {
-                        let c = &mut run.counts;
-                        match o {
-                            Outcome::Created => c.created += 1,
-                            Outcome::Updated => c.updated += 1,
-                            Outcome::Deleted => c.deleted += 1,
-                            Outcome::Unchanged => c.unchanged += 1,
-                            Outcome::Skipped => c.skipped += 1,
-                        }
-                        wrote |=
-                            matches!(o, Outcome::Created | Outcome::Updated | Outcome::Deleted)
-                                && !self.cx.dry_run;
+                        wrote |= o.count(&mut run.counts) && !self.cx.dry_run;
                     }
                     Err(e) => {
                         // Not handled: the next attempt starts with it.
