@@ -133,6 +133,30 @@ impl Moto {
         public: &str,
         extra: impl IntoIterator<Item = (&'a str, String)>,
     ) -> AppContext {
+        (self.build)(self.lambda_config(public, extra)).await
+    }
+
+    /// Like [`Moto::context`], but the context's AWS SDK sends every request to `endpoint`
+    /// instead of the emulator (a loopback proxy in front of it, say, that counts what the
+    /// functions ask for); the resources are the same.
+    pub(crate) async fn context_via<'a>(
+        &self,
+        endpoint: &str,
+        public: &str,
+        extra: impl IntoIterator<Item = (&'a str, String)>,
+    ) -> AppContext {
+        let cfg = self.lambda_config(public, extra);
+        AppContext::build(cfg, Some(hourbridge_testkit::config_for(endpoint).await))
+            .await
+            .expect("context")
+    }
+
+    /// The Lambda-mode configuration of [`Moto::context`].
+    fn lambda_config<'a>(
+        &self,
+        public: &str,
+        extra: impl IntoIterator<Item = (&'a str, String)>,
+    ) -> Config {
         let vars: BTreeMap<&str, String> = [
             (env::STORE, "dynamodb".to_owned()),
             (env::TABLE_NAME, self.name.clone()),
@@ -145,9 +169,7 @@ impl Moto {
         .into_iter()
         .chain(extra)
         .collect();
-        let cfg =
-            Config::from_lookup(Mode::Lambda, |k| vars.get(k).cloned()).expect("lambda config");
-        (self.build)(cfg).await
+        Config::from_lookup(Mode::Lambda, |k| vars.get(k).cloned()).expect("lambda config")
     }
 }
 

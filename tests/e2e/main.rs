@@ -4,6 +4,7 @@
 mod aws;
 mod aws_basecamp;
 mod aws_common;
+mod aws_secret_reads;
 mod aws_timelog;
 mod aws_tripletex;
 mod blackbox;
