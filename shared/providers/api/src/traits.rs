@@ -189,6 +189,53 @@ pub trait TimeSink: Send + Sync {
     async fn delete(&self, session: &ProviderSession, remote_id: &str)
     -> Result<(), ProviderError>;
 
+    /// The most entries one [`TimeSink::create_many`] call takes: the provider's batch size.
+    /// The engine batches plain creates (a record never pushed before) only when this is above
+    /// 1, in calls of at most this many; the default, 1, keeps one [`TimeSink::create`] per
+    /// record.
+    fn create_batch_limit(&self) -> usize {
+        1
+    }
+
+    /// Creates several entries (at most [`TimeSink::create_batch_limit`]), each `(time,
+    /// idempotency key)` as [`TimeSink::create`] takes them, in one request where the provider
+    /// takes batches.
+    ///
+    /// - `Err`: the request failed as a whole and nothing is known of any item (it may or may
+    ///   not have been applied). The engine keeps every item's pending mark, so the retry looks
+    ///   each one up with [`TimeSink::find`] before creating it again.
+    /// - `Ok`: one result per item, in the order of `items`: the remote id, or why the provider
+    ///   refused that item (the same typed errors [`TimeSink::create`] returns). Items refused
+    ///   for their own sake (kinds `NotFound`, `Unsupported`, `Rejected`, `Fault`) are reported
+    ///   and retried on the next run; any other item error makes the engine stop and retry
+    ///   those items as after an `Err`.
+    ///
+    /// The default calls [`TimeSink::create`] for each item in turn. An error that is not
+    /// about the item alone (a transient failure, an unknown outcome, a rate limit,
+    /// credentials) stops it: on the first item it is the outer `Err`; later, it is that
+    /// item's result and the result of every item after it, which are not sent.
+    async fn create_many(
+        &self,
+        session: &ProviderSession,
+        items: &[(OutboundTime, String)],
+    ) -> Result<Vec<Result<String, ProviderError>>, ProviderError> {
+        let mut results: Vec<Result<String, ProviderError>> = Vec::with_capacity(items.len());
+        for (time, key) in items {
+            match self.create(session, time, key).await {
+                Ok(id) => results.push(Ok(id)),
+                Err(e) if concerns_item_only(&e) => results.push(Err(e)),
+                Err(e) if results.is_empty() => return Err(e),
+                Err(e) => {
+                    while results.len() < items.len() {
+                        results.push(Err(e.clone()));
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(results)
+    }
+
     /// Looks for an entry an earlier, interrupted [`TimeSink::create`] with `idempotency_key`
     /// may have made (the engine calls it before creating again after a crash between the
     /// provider's answer and its own bookkeeping). The default finds nothing: right for
@@ -202,6 +249,18 @@ pub trait TimeSink: Send + Sync {
         let _ = (session, time, idempotency_key);
         Ok(None)
     }
+}
+
+/// Whether `e` refuses one item for its own sake (the provider answered about it), rather than
+/// saying the provider, the request or the credentials failed.
+fn concerns_item_only(e: &ProviderError) -> bool {
+    matches!(
+        e.kind,
+        ProviderErrorKind::NotFound
+            | ProviderErrorKind::Unsupported
+            | ProviderErrorKind::Rejected
+            | ProviderErrorKind::Fault
+    )
 }
 
 /// Reads the time changes made in the provider (capability `time_two_way`), all projects of the
