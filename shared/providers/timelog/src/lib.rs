@@ -50,8 +50,9 @@
 //!   [`TimeSink::find`] looks for it with Reporting `GetWorkUnitsRaw`), `Duration`
 //!   `PT{h}H{m}M`, `StartDateTime` 08:00 of the day and `EndDateTime` start plus duration,
 //!   `Description` the note, and `source` [`WORK_SOURCE`] = 0 (the docs say externals use 0;
-//!   the SDK sample passes 99: UNCONFIRMED). `update` is UpdateWork, `delete` DeleteWork (an
-//!   unknown GUID is not an error).
+//!   the SDK sample passes 99: UNCONFIRMED). `create_many` sends up to [`INSERT_WORK_BATCH`]
+//!   such units in one InsertWork and reads every item's status by position (GUIDs checked).
+//!   `update` is UpdateWork, `delete` DeleteWork (an unknown GUID is not an error).
 //! - **Time in.** `GetWorkChangesPaged` with all registration dates (2000-01-01..2099-12-31),
 //!   the change window, 1-based pages of [`CHANGES_PAGE_SIZE`] (a shorter page is the last).
 //!   `Created`/`Updated` rows are upserts, `Deleted` rows deletions (they carry only the
@@ -73,6 +74,14 @@
 //! - **Pacing.** TimeLog asks for no bursts: every request takes a slot of the shared budget
 //!   under `timelog:site:{domain}/{account}`, one per 1/[`DEFAULT_REQUESTS_PER_SECOND`] s
 //!   (configurable with [`REQUESTS_PER_SECOND_VAR`]).
+//! - **Known costs** (computed from the batch size; the `timelog_cycle` bench in BENCHMARKS.md
+//!   still shows the figures from before batching). New registrations go out
+//!   [`INSERT_WORK_BATCH`] per InsertWork: 5,000 new host logs take 100 InsertWork requests
+//!   (0.02 per log, 20 s at the default 5/s; one request each, 1,000 s, before batching).
+//!   Edits (UpdateWork), deletions (DeleteWork), moves and creates resumed after a crash (a
+//!   Reporting `GetWorkUnitsRaw` to look the GUID up, then an UpdateWork) still cost one
+//!   request or more per log. Time in costs a change-log page per 500 rows plus one
+//!   `GetWorkUnitsRaw` per project on a page with rows to apply (their notes).
 
 pub mod wire;
 pub mod xml;
@@ -131,6 +140,11 @@ pub const SYSTEM_NAME: &str = "Hourbridge";
 /// `source` of InsertWork/UpdateWork/DeleteWork: 0 per the docs ("externals should use 0");
 /// the SDK sample uses 99 (UNCONFIRMED).
 pub const WORK_SOURCE: i32 = 0;
+
+/// Work units per InsertWork request ([`TimeSink::create_many`]). TimeLog documents no maximum
+/// (UNCONFIRMED); 50 keeps one request's body around 40 KB and its work small, and is what one
+/// engine step sends at most.
+pub const INSERT_WORK_BATCH: usize = 50;
 
 /// Rows per GetWorkChangesPaged page (TimeLog's maximum).
 pub const CHANGES_PAGE_SIZE: u32 = 500;
@@ -326,6 +340,18 @@ fn refused_code(e: ProviderError, locked: bool) -> ProviderError {
     } else {
         e.with_code(codes::REFUSED)
     }
+}
+
+/// Whether `e` refuses one item for its own sake (a task not in TimeLog, a user not linked, a
+/// refused batch item), not the request or the connection.
+fn refuses_item(e: &ProviderError) -> bool {
+    matches!(
+        e.kind,
+        ProviderErrorKind::NotFound
+            | ProviderErrorKind::Unsupported
+            | ProviderErrorKind::Rejected
+            | ProviderErrorKind::Fault
+    )
 }
 
 /// The error of a refused batch item.
@@ -1271,6 +1297,87 @@ impl TimeSink for TimeLog {
             .with_detail("InsertWork answered Success with no items"));
         }
         Ok(guid)
+    }
+
+    fn create_batch_limit(&self) -> usize {
+        INSERT_WORK_BATCH
+    }
+
+    /// One InsertWork with a work unit per item (GUIDs from the keys, as [`TimeSink::create`]
+    /// makes them). An item whose unit cannot be built (task not in TimeLog, user not linked)
+    /// is refused alone and not sent. Every item's `Status` is read, by position (TimeLog
+    /// answers one container per unit, in order; UNCONFIRMED): `Success` is the GUID, anything
+    /// else the typed refusal `create` returns (`registration_locked`, `timelog_refused`). A
+    /// whole-request failure (timeout, 5xx: never resent), a refused answer, or one whose
+    /// items do not line up with the units (wrong count, another GUID) is the outer error.
+    async fn create_many(
+        &self,
+        session: &ProviderSession,
+        items: &[(OutboundTime, String)],
+    ) -> Result<Vec<Result<String, ProviderError>>, ProviderError> {
+        let site = self.site(session)?;
+        let mut results: Vec<Option<Result<String, ProviderError>>> =
+            (0..items.len()).map(|_| None).collect();
+        let mut units = Vec::new();
+        let mut slots = Vec::new();
+        for (i, (time, key)) in items.iter().enumerate() {
+            match self.work_unit(&site, work_unit_guid(key), time).await {
+                Ok(u) => {
+                    units.push(u);
+                    slots.push(i);
+                }
+                Err(e) if refuses_item(&e) => results[i] = Some(Err(e)),
+                Err(e) => return Err(e),
+            }
+        }
+        if !units.is_empty() {
+            // Not safe to resend blindly, as for `create`.
+            let units = &units;
+            let result = self
+                .pm(&site, ops::INSERT_WORK, false, &|w: &mut XmlOut| {
+                    wire::write_work_units(w, units);
+                    w.leaf("source", &WORK_SOURCE.to_string());
+                })
+                .await?;
+            let answered = wire::batch_items(&result);
+            if answered.len() != units.len() {
+                return Err(err(
+                    ProviderErrorKind::InvalidResponse,
+                    "TimeLog did not answer for every registration",
+                )
+                .with_detail(format!(
+                    "InsertWork answered {} items for {} work units",
+                    answered.len(),
+                    units.len()
+                )));
+            }
+            for ((item, unit), slot) in answered.iter().zip(units).zip(&slots) {
+                let returned = item.item.and_then(|n| n.text_of("GUID")).map(wire::guid);
+                if let Some(g) = returned.filter(|g| *g != unit.guid) {
+                    return Err(err(
+                        ProviderErrorKind::InvalidResponse,
+                        "TimeLog answered a batch out of order",
+                    )
+                    .with_detail(format!("InsertWork item for {} carried {g}", unit.guid)));
+                }
+                results[*slot] = Some(if item.ok() {
+                    Ok(unit.guid.clone())
+                } else {
+                    Err(item_refused(&item.message))
+                });
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(err(
+                        ProviderErrorKind::InvalidResponse,
+                        "TimeLog did not answer for a registration",
+                    ))
+                })
+            })
+            .collect())
     }
 
     async fn update(
