@@ -96,7 +96,12 @@
 //! * Reporting: bad `siteCode`/`apiID`/`apiPassword` answer **401** with a SOAP fault body
 //!   (`ValidateCredentials` answers `false` instead). Unparsable dates answer 500 (fault).
 //!   Booleans are `0`/`1` where the samples have them.
-//! * [`TimelogControl::fail_next`] answers the next requests with a SOAP fault and the status.
+//! * [`TimelogControl::fail_next`] answers the next requests with a SOAP fault and the status;
+//!   [`TimelogControl::lose_next_answers`] applies the next requests of one operation and then
+//!   answers them with the status and a plain-text body (the work is done, the answer lost).
+//! * A batch (`InsertWork`, `UpdateWork`, `DeleteWork` with several items) is applied item by
+//!   item, in order, and answered with one container per item in that order; a refused item
+//!   (a closed week, ...) does not stop the others.
 
 mod reporting;
 mod seed;
@@ -338,6 +343,9 @@ pub(crate) struct TimelogState {
     /// no operation could be read).
     pub(crate) requests: BTreeMap<String, u64>,
     pub(crate) total_requests: u64,
+    /// Operation → (requests still to apply and then answer with a fault, its status); set by
+    /// [`TimelogControl::lose_next_answers`].
+    pub(crate) lost_answers: BTreeMap<String, (u32, u16)>,
     pub(crate) clock_offset: chrono::Duration,
     last_change: DateTime<Utc>,
     pub(crate) token_lifetime: Duration,
@@ -368,6 +376,7 @@ impl TimelogState {
             faults: Faults::default(),
             requests: BTreeMap::new(),
             total_requests: 0,
+            lost_answers: BTreeMap::new(),
             clock_offset: chrono::Duration::zero(),
             last_change: DateTime::<Utc>::MIN_UTC,
             token_lifetime: Duration::from_secs(12 * 3600),
@@ -392,6 +401,22 @@ impl TimelogState {
             seed::demo(&mut s);
         }
         s
+    }
+
+    /// Whether the answer to this request of `op`, already applied, is to be lost: the status
+    /// to answer instead (one of the requests [`TimelogControl::lose_next_answers`] queued).
+    pub(crate) fn take_lost_answer(&mut self, op: &str) -> Option<axum::http::StatusCode> {
+        let (left, status) = self.lost_answers.get_mut(op)?;
+        if *left == 0 {
+            return None;
+        }
+        *left -= 1;
+        let status = axum::http::StatusCode::from_u16(*status)
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        if *left == 0 {
+            self.lost_answers.remove(op);
+        }
+        Some(status)
     }
 
     /// The sandbox clock: real time plus the offset tests set.
@@ -1021,6 +1046,16 @@ impl TimelogControl {
     /// being served. Replaces any failure queued before.
     pub fn fail_next(&self, n: u32, status: u16) {
         self.with(|s| s.faults.fail_next(n, status));
+    }
+
+    /// The next `n` requests of `operation` (ProjectManagement: `InsertWork`, `UpdateWork`, …;
+    /// Reporting: `GetWorkUnitsRaw`, …) are applied as usual, and then answered with `status` and a plain-text body (no SOAP)
+    /// instead of their answer: what a client sees when TimeLog did the work but the answer was
+    /// lost (a gateway timeout, a proxy's 502). Replaces what was queued for that operation before.
+    pub fn lose_next_answers(&self, operation: &str, n: u32, status: u16) {
+        self.with(|s| {
+            s.lost_answers.insert(operation.to_owned(), (n, status));
+        });
     }
 
     /// Sleeps this long before answering each request.

@@ -57,6 +57,10 @@ pub(crate) async fn handle(
                 "The Site ID, API ID and API password combination is invalid",
             );
         }
+        if let Some(status) = s.take_lost_answer(op) {
+            // A read whose answer never arrives: a gateway's page instead.
+            return crate::common::plain(status, "Injected failure (sandbox lose_next_answers)");
+        }
         let doc = match op {
             "GetEmployeesRaw" => employees(s, p),
             "GetProjectsRaw" => projects(s, p),

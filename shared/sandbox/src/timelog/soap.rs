@@ -501,6 +501,13 @@ async fn project_management(
             Ok(r) => r,
             Err(m) => return client_fault(&m),
         };
+        if let Some(status) = s.take_lost_answer(&call.op) {
+            // Applied, but the answer never reaches the client: a gateway's page instead.
+            return plain(
+                status,
+                "Injected failure after the operation was applied (sandbox lose_next_answers)",
+            );
+        }
         reply.render()
     })
 }
