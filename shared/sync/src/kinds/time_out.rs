@@ -28,7 +28,7 @@ use hourbridge_domain::{
     HostKind, ManagedBy, OutboundMapping, Person, Project, ProjectLink, ProviderId, RecordId,
     RecordProblem, RemoteMapping, SyncRun, WorkLog,
 };
-use hourbridge_provider_api::{OutboundTime, ProviderErrorKind};
+use hourbridge_provider_api::{OutboundTime, ProviderError, ProviderErrorKind};
 use hourbridge_store::IndexSel;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -38,7 +38,7 @@ use super::shared::{
     Outcome, kind_state, load_state, per_record, read_feed, save_state, unsupported,
 };
 use super::{KindPass, Step, SyncKind, UnitCx};
-use crate::outbound::{self, MappingKey};
+use crate::outbound::{self, MappingKey, PushTicket};
 use crate::{Engine, SyncError};
 
 /// Pushes per step: the run checkpoints after every step that wrote.
@@ -455,8 +455,15 @@ impl TimeOutPass {
         }
     }
 
-    /// Handles one host work log.
-    async fn handle(&mut self, id: &str, run: &mut SyncRun) -> Result<Outcome, SyncError> {
+    /// Handles one host work log. With `batch`, a plain create (never pushed, no interrupted
+    /// attempt) is only begun (its pending mark and idempotency key saved) and handed back, to
+    /// be sent with the step's other creates by [`TimeOutPass::send_creates`].
+    async fn handle(
+        &mut self,
+        id: &str,
+        run: &mut SyncRun,
+        batch: bool,
+    ) -> Result<Prepared, SyncError> {
         let engine = self.engine.clone();
         let ws = self.cx.ws.clone();
         let host_id = RecordId::parse(id).map_err(|e| SyncError::Invalid(e.to_string()))?;
@@ -467,7 +474,7 @@ impl TimeOutPass {
             && self.archived(&l.project_id).await?
         {
             // Closed in the provider: nothing more is sent to it, and what was sent stays.
-            return Ok(Outcome::Skipped);
+            return Ok(Prepared::Done(Outcome::Skipped));
         }
         self.held = false;
         self.task_missing = false;
@@ -479,24 +486,24 @@ impl TimeOutPass {
         if time.is_none() && self.held {
             // Held by a rule, not gone: deleting the remote record would destroy time that
             // exists (a registration on a task we did not push, a person not linked yet).
-            return Ok(Outcome::Skipped);
+            return Ok(Prepared::Done(Outcome::Skipped));
         }
         let Some(time) = time else {
             // Not (or no longer) pushed: remove what an earlier push made.
             let Some(m) = mapping else {
-                return Ok(Outcome::Unchanged);
+                return Ok(Prepared::Done(Outcome::Unchanged));
             };
             if self.cx.dry_run {
-                return Ok(Outcome::Deleted);
+                return Ok(Prepared::Done(Outcome::Deleted));
             }
             let ticket = outbound::begin_push(&engine.store, &ws, &key).await?;
             if let Some(remote) = m.remote_id.clone()
                 && !self.delete_remote(id, remote, "deleted", run).await?
             {
-                return Ok(Outcome::Skipped);
+                return Ok(Prepared::Done(Outcome::Skipped));
             }
             outbound::complete_delete(&engine.store, &ws, &ticket).await?;
-            return Ok(Outcome::Deleted);
+            return Ok(Prepared::Done(Outcome::Deleted));
         };
         let fp = fingerprint(&time);
         if mapping.is_none()
@@ -509,11 +516,11 @@ impl TimeOutPass {
                 let ticket = outbound::begin_push(&engine.store, &ws, &key).await?;
                 outbound::complete_push(&engine.store, &ws, &ticket, &src.remote_id, &fp).await?;
             }
-            return Ok(Outcome::Unchanged);
+            return Ok(Prepared::Done(Outcome::Unchanged));
         }
         let clean = mapping.as_ref().is_some_and(|m| m.pending.is_none());
         if clean && mapping.as_ref().and_then(|m| m.fingerprint.as_deref()) == Some(fp.as_str()) {
-            return Ok(Outcome::Unchanged);
+            return Ok(Prepared::Done(Outcome::Unchanged));
         }
         if self.task_missing {
             run.problems.push(RecordProblem {
@@ -524,24 +531,33 @@ impl TimeOutPass {
                     self.provider
                 ),
             });
-            return Ok(Outcome::Skipped);
+            return Ok(Prepared::Done(Outcome::Skipped));
         }
         let existed = mapping.as_ref().is_some_and(|m| m.remote_id.is_some());
         if self.cx.dry_run {
-            return Ok(if existed {
+            return Ok(Prepared::Done(if existed {
                 Outcome::Updated
             } else {
                 Outcome::Created
-            });
+            }));
         }
         let ticket = outbound::begin_push(&engine.store, &ws, &key).await?;
+        if batch && ticket.remote_id.is_none() && !ticket.resumed {
+            // A plain create: the mark is saved, the request goes out with the batch.
+            return Ok(Prepared::Create(Box::new(PlainCreate {
+                id: id.to_owned(),
+                ticket,
+                time,
+                fingerprint: fp,
+            })));
+        }
         let mut remote = ticket.remote_id.clone();
         if let Some(old) = remote.clone()
             && moved(ticket.fingerprint.as_deref(), &fp)
         {
             // A move to another remote task is a delete there and a create here.
             if !self.delete_remote(id, old, "moved", run).await? {
-                return Ok(Outcome::Skipped);
+                return Ok(Prepared::Done(Outcome::Skipped));
             }
             remote = None;
         }
@@ -608,12 +624,12 @@ impl TimeOutPass {
                     message: format!("work log {id} was not pushed: {}", e.message),
                 });
                 self.progress.retry.insert(id.to_owned());
-                return Ok(Outcome::Skipped);
+                return Ok(Prepared::Done(Outcome::Skipped));
             }
             Err(e) => return Err(e),
         };
         outbound::complete_push(&engine.store, &ws, &ticket, &remote_id, &fp).await?;
-        Ok(if adopted && !existed {
+        Ok(Prepared::Done(if adopted && !existed {
             Outcome::Created
         } else if remote.is_some() {
             Outcome::Updated
@@ -622,8 +638,246 @@ impl TimeOutPass {
             Outcome::Updated
         } else {
             Outcome::Created
-        })
+        }))
     }
+
+    /// The most plain creates the provider takes in one request (1: no batching).
+    fn create_batch_limit(&self) -> Result<usize, SyncError> {
+        let p = self.engine.provider(&self.cx.provider)?;
+        Ok(p.time_sink().map_or(1, |s| s.create_batch_limit()).max(1))
+    }
+
+    /// Sends begun plain creates, one [`TimeSink::create_many`] call per `limit` of them, and
+    /// finishes each one's push by its own result; `true` when something was created. A
+    /// request that fails as a whole with an error about the request (transient, unknown
+    /// outcome, ...) is `Err`: the creates not finished keep their pending marks and go back to
+    /// the front of the queue, and the retry, whose tickets are resumed, looks each up by its
+    /// key before creating it again. One the provider refuses as a whole (a fault) is reported
+    /// for each of its records, which are retried on the next run one by one.
+    ///
+    /// [`TimeSink::create_many`]: hourbridge_provider_api::TimeSink::create_many
+    async fn send_creates(
+        &mut self,
+        creates: Vec<PlainCreate>,
+        limit: usize,
+        run: &mut SyncRun,
+    ) -> Result<bool, SyncError> {
+        let engine = self.engine.clone();
+        let ws = self.cx.ws.clone();
+        let provider = engine.provider(&self.cx.provider)?.clone();
+        let mut wrote = false;
+        let mut chunks: Vec<Vec<PlainCreate>> = Vec::new();
+        let mut rest = creates.into_iter().peekable();
+        while rest.peek().is_some() {
+            chunks.push(rest.by_ref().take(limit.max(1)).collect());
+        }
+        let mut chunks = chunks.into_iter();
+        while let Some(chunk) = chunks.next() {
+            let items: Vec<(OutboundTime, String)> = chunk
+                .iter()
+                .map(|c| (c.time.clone(), c.ticket.idempotency_key.clone()))
+                .collect();
+            let p = provider.clone();
+            let sent = engine
+                .call(&ws, &self.cx.provider, move |s| {
+                    let p = p.clone();
+                    let items = items.clone();
+                    async move {
+                        match p.time_sink() {
+                            Some(sink) => sink.create_many(&s, &items).await,
+                            None => Err(unsupported(p.descriptor().id, "time")),
+                        }
+                    }
+                })
+                .await;
+            let results = match sent {
+                Ok(r) if r.len() == chunk.len() => r,
+                Ok(r) => {
+                    let e = ProviderError::new(
+                        provider.descriptor().id,
+                        ProviderErrorKind::InvalidResponse,
+                        "the provider did not answer for every registration of a batch",
+                    )
+                    .with_detail(format!(
+                        "{} results for {} items",
+                        r.len(),
+                        chunk.len()
+                    ));
+                    return self.settle_lost(chunk, chunks, e.into(), run).await;
+                }
+                Err(SyncError::Provider(e)) if per_record(&e) => {
+                    for c in &chunk {
+                        self.refused(&c.id, &e, run);
+                    }
+                    continue;
+                }
+                Err(SyncError::Provider(e)) if outcome_unknown(&e) => {
+                    match self.settle_lost(chunk, chunks, e.into(), run).await {
+                        // Every create of the batch was made: carry on with the step.
+                        Ok(adopted) => {
+                            wrote |= adopted;
+                            return Ok(wrote);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => {
+                    let unsent: Vec<PlainCreate> = chunks.flatten().collect();
+                    self.requeue(chunk.iter().chain(unsent.iter()));
+                    return Err(e);
+                }
+            };
+            let mut failure: Option<SyncError> = None;
+            let mut unfinished: Vec<&PlainCreate> = Vec::new();
+            for (c, result) in chunk.iter().zip(results) {
+                match result {
+                    Ok(remote_id) => {
+                        outbound::complete_push(
+                            &engine.store,
+                            &ws,
+                            &c.ticket,
+                            &remote_id,
+                            &c.fingerprint,
+                        )
+                        .await?;
+                        wrote |= Outcome::Created.count(&mut run.counts);
+                    }
+                    Err(e) if per_record(&e) => self.refused(&c.id, &e, run),
+                    Err(e) => {
+                        failure.get_or_insert(SyncError::Provider(e));
+                        unfinished.push(c);
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                let unsent: Vec<PlainCreate> = chunks.flatten().collect();
+                self.requeue(unfinished.into_iter().chain(unsent.iter()));
+                return Err(e);
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// After a batch whose outcome is unknown (`error`: a timeout, a 5xx, an answer that does
+    /// not line up with the items), looks each create up by its key right away
+    /// ([`TimeSink::find`]) and adopts what the provider made, so a lost answer does not leave
+    /// registrations for the next run's time in to mistake for remote ones. `Ok` when every
+    /// create was found (then the batches not sent yet are sent too); otherwise the creates not
+    /// found, and those not sent, go back to the queue with their marks (the retry looks them up
+    /// again before creating) and the step fails with `error` (or the look-up's own error).
+    ///
+    /// [`TimeSink::find`]: hourbridge_provider_api::TimeSink::find
+    async fn settle_lost(
+        &mut self,
+        chunk: Vec<PlainCreate>,
+        rest: impl Iterator<Item = Vec<PlainCreate>>,
+        error: SyncError,
+        run: &mut SyncRun,
+    ) -> Result<bool, SyncError> {
+        let engine = self.engine.clone();
+        let ws = self.cx.ws.clone();
+        let provider = engine.provider(&self.cx.provider)?.clone();
+        let unsent: Vec<PlainCreate> = rest.flatten().collect();
+        let mut wrote = false;
+        let mut missing: Vec<&PlainCreate> = Vec::new();
+        let mut failure = None;
+        for c in &chunk {
+            if failure.is_some() {
+                missing.push(c);
+                continue;
+            }
+            let p = provider.clone();
+            let t = c.time.clone();
+            let idem = c.ticket.idempotency_key.clone();
+            let found = engine
+                .call(&ws, &self.cx.provider, move |s| {
+                    let p = p.clone();
+                    let t = t.clone();
+                    let idem = idem.clone();
+                    async move {
+                        match p.time_sink() {
+                            Some(sink) => sink.find(&s, &t, &idem).await,
+                            None => Err(unsupported(p.descriptor().id, "time")),
+                        }
+                    }
+                })
+                .await;
+            match found {
+                Ok(Some(remote_id)) => {
+                    // Made by the lost request with exactly this content.
+                    outbound::complete_push(
+                        &engine.store,
+                        &ws,
+                        &c.ticket,
+                        &remote_id,
+                        &c.fingerprint,
+                    )
+                    .await?;
+                    wrote |= Outcome::Created.count(&mut run.counts);
+                }
+                Ok(None) => missing.push(c),
+                Err(SyncError::Provider(e)) if per_record(&e) => missing.push(c),
+                Err(e) => {
+                    failure = Some(e);
+                    missing.push(c);
+                }
+            }
+        }
+        if missing.is_empty() && failure.is_none() {
+            if unsent.is_empty() {
+                return Ok(wrote);
+            }
+            let limit = self.create_batch_limit()?;
+            return Ok(Box::pin(self.send_creates(unsent, limit, run)).await? || wrote);
+        }
+        self.requeue(missing.into_iter().chain(unsent.iter()));
+        Err(failure.unwrap_or(error))
+    }
+
+    /// Reports a create the provider refused for `id` and keeps it for the next run (its
+    /// pending mark stays, so that run looks it up by key first).
+    fn refused(&mut self, id: &str, e: &ProviderError, run: &mut SyncRun) {
+        run.problems.push(RecordProblem {
+            record: id.to_owned(),
+            code: e.code.unwrap_or("push_refused").into(),
+            message: format!("work log {id} was not pushed: {}", e.message),
+        });
+        Outcome::Skipped.count(&mut run.counts);
+        self.progress.retry.insert(id.to_owned());
+    }
+
+    /// Puts unfinished creates back at the front of the queue, in order.
+    fn requeue<'a>(&mut self, creates: impl Iterator<Item = &'a PlainCreate>) {
+        let ids: Vec<String> = creates.map(|c| c.id.clone()).collect();
+        self.progress.queue.splice(0..0, ids);
+    }
+}
+
+/// Whether a failed request may have been applied although it failed: a timeout or a 5xx
+/// (`OutcomeUnknown`, `Transient`) or an answer that cannot be read.
+fn outcome_unknown(e: &ProviderError) -> bool {
+    matches!(
+        e.kind,
+        ProviderErrorKind::OutcomeUnknown
+            | ProviderErrorKind::Transient
+            | ProviderErrorKind::InvalidResponse
+    )
+}
+
+/// What [`TimeOutPass::handle`] left to do for one log.
+enum Prepared {
+    /// Handled (in a preview: counted, nothing sent).
+    Done(Outcome),
+    /// A plain create whose push is begun: sent with the step's batch.
+    Create(Box<PlainCreate>),
+}
+
+/// A begun push that creates a remote record (see [`TimeOutPass::send_creates`]).
+struct PlainCreate {
+    id: String,
+    ticket: PushTicket,
+    time: OutboundTime,
+    fingerprint: String,
 }
 
 #[async_trait]
@@ -634,20 +888,48 @@ impl KindPass for TimeOutPass {
             return Ok(Step::Progress { wrote: false });
         }
         if !self.progress.queue.is_empty() {
-            let n = self.progress.queue.len().min(PUSHES_PER_STEP);
-            let batch: Vec<String> = self.progress.queue.drain(..n).collect();
-            let mut wrote = false;
-            for id in batch {
-                match self.handle(&id, run).await {
-                    Ok(o) => {
+            // Up to PUSHES_PER_STEP logs handled one by one, and up to one batch of plain
+            // creates (begun here, sent together below): a batch costs one request.
+            let limit = if self.cx.dry_run {
+                1
+            } else {
+                self.create_batch_limit()?
+            };
+            let batch = limit > 1;
+            let mut creates: Vec<PlainCreate> = Vec::new();
+            let (mut taken, mut handled, mut wrote) = (0, 0, false);
+            let mut failure = None;
+            while taken < self.progress.queue.len()
+                && handled < PUSHES_PER_STEP
+                && creates.len() < limit
+            {
+                let id = self.progress.queue[taken].clone();
+                match self.handle(&id, run, batch).await {
+                    Ok(Prepared::Done(o)) => {
+                        handled += 1;
                         wrote |= o.count(&mut run.counts) && !self.cx.dry_run;
                     }
+                    Ok(Prepared::Create(c)) => creates.push(*c),
                     Err(e) => {
                         // Not handled: the next attempt starts with it.
-                        self.progress.queue.insert(0, id);
-                        return Err(e);
+                        failure = Some(e);
+                        break;
                     }
                 }
+                taken += 1;
+            }
+            self.progress.queue.drain(..taken);
+            if !creates.is_empty() {
+                // Sent even after a failure above: their marks are saved already.
+                match self.send_creates(creates, limit, run).await {
+                    Ok(w) => wrote |= w,
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                return Err(e);
             }
             return Ok(Step::Progress { wrote });
         }
