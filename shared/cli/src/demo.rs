@@ -56,6 +56,8 @@ impl Api {
 
 /// Runs the demo with its data in `data_dir`.
 pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
+    // The demo serves from its data directory like `serve` does: one process per directory.
+    let _dir_lock = hourbridge_runtime::local::claim_data_dir(data_dir).await?;
     let sandbox = Sandbox::start(Seed::Demo)
         .await
         .context("starting the provider sandboxes")?;

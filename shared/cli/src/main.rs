@@ -93,6 +93,9 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let config = local_config(&data_dir)?;
             init_tracing(config.log_json);
+            // Before the store is used: one server per data directory, and what a killed one
+            // held is freed at once.
+            let _dir_lock = hourbridge_runtime::local::claim_data_dir(&data_dir).await?;
             let mut ctx = AppContext::build(config, None).await?;
             if let Some(secs) = lease_ttl_secs {
                 anyhow::ensure!(secs > 0, "--lease-ttl-secs must be positive");

@@ -193,10 +193,9 @@ async fn serve_killed_mid_run_resumes_the_same_run_on_restart_and_ends_exact() {
     let dir = tempfile::tempdir().unwrap();
     let ws = workspace_id();
     let token = token(dir.path(), &ws);
-    // A short lease so the restarted server may take the run over seconds after the kill
-    // (the killed process cannot release it).
-    let lease = ["--lease-ttl-secs", "3"];
-    let server = ServerProc::start(dir.path(), &sandbox, &lease, "serve-1.log");
+    // The default lease (2 minutes, as a user runs it): the killed process cannot give it
+    // back, so the restarted server must free it itself (it holds the data directory alone).
+    let server = ServerProc::start(dir.path(), &sandbox, &[], "serve-1.log");
     let api = Api::new(&server, &token);
     let linked = connect_and_link(&api).await;
     let expected = sandbox.harvest_entry_ids(&linked.remote, sync_from()).await;
@@ -228,8 +227,23 @@ async fn serve_killed_mid_run_resumes_the_same_run_on_restart_and_ends_exact() {
         expected.len()
     );
 
-    let server = ServerProc::start(dir.path(), &sandbox, &lease, "serve-2.log");
+    let server = ServerProc::start(dir.path(), &sandbox, &[], "serve-2.log");
     let api = Api::new(&server, &token);
+    let restarted = Instant::now();
+    loop {
+        let run = api.run(&run_id).await;
+        if run["state"] == "succeeded" || run["counts"]["created"].as_u64() > Some(created_before)
+        {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(30),
+            "the restarted server did not take the run over at once (it waited for the dead \
+             process's lease?): {run}\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let run = api.wait_run_end(&run_id, &server).await;
     assert_eq!(run["state"], "succeeded", "{run}");
     assert_eq!(
@@ -269,6 +283,48 @@ async fn serve_killed_mid_run_resumes_the_same_run_on_restart_and_ends_exact() {
         "the restarted server resumed the run itself:\n{log}"
     );
     server.stop();
+}
+
+#[tokio::test]
+async fn a_second_serve_on_the_same_data_dir_exits_with_a_clear_error() {
+    let sandbox = SandboxProc::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let first = ServerProc::start(dir.path(), &sandbox, &[], "serve-1.log");
+    let mut second = std::process::Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            second.kill().unwrap();
+            panic!("a second serve on a data directory in use kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{status}: {err}");
+    let pid = first.proc.child.id();
+    assert!(
+        err.contains("is in use by another hourbridge process")
+            && err.contains(&format!("(pid {pid})")),
+        "the error names the holder: {err}"
+    );
+    // The first one is unaffected.
+    let health = reqwest::get(format!("{}/health", first.base)).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    first.stop();
+    // Once it has stopped, the directory is free again.
+    let again = ServerProc::start(dir.path(), &sandbox, &[], "serve-2.log");
+    again.stop();
 }
 
 #[tokio::test]

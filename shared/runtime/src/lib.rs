@@ -80,6 +80,17 @@ pub enum StartupError {
     /// The data directory is unusable.
     #[error("data directory: {0}")]
     DataDir(String),
+    /// Another local server (or demo) is using the data directory.
+    #[error(
+        "data directory {dir} is in use by another hourbridge process{}: stop it, or give this one another --data-dir",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    DataDirInUse {
+        /// The directory.
+        dir: String,
+        /// The holder's process id, when it wrote one.
+        pid: Option<u32>,
+    },
 }
 
 /// Everything a handler needs, built once per process (per Lambda execution environment).

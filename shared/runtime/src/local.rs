@@ -1,12 +1,19 @@
 //! The local server's background work: the job worker and the scheduler tick, in-process.
 
+use std::io::{Read as _, Seek as _, Write as _};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+use hourbridge_domain::SystemClock;
+use hourbridge_store_sqlite::SqliteBackend;
 
 use hourbridge_sync::runs::Outcome;
 use hourbridge_sync::{Engine, SyncJob};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
+
+use crate::{DB_FILE, StartupError};
 
 /// How many runs the local worker executes at once (different connections only: leases keep
 /// one run per connection).
@@ -73,4 +80,56 @@ pub fn spawn_scheduler(engine: Engine, max_sleep: Duration) -> JoinHandle<()> {
             tokio::time::sleep(wait.max(Duration::from_millis(200))).await;
         }
     })
+}
+
+/// The lock file in a data directory; it holds the process id of the server using it.
+pub const LOCK_FILE: &str = "serve.lock";
+
+/// An exclusive hold on a data directory by the one local process serving from it. An OS file
+/// lock: it ends when this is dropped or the process dies, SIGKILL included.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// Claims `dir` for this process, before its store is used: fails with
+/// [`StartupError::DataDirInUse`] while another `hourbridge serve` (or demo) holds it, so two
+/// schedulers and workers never share one database. Having it, this process is the database's
+/// only user, so every lease in it was left by a process that died (killed mid-run): they are
+/// cleared, and the runs that process left resume at once instead of after the lease time.
+pub async fn claim_data_dir(dir: &Path) -> Result<DataDirLock, StartupError> {
+    let fail = |e: std::io::Error| StartupError::DataDir(format!("{}: {e}", dir.display()));
+    crate::private_dir(dir).map_err(fail)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK_FILE))
+        .map_err(fail)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut held = String::new();
+            let _ = file.read_to_string(&mut held);
+            return Err(StartupError::DataDirInUse {
+                dir: dir.display().to_string(),
+                pid: held.trim().parse().ok(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(fail(e)),
+    }
+    file.set_len(0).map_err(fail)?;
+    file.rewind().map_err(fail)?;
+    write!(file, "{}", std::process::id()).map_err(fail)?;
+    let leftover = SqliteBackend::open(&dir.join(DB_FILE), Arc::new(SystemClock))?
+        .clear_leases()
+        .await?;
+    if leftover > 0 {
+        tracing::info!(
+            leases = leftover,
+            "took over what a stopped server held (its unfinished runs resume now)"
+        );
+    }
+    Ok(DataDirLock { _file: file })
 }

@@ -93,6 +93,17 @@ impl SqliteBackend {
         Self::init(conn, clock)
     }
 
+    /// Deletes every lease, whoever holds it, and answers how many there were.
+    ///
+    /// Only for a process that knows it is the database's one user (the local server holds an
+    /// exclusive lock on its data directory): then every lease in the file belongs to a process
+    /// that has died (killed mid-run, it could not give its leases back), and waiting for them
+    /// to expire would only stall the runs it left.
+    pub async fn clear_leases(&self) -> Result<usize, StoreError> {
+        self.with(|c, _| c.execute("DELETE FROM leases", []).map_err(backend_err))
+            .await
+    }
+
     fn init(conn: Connection, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend_err)?;
