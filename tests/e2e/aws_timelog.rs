@@ -730,10 +730,12 @@ async fn functions_run_the_timelog_flow_on_dynamodb_secrets_manager_and_eventbri
     assert_eq!(a.unit(&pushed_unit).minutes, 180);
     assert!(a.tl.token_count() > tokens, "a new token was issued");
 
-    // ... and in the middle of a run: expired right after the first of three registrations
-    // went out, the other two still go out and the run fails nothing.
-    for i in 0..3 {
-        a.log(&jonas, &web, &task_id, day, 10 + i, &format!("mid-run {i}"))
+    // ... and in the middle of a run: 51 new logs go out as two InsertWork batches (50 and 1);
+    // the token expires right after the first, TimeLog refuses the second, which is resent once
+    // with a renewed token, and the run fails nothing.
+    const MID_RUN: usize = 51;
+    for i in 0..MID_RUN as u32 {
+        a.log(&jonas, &web, &task_id, day, 10 + i % 5, &format!("mid-run {i}"))
             .await;
     }
     let tokens = a.tl.token_count();
@@ -752,10 +754,10 @@ async fn functions_run_the_timelog_flow_on_dynamodb_secrets_manager_and_eventbri
         .expect("expiry task");
     assert_eq!(
         a.tl.request_count("InsertWork") - inserts,
-        4,
-        "three registrations, the one refused for the expired token resent once"
+        3,
+        "two batches, the one refused for the expired token resent once"
     );
-    assert_eq!(run["counts"]["created"], 3, "{run}");
+    assert_eq!(run["counts"]["created"], MID_RUN, "{run}");
     assert!(
         run["problems"].as_array().expect("problems").is_empty(),
         "{run}"
@@ -765,7 +767,7 @@ async fn functions_run_the_timelog_flow_on_dynamodb_secrets_manager_and_eventbri
             .into_iter()
             .filter(|u| u.note.starts_with("mid-run "))
             .collect();
-    assert_eq!(mid.len(), 3, "each registered once: {mid:?}");
+    assert_eq!(mid.len(), MID_RUN, "each registered once: {mid:?}");
     assert!(
         a.tl.token_count() > tokens,
         "renewed after TimeLog refused the expired one"
