@@ -589,7 +589,7 @@ async fn a_cycle_of_500_logs_killed_at_random_points_ends_with_500_registrations
     assert_eq!(notes.len(), 500, "no log registered twice");
     // The next cycle reads the 500 back: no host duplicates, nothing written to TimeLog.
     let changes = w.tl.change_count();
-    api.sync_succeeded("timelog", &server).await;
+    let next = api.sync_succeeded("timelog", &server).await;
     assert_eq!(w.tl.change_count(), changes);
     let logs = api
         .ok(
@@ -601,6 +601,14 @@ async fn a_cycle_of_500_logs_killed_at_random_points_ends_with_500_registrations
     assert_eq!(
         logs["items"].as_array().unwrap().len(),
         500,
-        "no duplicate host logs"
+        "no duplicate host logs; the cycle run: {run}\nthe next: {next}\nimported: {:?}\n{}",
+        logs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| !l["source"].is_null())
+            .map(|l| (l["note"].clone(), l["id"].clone()))
+            .collect::<Vec<_>>(),
+        server.log()
     );
 }

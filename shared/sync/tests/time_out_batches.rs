@@ -371,3 +371,45 @@ async fn a_batch_lost_while_timelog_is_down_is_adopted_when_the_run_is_retried()
         "none came back as a new host log"
     );
 }
+
+#[tokio::test]
+async fn a_batch_left_pending_by_a_failed_run_is_not_imported_by_the_next_runs_time_in() {
+    let s = setup().await;
+    let new = logs(0, 20, monday(&s));
+    write(&s.w, HostKind::WorkLog, &new).await;
+    // Applied, answer lost, and TimeLog stays down for every look-up the run retries: the run
+    // ends failed with every mark still pending.
+    s.tl.lose_next_answers("InsertWork", 1, 504);
+    s.tl.lose_next_answers("GetWorkUnitsRaw", 10_000, 503);
+    let job = start(&s).await;
+    let end = loop {
+        match s.w.engine.execute(&job, None).await.expect("execute") {
+            Outcome::Finished(state) => break state,
+            Outcome::Paused | Outcome::RetryAfter(_) => {}
+        }
+    };
+    assert_eq!(end, RunState::Failed);
+    assert_eq!(s.tl.work().len(), 20, "applied, answer lost");
+
+    // The next run's time in reads the 20 registrations from the change log before its time
+    // out settles the marks: they are ours (their GUIDs are the pending keys'), not remote work.
+    s.tl.lose_next_answers("GetWorkUnitsRaw", 0, 503);
+    let r = run(&s).await;
+    assert_eq!(r.state, RunState::Succeeded, "{:?}", r.failure);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!(s.tl.request_count("InsertWork"), 1, "nothing sent twice");
+    assert_eq!(s.tl.work().len(), 20);
+    let host = host_logs(&s).await;
+    assert_eq!(
+        host.len(),
+        20,
+        "no registration imported as a second host log"
+    );
+    assert!(host.iter().all(|l| l.source.is_none()), "{host:?}");
+
+    // Settled: a later run reads them back as ours and changes nothing.
+    let quiet = run(&s).await;
+    assert_eq!(quiet.counts.created + quiet.counts.updated, 0, "{quiet:?}");
+    assert_eq!(host_logs(&s).await.len(), 20);
+    assert_eq!(s.tl.work().len(), 20);
+}

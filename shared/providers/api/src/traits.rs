@@ -236,6 +236,17 @@ pub trait TimeSink: Send + Sync {
         Ok(results)
     }
 
+    /// The remote id a create with `idempotency_key` makes, when the provider takes ids the
+    /// client chooses and the adapter derives them from the key (TimeLog's work-unit GUIDs).
+    /// With it, time in recognises a registration whose create is still pending here (its
+    /// answer lost, our bookkeeping not done) as ours, instead of importing it as work made in
+    /// the provider; time out then adopts it by key. The default, `None`: ids are the
+    /// provider's, unknown until it answers.
+    fn created_id(&self, idempotency_key: &str) -> Option<String> {
+        let _ = idempotency_key;
+        None
+    }
+
     /// Looks for an entry an earlier, interrupted [`TimeSink::create`] with `idempotency_key`
     /// may have made (the engine calls it before creating again after a crash between the
     /// provider's answer and its own bookkeeping). The default finds nothing: right for

@@ -1426,6 +1426,10 @@ impl TimeSink for TimeLog {
         }
     }
 
+    fn created_id(&self, idempotency_key: &str) -> Option<String> {
+        Some(work_unit_guid(idempotency_key))
+    }
+
     async fn find(
         &self,
         session: &ProviderSession,

@@ -16,7 +16,9 @@
 //!   that fingerprint — our own write coming back, or a change applied before — changes nothing
 //!   and counts as unchanged; so does a change made before the mapping was last synced (an old
 //!   row re-read through the overlap), and one whose push is still pending (time out settles
-//!   it).
+//!   it), a create included: a registration with no mapping whose id is the one a pending
+//!   create's key makes (`TimeSink::created_id`) was made by us, its answer lost or our
+//!   process stopped before the mapping was saved; it is never imported as remote work.
 //! - **Conflict rule**: when the remote record changed and the host log changed too since the
 //!   last sync (its fingerprint differs from the mapping's), the later change wins: the remote
 //!   change time against the host log's `updated_at`. The loser's value is listed on the run
@@ -38,7 +40,7 @@ use hourbridge_domain::{
     SyncRun, WorkLog, WorkLogSource,
 };
 use hourbridge_provider_api::{ChangeWindow, OutboundTime, RemoteWorkLog, TimeChange};
-use hourbridge_store::Entity;
+use hourbridge_store::{Entity, IndexSel};
 use serde::{Deserialize, Serialize};
 
 use super::links::Links;
@@ -84,6 +86,9 @@ struct TimeInPass {
     missing: HashMap<String, BTreeSet<MissingPerson>>,
     /// Remote users seen with a person link in this pass: no longer missing.
     linked_seen: BTreeSet<MissingPerson>,
+    /// The remote ids our pending creates make (see [`TimeInPass::pending_create`]), read once
+    /// per pass: time out, which settles them, runs after time in.
+    pending_creates: Option<BTreeSet<String>>,
 }
 
 #[async_trait]
@@ -113,6 +118,7 @@ impl SyncKind for TimeIn {
             progress,
             missing: HashMap::new(),
             linked_seen: BTreeSet::new(),
+            pending_creates: None,
         }))
     }
 }
@@ -241,6 +247,39 @@ impl TimeInPass {
             remote,
         )
         .await?)
+    }
+
+    /// Whether remote record `remote` is one our own create made whose push is still pending
+    /// (the provider applied it, its answer was lost or the process died before the mapping was
+    /// saved): its id is the one the provider's sink derives from the pending mark's key
+    /// ([`TimeSink::created_id`](hourbridge_provider_api::TimeSink::created_id)). Imported, it
+    /// would become a second host log of the same time; time out adopts it by key instead.
+    async fn pending_create(&mut self, remote: &str) -> Result<bool, SyncError> {
+        if self.pending_creates.is_none() {
+            let provider = self.engine.provider(&self.cx.provider)?.clone();
+            let mut ids = BTreeSet::new();
+            if let Some(sink) = provider.time_sink() {
+                let q = self.engine.store.query::<OutboundMapping>(
+                    self.ws(),
+                    IndexSel::Index1(format!("{}.pending", self.provider)),
+                    1000,
+                );
+                for m in self.engine.store.list_all::<OutboundMapping>(q).await? {
+                    if m.host_kind == HostKind::WorkLog
+                        && m.remote_id.is_none()
+                        && let Some(p) = &m.pending
+                        && let Some(id) = sink.created_id(&p.idempotency_key)
+                    {
+                        ids.insert(id);
+                    }
+                }
+            }
+            self.pending_creates = Some(ids);
+        }
+        Ok(self
+            .pending_creates
+            .as_ref()
+            .is_some_and(|ids| ids.contains(remote)))
     }
 
     /// Whether [`TimeInPass::upserted`] will compare or apply `r`'s content, so the provider
@@ -556,12 +595,17 @@ impl KindPass for TimeInPass {
         // What each record's last row meets, and which rows the provider must complete.
         let mut items = result.items;
         let mut mappings: HashMap<usize, Option<OutboundMapping>> = HashMap::new();
+        let mut ours_pending: BTreeSet<usize> = BTreeSet::new();
         let mut incomplete: Vec<usize> = Vec::new();
         for (i, c) in items.iter().enumerate() {
             if let TimeChange::Upserted(r) = c
                 && last.get(&r.id) == Some(&i)
             {
                 let m = self.mapping_of(&r.id).await?;
+                if m.is_none() && self.pending_create(&r.id).await? {
+                    ours_pending.insert(i);
+                    continue;
+                }
                 if self.needs_content(r, m.as_ref()).await? {
                     incomplete.push(i);
                 }
@@ -597,6 +641,8 @@ impl KindPass for TimeInPass {
         let mut wrote = false;
         for (i, c) in items.iter().enumerate() {
             let outcome = match c {
+                // Our own create, not settled yet: time out adopts it.
+                TimeChange::Upserted(_) if ours_pending.contains(&i) => Outcome::Unchanged,
                 TimeChange::Upserted(r) if last.get(&r.id) == Some(&i) => {
                     let m = mappings.remove(&i).flatten();
                     self.upserted(r, m, run).await?
