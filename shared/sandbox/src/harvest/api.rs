@@ -3,7 +3,9 @@
 //! * unparsable query values (`per_page=abc`, `from=yesterday`, bad `cursor`) → 400;
 //!   `per_page` outside 1..=2000 and `page` < 1 → 422 (documented for `per_page`);
 //! * every non-OAuth error body is `{"message": "..."}` (the documented 422 shape); 401 is the
-//!   OAuth-style `{"error":"invalid_token","error_description":...}`.
+//!   OAuth-style `{"error":"invalid_token","error_description":...}`;
+//! * time-entry writes: see [`create_entry`], [`update_entry`] and [`delete_entry`]; where the
+//!   reference gives no status the choice is marked UNCONFIRMED there.
 
 use std::ops::Range;
 use std::time::Instant;
@@ -18,10 +20,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use serde::Serialize;
+use serde_json::Value;
 
-use super::{Entry, HarvestControl, HarvestState, Project, User};
+use super::{
+    Entry, EntryExtra, EntryPatch, ExternalReference, HarvestControl, HarvestState,
+    NewHarvestEntry, Project, User,
+};
 use crate::common::{
     Day, Injected, Params, SecondsTs, bearer, external_origin, found, json_response, parse_bool,
     parse_date, parse_datetime, plain, raw_json_response, truncate_body, with_retry_after,
@@ -41,8 +47,11 @@ pub(crate) fn router(h: HarvestControl) -> Router {
         .route("/projects", get(list_projects))
         .route("/projects/{id}", get(one_project))
         .route("/company", get(company))
-        .route("/time_entries", get(list_entries))
-        .route("/time_entries/{id}", get(one_entry))
+        .route("/time_entries", get(list_entries).post(create_entry))
+        .route(
+            "/time_entries/{id}",
+            get(one_entry).patch(update_entry).delete(delete_entry),
+        )
         .fallback(|| async { message(StatusCode::NOT_FOUND, "Not Found") })
         .layer(middleware::from_fn_with_state(h.clone(), gate));
     Router::new()
@@ -796,7 +805,7 @@ struct EntryView<'a> {
     task: IdName<'a>,
     user_assignment: UserAssignment,
     task_assignment: TaskAssignment,
-    external_reference: Option<()>,
+    external_reference: Option<ExternalRefView<'a>>,
     invoice: Option<()>,
     hours: f64,
     hours_without_timer: f64,
@@ -816,6 +825,43 @@ struct EntryView<'a> {
     cost_rate: Option<f64>,
     created_at: SecondsTs,
     updated_at: SecondsTs,
+}
+
+#[derive(Debug, Serialize)]
+struct ExternalRefView<'a> {
+    id: &'a str,
+    group_id: Option<&'a str>,
+    account_id: Option<&'a str>,
+    permalink: Option<&'a str>,
+    /// Harvest names the linking service; the sandbox uses the permalink's host.
+    service: Option<String>,
+    service_icon_url: Option<&'static str>,
+}
+
+fn external_ref_view(r: &ExternalReference) -> ExternalRefView<'_> {
+    ExternalRefView {
+        id: &r.id,
+        group_id: r.group_id.as_deref(),
+        account_id: r.account_id.as_deref(),
+        permalink: r.permalink.as_deref(),
+        service: r
+            .permalink
+            .as_deref()
+            .and_then(|p| url::Url::parse(p).ok())
+            .and_then(|u| u.host_str().map(str::to_owned)),
+        service_icon_url: None,
+    }
+}
+
+/// `started_time` as shown: the one written through the API, else a timer's start.
+fn started_time(e: &Entry) -> Option<String> {
+    e.extra
+        .as_ref()
+        .and_then(|x| x.started_time.clone())
+        .or_else(|| {
+            e.timer_started_at
+                .map(|t: DateTime<Utc>| t.format("%H:%M").to_string())
+        })
 }
 
 fn round2(h: f64) -> f64 {
@@ -867,7 +913,11 @@ fn entry_view<'a>(s: &'a HarvestState, e: &'a Entry) -> EntryView<'a> {
             hourly_rate: 100.0,
             budget: None,
         },
-        external_reference: None,
+        external_reference: e
+            .extra
+            .as_ref()
+            .and_then(|x| x.external_reference.as_ref())
+            .map(external_ref_view),
         invoice: None,
         hours,
         hours_without_timer: hours,
@@ -881,10 +931,8 @@ fn entry_view<'a>(s: &'a HarvestState, e: &'a Entry) -> EntryView<'a> {
         is_closed: e.is_locked,
         is_billed: false,
         timer_started_at: e.timer_started_at.map(SecondsTs),
-        started_time: e
-            .timer_started_at
-            .map(|t: DateTime<Utc>| t.format("%H:%M").to_string()),
-        ended_time: None,
+        started_time: started_time(e),
+        ended_time: e.extra.as_ref().and_then(|x| x.ended_time.clone()),
         is_running: e.is_running,
         billable: true,
         budgeted: true,
@@ -930,27 +978,37 @@ impl EntryView<'_> {
                 .ts("updated_at", ta.updated_at.0)
                 .f64("hourly_rate", ta.hourly_rate)
                 .opt_f64("budget", ta.budget);
-        })
-        .null("external_reference")
-        .null("invoice")
-        .f64("hours", self.hours)
-        .f64("hours_without_timer", self.hours_without_timer)
-        .f64("rounded_hours", self.rounded_hours)
-        .opt_str("notes", self.notes)
-        .bool("is_locked", self.is_locked)
-        .opt_str("locked_reason", self.locked_reason)
-        .bool("is_closed", self.is_closed)
-        .bool("is_billed", self.is_billed)
-        .opt_ts("timer_started_at", self.timer_started_at.map(|t| t.0))
-        .opt_str("started_time", self.started_time.as_deref())
-        .opt_str("ended_time", self.ended_time.as_deref())
-        .bool("is_running", self.is_running)
-        .bool("billable", self.billable)
-        .bool("budgeted", self.budgeted)
-        .opt_f64("billable_rate", self.billable_rate)
-        .opt_f64("cost_rate", self.cost_rate)
-        .ts("created_at", self.created_at.0)
-        .ts("updated_at", self.updated_at.0);
+        });
+        match &self.external_reference {
+            Some(r) => o.obj("external_reference", |x| {
+                x.str("id", r.id)
+                    .opt_str("group_id", r.group_id)
+                    .opt_str("account_id", r.account_id)
+                    .opt_str("permalink", r.permalink)
+                    .opt_str("service", r.service.as_deref())
+                    .opt_str("service_icon_url", r.service_icon_url);
+            }),
+            None => o.null("external_reference"),
+        };
+        o.null("invoice")
+            .f64("hours", self.hours)
+            .f64("hours_without_timer", self.hours_without_timer)
+            .f64("rounded_hours", self.rounded_hours)
+            .opt_str("notes", self.notes)
+            .bool("is_locked", self.is_locked)
+            .opt_str("locked_reason", self.locked_reason)
+            .bool("is_closed", self.is_closed)
+            .bool("is_billed", self.is_billed)
+            .opt_ts("timer_started_at", self.timer_started_at.map(|t| t.0))
+            .opt_str("started_time", self.started_time.as_deref())
+            .opt_str("ended_time", self.ended_time.as_deref())
+            .bool("is_running", self.is_running)
+            .bool("billable", self.billable)
+            .bool("budgeted", self.budgeted)
+            .opt_f64("billable_rate", self.billable_rate)
+            .opt_f64("cost_rate", self.cost_rate)
+            .ts("created_at", self.created_at.0)
+            .ts("updated_at", self.updated_at.0);
         o.end();
     }
 }
@@ -962,6 +1020,7 @@ struct EntryFilter {
     client_id: Option<u64>,
     project_id: Option<u64>,
     task_id: Option<u64>,
+    external_reference_id: Option<String>,
     is_running: Option<bool>,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
@@ -975,6 +1034,7 @@ impl EntryFilter {
             client_id: opt_u64(p, "client_id")?,
             project_id: opt_u64(p, "project_id")?,
             task_id: opt_u64(p, "task_id")?,
+            external_reference_id: p.get("external_reference_id").map(str::to_owned),
             is_running: opt(p, "is_running", parse_bool)?,
             from: opt(p, "from", parse_date)?,
             to: opt(p, "to", parse_date)?,
@@ -986,6 +1046,12 @@ impl EntryFilter {
         self.user_id.is_none_or(|v| e.user_id == v)
             && self.project_id.is_none_or(|v| e.project_id == v)
             && self.task_id.is_none_or(|v| e.task_id == v)
+            && self.external_reference_id.as_deref().is_none_or(|v| {
+                e.extra
+                    .as_ref()
+                    .and_then(|x| x.external_reference.as_ref())
+                    .is_some_and(|r| r.id == v)
+            })
             && self.is_running.is_none_or(|v| e.is_running == v)
             && self.from.is_none_or(|d| e.spent_date >= d)
             && self.to.is_none_or(|d| e.spent_date <= d)
@@ -1070,6 +1136,478 @@ async fn one_entry(
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// Writing time entries
+
+/// A POST/PATCH body's fields.
+type Fields = serde_json::Map<String, Value>;
+
+/// Reads a write's body. Harvest takes JSON (`Content-Type: application/json`) or form data
+/// (reference §1.1); form fields nest like Rails' (`external_reference[id]=…`). Any other or a
+/// missing `Content-Type` (multipart included, which the sandbox does not parse) is refused
+/// with **415**: UNCONFIRMED, Harvest's answer is not documented. Malformed JSON is a 400, like
+/// an unparsable query value.
+fn body_fields(headers: &HeaderMap, body: &[u8]) -> Result<Fields, Reject> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match media.as_deref() {
+        Some("application/json") => {
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Fields::new());
+            }
+            match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(m)) => Ok(m),
+                Ok(_) => Err(Reject::msg(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "The request body must be a JSON object",
+                )),
+                Err(e) => Err(Reject::msg(
+                    StatusCode::BAD_REQUEST,
+                    format!("The request body is not valid JSON: {e}"),
+                )),
+            }
+        }
+        Some("application/x-www-form-urlencoded") => {
+            let mut m = Fields::new();
+            for (k, v) in url::form_urlencoded::parse(body) {
+                let nested = k
+                    .strip_suffix(']')
+                    .and_then(|k| k.split_once('['))
+                    .filter(|(outer, inner)| !outer.is_empty() && !inner.is_empty());
+                match nested {
+                    Some((outer, inner)) => {
+                        let slot = m
+                            .entry(outer.to_owned())
+                            .or_insert_with(|| Value::Object(Fields::new()));
+                        if let Value::Object(o) = slot {
+                            o.insert(inner.to_owned(), Value::String(v.into_owned()));
+                        }
+                    }
+                    None => {
+                        m.insert(k.into_owned(), Value::String(v.into_owned()));
+                    }
+                }
+            }
+            Ok(m)
+        }
+        _ => Err(Reject::msg(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send the body as Content-Type: application/json (or application/x-www-form-urlencoded)",
+        )),
+    }
+}
+
+/// A 422 in Harvest's documented shape (`{"message": ...}`).
+fn invalid(text: impl Into<String>) -> Reject {
+    Reject::msg(StatusCode::UNPROCESSABLE_ENTITY, text)
+}
+
+/// An id field: a number or a numeric string (form data). `null` is blank.
+fn id_field(f: &Fields, k: &str) -> Result<Option<u64>, Reject> {
+    match f.get(k) {
+        None => Ok(None),
+        Some(Value::Null) => Err(invalid(format!("{k} can't be blank"))),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| invalid(format!("{k} must be an id, got {n}"))),
+        Some(Value::String(v)) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(format!("{k} must be an id, got {v:?}"))),
+        Some(v) => Err(invalid(format!("{k} must be an id, got {v}"))),
+    }
+}
+
+fn date_field(f: &Fields, k: &str) -> Result<Option<NaiveDate>, Reject> {
+    match f.get(k) {
+        None => Ok(None),
+        Some(Value::Null) => Err(invalid(format!("{k} can't be blank"))),
+        Some(Value::String(v)) => parse_date(v.trim())
+            .map(Some)
+            .ok_or_else(|| invalid(format!("{k} must be a date like 2017-12-31, got {v:?}"))),
+        Some(v) => Err(invalid(format!(
+            "{k} must be a date like 2017-12-31, got {v}"
+        ))),
+    }
+}
+
+/// `hours`: a number or numeric string, not negative; `null` counts as absent.
+fn hours_field(f: &Fields) -> Result<Option<f64>, Reject> {
+    let h = match f.get("hours") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(v)) if v.trim().is_empty() => return Ok(None),
+        Some(Value::String(v)) => v.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    match h {
+        Some(h) if h.is_finite() && h >= 0.0 => Ok(Some(h)),
+        _ => Err(invalid(format!(
+            "hours must be a number of hours, 0 or more, got {}",
+            f["hours"]
+        ))),
+    }
+}
+
+/// A nullable text field: `Some(None)` clears it.
+fn text_field(f: &Fields, k: &str) -> Result<Option<Option<String>>, Reject> {
+    match f.get(k) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(v)) => Ok(Some(Some(v.clone()))),
+        Some(Value::Number(n)) => Ok(Some(Some(n.to_string()))),
+        Some(v) => Err(invalid(format!("{k} must be a string, got {v}"))),
+    }
+}
+
+/// A Harvest "time": `"14:59"` or `"2:59pm"` (reference §1.8).
+fn parse_clock(v: &str) -> Option<NaiveTime> {
+    let t = v.trim().to_ascii_lowercase();
+    let (body, pm) = match (t.strip_suffix("pm"), t.strip_suffix("am")) {
+        (Some(b), _) => (b.trim_end(), Some(true)),
+        (_, Some(b)) => (b.trim_end(), Some(false)),
+        _ => (t.as_str(), None),
+    };
+    let (h, m) = body.split_once(':')?;
+    if m.len() != 2 || h.is_empty() || h.len() > 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    let h = match pm {
+        None => h,
+        Some(_) if !(1..=12).contains(&h) => return None,
+        Some(pm) => h % 12 + if pm { 12 } else { 0 },
+    };
+    NaiveTime::from_hms_opt(h, m, 0)
+}
+
+/// `started_time` / `ended_time`, kept as `"HH:MM"` (the demo account's 24 h clock). `null`
+/// or `""` clears it.
+fn time_field(f: &Fields, k: &str) -> Result<Option<Option<String>>, Reject> {
+    match f.get(k) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(v)) if v.trim().is_empty() => Ok(Some(None)),
+        Some(Value::String(v)) => parse_clock(v)
+            .map(|t| Some(Some(t.format("%H:%M").to_string())))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "{k} must be a time like \"14:59\" or \"2:59pm\", got {v:?}"
+                ))
+            }),
+        Some(v) => Err(invalid(format!(
+            "{k} must be a time like \"14:59\", got {v}"
+        ))),
+    }
+}
+
+/// `external_reference {id, group_id, account_id, permalink}`; `null` removes it. The sandbox
+/// requires `id` (which subfields Harvest requires is UNCONFIRMED, reference §1.10).
+fn external_reference_field(f: &Fields) -> Result<Option<Option<ExternalReference>>, Reject> {
+    let o = match f.get("external_reference") {
+        None => return Ok(None),
+        Some(Value::Null) => return Ok(Some(None)),
+        Some(Value::Object(o)) => o,
+        Some(v) => {
+            return Err(invalid(format!(
+                "external_reference must be an object with an id, got {v}"
+            )));
+        }
+    };
+    let sub = |k: &str| -> Result<Option<String>, Reject> {
+        match o.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(v)) => Ok(Some(v.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(v) => Err(invalid(format!(
+                "external_reference.{k} must be a string, got {v}"
+            ))),
+        }
+    };
+    let id = sub("id")?
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| invalid("external_reference.id can't be blank"))?;
+    Ok(Some(Some(ExternalReference {
+        id,
+        group_id: sub("group_id")?,
+        account_id: sub("account_id")?,
+        permalink: sub("permalink")?,
+    })))
+}
+
+/// Hours between two `"HH:MM"` times of one day.
+fn span_hours(started: &str, ended: &str) -> Result<f64, Reject> {
+    let minutes = |t: &str| parse_clock(t).map(|t| i64::from(t.hour() * 60 + t.minute()));
+    match (minutes(started), minutes(ended)) {
+        (Some(a), Some(b)) if b >= a => Ok(round2((b - a) as f64 / 60.0)),
+        // UNCONFIRMED: what Harvest does with an end before the start is not documented.
+        _ => Err(invalid(format!(
+            "ended_time ({ended}) must not be before started_time ({started})"
+        ))),
+    }
+}
+
+/// The project must exist in the account and be active. Writing time to an archived project
+/// is refused with 422 (UNCONFIRMED: the reference only documents the rule for deletes).
+fn check_project(s: &HarvestState, ctx: Ctx, id: u64) -> Result<(), Reject> {
+    match s
+        .projects
+        .get(&id)
+        .filter(|_| ctx.account == s.data_account)
+    {
+        None => Err(invalid(format!("project_id {id} names no project"))),
+        Some(p) if !p.is_active => Err(invalid(format!(
+            "Project {id} is archived; time cannot be tracked on it"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The task must exist and be active; every task is assigned to every sandbox project.
+fn check_task(s: &HarvestState, id: u64) -> Result<(), Reject> {
+    if !s.tasks.contains_key(&id) {
+        return Err(invalid(format!("task_id {id} names no task")));
+    }
+    if s.archived_tasks.contains(&id) {
+        return Err(invalid(format!(
+            "Task {id} is archived; time cannot be tracked on it"
+        )));
+    }
+    Ok(())
+}
+
+fn is_admin(s: &HarvestState) -> bool {
+    s.me()
+        .is_some_and(|u| u.access_roles.contains(&"administrator"))
+}
+
+/// Whether the acting user (the token's, [`HarvestState::me`]) may write `owner`'s time:
+/// their own, or anyone's as an administrator (reference §1.3, §1.10). Managers' rights over
+/// teammates are not modelled (the sandbox has no teams).
+fn may_write_for(s: &HarvestState, owner: u64) -> Result<(), Reject> {
+    if s.me().is_some_and(|u| u.id == owner) || is_admin(s) {
+        return Ok(());
+    }
+    Err(Reject::msg(
+        StatusCode::FORBIDDEN,
+        "You do not have permission to write other users' time entries",
+    ))
+}
+
+fn entry_response(s: &HarvestState, id: u64, status: StatusCode) -> Reply {
+    let e = s
+        .entry(id)
+        .ok_or_else(|| Reject::msg(StatusCode::NOT_FOUND, "Not Found"))?;
+    let mut body = String::with_capacity(1200);
+    entry_view(s, e).write_json(&mut body);
+    Ok(raw_json_response(status, body))
+}
+
+/// The entry `raw` names in the request's account, else 404.
+fn existing_entry(s: &HarvestState, ctx: Ctx, raw: &str) -> Result<u64, Reject> {
+    raw.parse::<u64>()
+        .ok()
+        .filter(|_| ctx.account == s.data_account)
+        .filter(|id| s.entry(*id).is_some())
+        .ok_or_else(|| Reject::msg(StatusCode::NOT_FOUND, "Not Found"))
+}
+
+/// `POST /v2/time_entries` (reference §1.10): `project_id`, `task_id` and `spent_date` are
+/// required; `user_id` defaults to the token's user; `hours`, or `started_time` with an
+/// optional `ended_time`; `notes`, `external_reference`. Without `hours` or an `ended_time`
+/// the entry is a running timer. **201** with the entry as `GET` shows it; **422**
+/// `{"message"}` for a missing or invalid field, an unknown or archived project or task, or an
+/// unknown user; **403** for another user's time unless the token's user is an administrator.
+async fn create_entry(
+    State(h): State<HarvestControl>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    body_fields(&headers, &body)
+        .and_then(|f| h.with(|s| create(s, ctx, &f)))
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn create(s: &mut HarvestState, ctx: Ctx, f: &Fields) -> Reply {
+    let project_id = id_field(f, "project_id")?;
+    let task_id = id_field(f, "task_id")?;
+    let spent_date = date_field(f, "spent_date")?;
+    let (Some(project_id), Some(task_id), Some(spent_date)) = (project_id, task_id, spent_date)
+    else {
+        let missing: Vec<&str> = [
+            ("project_id", project_id.is_none()),
+            ("task_id", task_id.is_none()),
+            ("spent_date", spent_date.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(k, absent)| absent.then_some(k))
+        .collect();
+        return Err(invalid(format!("{} can't be blank", missing.join(", "))));
+    };
+    check_project(s, ctx, project_id)?;
+    check_task(s, task_id)?;
+    let user_id = match id_field(f, "user_id")? {
+        Some(u) => u,
+        None => s
+            .me()
+            .map(|u| u.id)
+            .ok_or_else(|| invalid("user_id can't be blank (the account has no users)"))?,
+    };
+    if !s.users.contains_key(&user_id) {
+        return Err(invalid(format!("user_id {user_id} names no user")));
+    }
+    may_write_for(s, user_id)?;
+    let hours = hours_field(f)?;
+    let started = time_field(f, "started_time")?.flatten();
+    let ended = time_field(f, "ended_time")?.flatten();
+    let notes = text_field(f, "notes")?.flatten();
+    let external_reference = external_reference_field(f)?.flatten();
+    if ended.is_some() && started.is_none() {
+        return Err(invalid("ended_time needs a started_time"));
+    }
+    let (hours, is_running) = match (hours, &started, &ended) {
+        (Some(h), _, _) => (h, false),
+        (None, Some(a), Some(b)) => (span_hours(a, b)?, false),
+        // Duration mode without hours, or a start without an end: a running timer at 0 h.
+        _ => (0.0, true),
+    };
+    let id = s.insert_entry(
+        NewHarvestEntry {
+            project_id,
+            user_id,
+            spent_date,
+            hours,
+            notes,
+            is_running,
+        },
+        task_id,
+        Utc::now(),
+    );
+    let extra = EntryExtra {
+        started_time: started,
+        ended_time: ended,
+        external_reference,
+    };
+    if extra != EntryExtra::default()
+        && let Some(e) = s.entry_mut(id)
+    {
+        e.extra = Some(Box::new(extra));
+    }
+    entry_response(s, id, StatusCode::CREATED)
+}
+
+/// `PATCH /v2/time_entries/{id}` (reference §1.9): changes any of `project_id`, `task_id`,
+/// `spent_date`, `started_time`, `ended_time`, `hours`, `notes`, `external_reference` and
+/// bumps `updated_at` (so `updated_since` sees it). New start/end times without `hours`
+/// recompute the hours, and an `ended_time` stops a running timer. **200** with the entry;
+/// **404** unknown id; **422** invalid field or unknown/archived project or task; **403**
+/// another user's entry unless the token's user is an administrator.
+async fn update_entry(
+    State(h): State<HarvestControl>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    body_fields(&headers, &body)
+        .and_then(|f| h.with(|s| update(s, ctx, &id, &f)))
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn update(s: &mut HarvestState, ctx: Ctx, raw_id: &str, f: &Fields) -> Reply {
+    let id = existing_entry(s, ctx, raw_id)?;
+    let Some(e) = s.entry(id) else {
+        return Err(Reject::msg(StatusCode::NOT_FOUND, "Not Found"));
+    };
+    may_write_for(s, e.user_id)?;
+    let mut p = EntryPatch {
+        project_id: id_field(f, "project_id")?,
+        task_id: id_field(f, "task_id")?,
+        spent_date: date_field(f, "spent_date")?,
+        hours: hours_field(f)?,
+        notes: text_field(f, "notes")?,
+        started_time: time_field(f, "started_time")?,
+        ended_time: time_field(f, "ended_time")?,
+        external_reference: external_reference_field(f)?,
+        is_running: None,
+    };
+    if let Some(project) = p.project_id {
+        check_project(s, ctx, project)?;
+    }
+    if let Some(task) = p.task_id {
+        check_task(s, task)?;
+    }
+    if p.started_time.is_some() || p.ended_time.is_some() {
+        let start = p.started_time.clone().unwrap_or_else(|| started_time(e));
+        let end = p
+            .ended_time
+            .clone()
+            .unwrap_or_else(|| e.extra.as_ref().and_then(|x| x.ended_time.clone()));
+        if let (Some(a), Some(b)) = (&start, &end) {
+            let span = span_hours(a, b)?;
+            p.hours = p.hours.or(Some(span));
+            if e.is_running {
+                p.is_running = Some(false);
+            }
+            // A stopped timer keeps the start it showed.
+            p.started_time = Some(start);
+        }
+    }
+    s.patch_entry(id, p);
+    entry_response(s, id, StatusCode::OK)
+}
+
+/// `DELETE /v2/time_entries/{id}` (reference §1.9): **200** with an empty body (the success
+/// code is not in the reference; Harvest's docs answer 200 OK); **404** unknown id. Refused,
+/// as the reference says, for a closed entry unless the token's user is an administrator
+/// (**403**) and for an entry whose project or task is archived (**422**); both statuses are
+/// UNCONFIRMED (the reference names the rule, not the code).
+async fn delete_entry(
+    State(h): State<HarvestControl>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Response {
+    h.with(|s| delete(s, ctx, &id))
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn delete(s: &mut HarvestState, ctx: Ctx, raw_id: &str) -> Reply {
+    let id = existing_entry(s, ctx, raw_id)?;
+    let Some(e) = s.entry(id) else {
+        return Err(Reject::msg(StatusCode::NOT_FOUND, "Not Found"));
+    };
+    may_write_for(s, e.user_id)?;
+    if e.is_locked && !is_admin(s) {
+        return Err(Reject::msg(
+            StatusCode::FORBIDDEN,
+            "This time entry is closed (approved); only an administrator can delete it",
+        ));
+    }
+    if s.projects.get(&e.project_id).is_some_and(|p| !p.is_active) {
+        return Err(invalid(
+            "The time entry's project is archived; restore it to delete the entry",
+        ));
+    }
+    if s.archived_tasks.contains(&e.task_id) {
+        return Err(invalid(
+            "The time entry's task is archived; restore it to delete the entry",
+        ));
+    }
+    s.remove_entry(id);
+    Ok(StatusCode::OK.into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1099,12 +1637,38 @@ mod tests {
         if let Some(e) = s.entry_mut(quoted) {
             e.notes = Some("say \"hi\"\n\ttab".into());
         }
+        let linked = s.entries[1].id;
+        if let Some(e) = s.entry_mut(linked) {
+            e.extra = Some(Box::new(EntryExtra {
+                started_time: Some("09:00".into()),
+                ended_time: Some("10:30".into()),
+                external_reference: Some(ExternalReference {
+                    id: "wl-1".into(),
+                    group_id: None,
+                    account_id: Some("7".into()),
+                    permalink: Some("https://host.test/logs/1".into()),
+                }),
+            }));
+        }
         for e in &s.entries {
             let view = entry_view(&s, e);
             let mut out = String::new();
             view.write_json(&mut out);
             let written: serde_json::Value = serde_json::from_str(&out).unwrap();
             assert_eq!(written, serde_json::to_value(&view).unwrap(), "{out}");
+        }
+    }
+
+    #[test]
+    fn clock_times_parse_in_both_harvest_formats() {
+        let t = |v: &str| parse_clock(v).map(|t| t.format("%H:%M").to_string());
+        assert_eq!(t("14:59").as_deref(), Some("14:59"));
+        assert_eq!(t("9:05").as_deref(), Some("09:05"));
+        assert_eq!(t("2:59pm").as_deref(), Some("14:59"));
+        assert_eq!(t("12:00am").as_deref(), Some("00:00"));
+        assert_eq!(t("12:30 PM").as_deref(), Some("12:30"));
+        for bad in ["24:00", "13:00pm", "9", "9:5", "noon", ""] {
+            assert_eq!(t(bad), None, "{bad}");
         }
     }
 

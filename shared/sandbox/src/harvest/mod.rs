@@ -4,7 +4,7 @@
 mod api;
 mod seed;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -91,6 +91,42 @@ struct Project {
     updated_at: DateTime<Utc>,
 }
 
+/// `external_reference` of a time entry (Harvest's `{id, group_id, account_id, permalink}`;
+/// `service` and `service_icon_url` are derived when it is shown).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ExternalReference {
+    id: String,
+    group_id: Option<String>,
+    account_id: Option<String>,
+    permalink: Option<String>,
+}
+
+/// What only entries written through the public API carry; boxed so the entries of the
+/// 100,000-entry benchmark stay small.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct EntryExtra {
+    /// `"HH:MM"` (the demo account's 24 h clock).
+    started_time: Option<String>,
+    ended_time: Option<String>,
+    external_reference: Option<ExternalReference>,
+}
+
+/// A change to one entry; `None` leaves a field as it is, `Some(None)` clears a nullable one.
+/// Both the control handle and `PATCH /v2/time_entries/{id}` apply changes through
+/// [`HarvestState::patch_entry`]; validating ids is the caller's job.
+#[derive(Debug, Clone, Default)]
+struct EntryPatch {
+    project_id: Option<u64>,
+    task_id: Option<u64>,
+    spent_date: Option<NaiveDate>,
+    hours: Option<f64>,
+    notes: Option<Option<String>>,
+    is_running: Option<bool>,
+    started_time: Option<Option<String>>,
+    ended_time: Option<Option<String>>,
+    external_reference: Option<Option<ExternalReference>>,
+}
+
 /// One time entry; small on purpose (the benchmark holds 100,000 of them).
 #[derive(Debug, Clone)]
 struct Entry {
@@ -106,6 +142,7 @@ struct Entry {
     timer_started_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    extra: Option<Box<EntryExtra>>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +164,8 @@ pub(crate) struct HarvestState {
     projects: BTreeMap<u64, Project>,
     /// Task names by id.
     tasks: BTreeMap<u64, &'static str>,
+    /// Tasks archived through [`HarvestControl::set_task_active`].
+    archived_tasks: BTreeSet<u64>,
     /// Sorted lazily (spent_date desc, id desc) when `entries_sorted` is false.
     entries: Vec<Entry>,
     entries_sorted: bool,
@@ -160,6 +199,7 @@ impl HarvestState {
             clients: BTreeMap::new(),
             projects: BTreeMap::new(),
             tasks: BTreeMap::new(),
+            archived_tasks: BTreeSet::new(),
             entries: Vec::new(),
             entries_sorted: true,
             next_user: 4_100_001,
@@ -298,6 +338,7 @@ impl HarvestState {
             timer_started_at: e.is_running.then_some(created_at),
             created_at,
             updated_at: created_at,
+            extra: None,
         });
         self.entries_sorted = false;
         id
@@ -305,6 +346,68 @@ impl HarvestState {
 
     fn entry_mut(&mut self, id: u64) -> Option<&mut Entry> {
         self.entries.iter_mut().find(|e| e.id == id)
+    }
+
+    fn entry(&self, id: u64) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    /// Applies `p` to entry `id` and bumps its `updated_at`. Starting a timer sets
+    /// `timer_started_at`; stopping clears it. Answers whether the entry exists.
+    fn patch_entry(&mut self, id: u64, p: EntryPatch) -> bool {
+        let Some(e) = self.entries.iter_mut().find(|e| e.id == id) else {
+            return false;
+        };
+        let resort = p.spent_date.is_some_and(|d| d != e.spent_date);
+        if let Some(v) = p.project_id {
+            e.project_id = v;
+        }
+        if let Some(v) = p.task_id {
+            e.task_id = v;
+        }
+        if let Some(v) = p.spent_date {
+            e.spent_date = v;
+        }
+        if let Some(v) = p.hours {
+            e.hours = v;
+        }
+        if let Some(v) = p.notes {
+            e.notes = v;
+        }
+        if let Some(running) = p.is_running {
+            if running && !e.is_running {
+                e.timer_started_at = Some(Utc::now());
+            }
+            if !running {
+                e.timer_started_at = None;
+            }
+            e.is_running = running;
+        }
+        if p.started_time.is_some() || p.ended_time.is_some() || p.external_reference.is_some() {
+            let x = e.extra.get_or_insert_with(Box::default);
+            if let Some(v) = p.started_time {
+                x.started_time = v;
+            }
+            if let Some(v) = p.ended_time {
+                x.ended_time = v;
+            }
+            if let Some(v) = p.external_reference {
+                x.external_reference = v;
+            }
+            if **x == EntryExtra::default() {
+                e.extra = None;
+            }
+        }
+        e.updated_at = bump(e.updated_at);
+        self.entries_sorted &= !resort;
+        true
+    }
+
+    /// Deletes an entry; like Harvest, nothing records the deletion. Answers whether it existed.
+    fn remove_entry(&mut self, id: u64) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|e| e.id != id);
+        before != self.entries.len()
     }
 
     /// Entries in Harvest's list order: spent_date descending, then id descending.
@@ -440,58 +543,34 @@ impl HarvestControl {
         spent_date: Option<NaiveDate>,
         is_running: Option<bool>,
     ) -> bool {
-        self.with(|s| {
-            let Some(e) = s.entry_mut(id) else {
-                return false;
-            };
-            let resort = spent_date.is_some_and(|d| d != e.spent_date);
-            if let Some(h) = hours {
-                e.hours = h;
-            }
-            if notes.is_some() {
-                e.notes = notes;
-            }
-            if let Some(d) = spent_date {
-                e.spent_date = d;
-            }
-            if let Some(running) = is_running {
-                if running && !e.is_running {
-                    e.timer_started_at = Some(Utc::now());
-                }
-                if !running {
-                    e.timer_started_at = None;
-                }
-                e.is_running = running;
-            }
-            e.updated_at = bump(e.updated_at);
-            s.entries_sorted &= !resort;
-            true
-        })
+        let patch = EntryPatch {
+            hours,
+            notes: notes.map(Some),
+            spent_date,
+            is_running,
+            ..EntryPatch::default()
+        };
+        self.with(|s| s.patch_entry(id, patch))
     }
 
     /// Moves an entry to another project (it disappears from the old project's list) and
     /// bumps `updated_at`. Answers whether both exist.
     pub fn move_time_entry(&self, id: u64, project_id: u64) -> bool {
         self.with(|s| {
-            if !s.projects.contains_key(&project_id) {
-                return false;
-            }
-            let Some(e) = s.entry_mut(id) else {
-                return false;
-            };
-            e.project_id = project_id;
-            e.updated_at = bump(e.updated_at);
-            true
+            s.projects.contains_key(&project_id)
+                && s.patch_entry(
+                    id,
+                    EntryPatch {
+                        project_id: Some(project_id),
+                        ..EntryPatch::default()
+                    },
+                )
         })
     }
 
     /// Deletes an entry; like Harvest, nothing records the deletion. Answers whether it existed.
     pub fn delete_time_entry(&self, id: u64) -> bool {
-        self.with(|s| {
-            let before = s.entries.len();
-            s.entries.retain(|e| e.id != id);
-            before != s.entries.len()
-        })
+        self.with(|s| s.remove_entry(id))
     }
 
     /// Locks (approves) or unlocks an entry and bumps `updated_at`. Answers whether it exists.
@@ -502,6 +581,43 @@ impl HarvestControl {
             };
             e.is_locked = locked;
             e.updated_at = bump(e.updated_at);
+            true
+        })
+    }
+
+    /// Archives (`false`) or restores a task: entries on an archived task cannot be deleted
+    /// through the API and no entry can be put on it. Answers whether the task exists.
+    pub fn set_task_active(&self, task_id: u64, is_active: bool) -> bool {
+        self.with(|s| {
+            if !s.tasks.contains_key(&task_id) {
+                return false;
+            }
+            if is_active {
+                s.archived_tasks.remove(&task_id);
+            } else {
+                s.archived_tasks.insert(task_id);
+            }
+            true
+        })
+    }
+
+    /// Id of the task named `name` (every account has "Development", "Design" and
+    /// "Project Management").
+    pub fn find_task(&self, name: &str) -> Option<u64> {
+        self.with(|s| s.tasks.iter().find(|(_, n)| **n == name).map(|(id, _)| *id))
+    }
+
+    /// Replaces a user's `access_roles` (`"administrator"`, `"manager"`, `"member"`, …) and
+    /// bumps their `updated_at`. The API acts as the first administrator, else the first user,
+    /// and only administrators may delete closed entries or write other users' time. Answers
+    /// whether the user exists.
+    pub fn set_user_access_roles(&self, user_id: u64, access_roles: Vec<&'static str>) -> bool {
+        self.with(|s| {
+            let Some(u) = s.users.get_mut(&user_id) else {
+                return false;
+            };
+            u.access_roles = access_roles;
+            u.updated_at = SecondsTs(bump(u.updated_at.0));
             true
         })
     }
@@ -555,6 +671,7 @@ impl HarvestControl {
                     timer_started_at: None,
                     created_at: now,
                     updated_at: now,
+                    extra: None,
                 });
             }
             s.next_entry = first + count as u64;
