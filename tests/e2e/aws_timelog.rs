@@ -735,8 +735,15 @@ async fn functions_run_the_timelog_flow_on_dynamodb_secrets_manager_and_eventbri
     // with a renewed token, and the run fails nothing.
     const MID_RUN: usize = 51;
     for i in 0..MID_RUN as u32 {
-        a.log(&jonas, &web, &task_id, day, 10 + i % 5, &format!("mid-run {i}"))
-            .await;
+        a.log(
+            &jonas,
+            &web,
+            &task_id,
+            day,
+            10 + i % 5,
+            &format!("mid-run {i}"),
+        )
+        .await;
     }
     let tokens = a.tl.token_count();
     let inserts = a.tl.request_count("InsertWork");

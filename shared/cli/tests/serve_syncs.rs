@@ -232,8 +232,7 @@ async fn serve_killed_mid_run_resumes_the_same_run_on_restart_and_ends_exact() {
     let restarted = Instant::now();
     loop {
         let run = api.run(&run_id).await;
-        if run["state"] == "succeeded" || run["counts"]["created"].as_u64() > Some(created_before)
-        {
+        if run["state"] == "succeeded" || run["counts"]["created"].as_u64() > Some(created_before) {
             break;
         }
         assert!(
@@ -319,7 +318,9 @@ async fn a_second_serve_on_the_same_data_dir_exits_with_a_clear_error() {
         "the error names the holder: {err}"
     );
     // The first one is unaffected.
-    let health = reqwest::get(format!("{}/health", first.base)).await.unwrap();
+    let health = reqwest::get(format!("{}/health", first.base))
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     first.stop();
     // Once it has stopped, the directory is free again.
