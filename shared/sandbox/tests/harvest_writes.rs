@@ -16,12 +16,8 @@ use hourbridge_sandbox::{
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
-/// A data-API request with every required header (the body and its type are the caller's).
 fn harvest_req(sb: &Sandbox, token: &str, method: Method, path: &str) -> RequestBuilder {
-    client()
-        .request(method, format!("{}{path}", sb.harvest_api_url()))
-        .bearer_auth(token)
-        .header("Harvest-Account-Id", HARVEST_DEMO_ACCOUNT_ID.to_string())
+    harvest_request(method, token, &format!("{}{path}", sb.harvest_api_url()))
 }
 
 async fn send_json(

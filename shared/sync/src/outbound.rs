@@ -204,13 +204,35 @@ pub async fn pending_pushes(
     provider: &ProviderId,
     limit: usize,
 ) -> Result<Vec<OutboundMapping>, StoreError> {
-    let q = store.query::<OutboundMapping>(
+    let page = store
+        .list::<OutboundMapping>(pending_query(store, ws, provider, limit), None)
+        .await?;
+    Ok(page.items.into_iter().map(|(m, _)| m).collect())
+}
+
+/// Every mapping of `provider` with a pending mark (all pages), for a pass that must know each
+/// one, such as time in telling our own unsettled creates from remote work.
+pub async fn all_pending_pushes(
+    store: &Store,
+    ws: &str,
+    provider: &ProviderId,
+) -> Result<Vec<OutboundMapping>, StoreError> {
+    store
+        .list_all::<OutboundMapping>(pending_query(store, ws, provider, 1000))
+        .await
+}
+
+fn pending_query(
+    store: &Store,
+    ws: &str,
+    provider: &ProviderId,
+    page: usize,
+) -> hourbridge_store::Query {
+    store.query::<OutboundMapping>(
         ws,
         IndexSel::Index1(format!("{provider}.pending")),
-        limit.max(1),
-    );
-    let page = store.list::<OutboundMapping>(q, None).await?;
-    Ok(page.items.into_iter().map(|(m, _)| m).collect())
+        page.max(1),
+    )
 }
 
 /// Pending marks older than `age`, e.g. to report pushes that keep failing.

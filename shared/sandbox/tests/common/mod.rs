@@ -6,7 +6,7 @@ use hourbridge_sandbox::{
     HARVEST_DEMO_ACCOUNT_ID, HARVEST_DEMO_CLIENT_ID, HARVEST_DEMO_CLIENT_SECRET,
     HUBSTAFF_DEMO_CLIENT_ID, HUBSTAFF_DEMO_CLIENT_SECRET, Sandbox,
 };
-use reqwest::{Client, RequestBuilder, StatusCode};
+use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 
 pub const USER_AGENT: &str = "Hourbridge tests (dev@hourbridge.test)";
@@ -131,8 +131,14 @@ pub fn harvest_get(sb: &Sandbox, token: &str, path_and_query: &str) -> RequestBu
 }
 
 pub fn harvest_get_url(token: &str, url: &str) -> RequestBuilder {
+    harvest_request(Method::GET, token, url)
+}
+
+/// A Harvest data-API request with every required header (the body and its type are the
+/// caller's).
+pub fn harvest_request(method: Method, token: &str, url: &str) -> RequestBuilder {
     client()
-        .get(url)
+        .request(method, url)
         .bearer_auth(token)
         .header("Harvest-Account-Id", HARVEST_DEMO_ACCOUNT_ID.to_string())
 }

@@ -40,7 +40,7 @@ use hourbridge_domain::{
     SyncRun, WorkLog, WorkLogSource,
 };
 use hourbridge_provider_api::{ChangeWindow, OutboundTime, RemoteWorkLog, TimeChange};
-use hourbridge_store::{Entity, IndexSel};
+use hourbridge_store::Entity;
 use serde::{Deserialize, Serialize};
 
 use super::links::Links;
@@ -259,12 +259,10 @@ impl TimeInPass {
             let provider = self.engine.provider(&self.cx.provider)?.clone();
             let mut ids = BTreeSet::new();
             if let Some(sink) = provider.time_sink() {
-                let q = self.engine.store.query::<OutboundMapping>(
-                    self.ws(),
-                    IndexSel::Index1(format!("{}.pending", self.provider)),
-                    1000,
-                );
-                for m in self.engine.store.list_all::<OutboundMapping>(q).await? {
+                let pending =
+                    outbound::all_pending_pushes(&self.engine.store, self.ws(), &self.provider)
+                        .await?;
+                for m in pending {
                     if m.host_kind == HostKind::WorkLog
                         && m.remote_id.is_none()
                         && let Some(p) = &m.pending
