@@ -25,8 +25,8 @@ use hourbridge_domain::Connection;
 use hourbridge_runtime::AppContext;
 use hourbridge_runtime::queue::JobEnvelope;
 use hourbridge_sandbox::{
-    Sandbox, Seed, TIMELOG_ACCOUNT, TIMELOG_PASSWORD, TIMELOG_REPORTING_PASSWORD,
-    TIMELOG_REPORTING_USERNAME, TIMELOG_SITE_CODE, TIMELOG_USERNAME, TimelogControl,
+    Sandbox, Seed, TIMELOG_PASSWORD, TIMELOG_REPORTING_PASSWORD, TIMELOG_SITE_CODE,
+    TIMELOG_USERNAME, TimelogControl,
 };
 use hourbridge_store::GLOBAL_SCOPE;
 use hourbridge_sync::schedule::{ScheduleEntry, TickReport};
@@ -143,15 +143,7 @@ impl Aws {
     }
 
     fn fields(&self) -> Value {
-        json!({
-            "domain": self.sb.timelog_domain(),
-            "account_name": TIMELOG_ACCOUNT,
-            "username": TIMELOG_USERNAME,
-            "password": TIMELOG_PASSWORD,
-            "site_code": TIMELOG_SITE_CODE,
-            "reporting_username": TIMELOG_REPORTING_USERNAME,
-            "reporting_password": TIMELOG_REPORTING_PASSWORD,
-        })
+        self.sb.timelog_connect_body()
     }
 
     /// Activate with `fields` (connections function), as answered.

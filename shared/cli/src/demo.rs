@@ -622,15 +622,7 @@ async fn timelog(api: &Api, sandbox: &Sandbox) -> anyhow::Result<()> {
         .call(
             Method::PUT,
             "/v1/connections/timelog",
-            Some(json!({
-                "domain": sandbox.timelog_domain(),
-                "account_name": hourbridge_sandbox::TIMELOG_ACCOUNT,
-                "username": hourbridge_sandbox::TIMELOG_USERNAME,
-                "password": hourbridge_sandbox::TIMELOG_PASSWORD,
-                "site_code": hourbridge_sandbox::TIMELOG_SITE_CODE,
-                "reporting_username": hourbridge_sandbox::TIMELOG_REPORTING_USERNAME,
-                "reporting_password": hourbridge_sandbox::TIMELOG_REPORTING_PASSWORD,
-            })),
+            Some(sandbox.timelog_connect_body()),
         )
         .await?;
     println!(

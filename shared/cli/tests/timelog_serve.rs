@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use common::*;
 use hourbridge_sandbox::{
-    Sandbox, Seed, TIMELOG_ACCOUNT, TIMELOG_PASSWORD, TIMELOG_REPORTING_PASSWORD,
-    TIMELOG_REPORTING_USERNAME, TIMELOG_SITE_CODE, TIMELOG_USERNAME, TimelogControl,
+    Sandbox, Seed, TIMELOG_PASSWORD, TIMELOG_REPORTING_PASSWORD, TIMELOG_SITE_CODE,
+    TIMELOG_USERNAME, TimelogControl,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -61,15 +61,7 @@ async fn world(extra: &[(&str, &str)]) -> World {
 
 impl World {
     fn fields(&self) -> Value {
-        json!({
-            "domain": self.sb.timelog_domain(),
-            "account_name": TIMELOG_ACCOUNT,
-            "username": TIMELOG_USERNAME,
-            "password": TIMELOG_PASSWORD,
-            "site_code": TIMELOG_SITE_CODE,
-            "reporting_username": TIMELOG_REPORTING_USERNAME,
-            "reporting_password": TIMELOG_REPORTING_PASSWORD,
-        })
+        self.sb.timelog_connect_body()
     }
 
     /// Activate with `fields`, as answered.

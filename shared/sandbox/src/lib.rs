@@ -344,6 +344,31 @@ impl Sandbox {
         base.strip_prefix("http://").unwrap_or(&base).to_owned()
     }
 
+    /// The TimeLog connect form filled in for this sandbox's demo site: every declared field
+    /// (`domain`, `account_name`, `username`, `password`, `site_code`, `reporting_username`,
+    /// `reporting_password`) with its value.
+    pub fn timelog_connect_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("domain", self.timelog_domain()),
+            ("account_name", TIMELOG_ACCOUNT.into()),
+            ("username", TIMELOG_USERNAME.into()),
+            ("password", TIMELOG_PASSWORD.into()),
+            ("site_code", TIMELOG_SITE_CODE.into()),
+            ("reporting_username", TIMELOG_REPORTING_USERNAME.into()),
+            ("reporting_password", TIMELOG_REPORTING_PASSWORD.into()),
+        ]
+    }
+
+    /// [`Sandbox::timelog_connect_fields`] as the JSON body of `PUT /v1/connections/timelog`.
+    pub fn timelog_connect_body(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.timelog_connect_fields()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+                .collect(),
+        )
+    }
+
     /// `http://127.0.0.1:PORT/{TIMELOG_ACCOUNT}`: the TimeLog site root.
     pub fn timelog_site_url(&self) -> String {
         format!("{}/{}", self.base_url(), TIMELOG_ACCOUNT)

@@ -8,18 +8,15 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
-use common::{fields, world};
+use common::world;
 use hourbridge_domain::{
     ChangeDraft, ChangeOp, Clock, HostKind, ManagedBy, PersonLink, ProviderId, RecordId, RunState,
-    SyncRun, Task, WorkLog,
+    SecretValue, SyncRun, Task, WorkLog,
 };
 use hourbridge_provider_api::TimeSink;
 use hourbridge_provider_http::ProviderEnv;
 use hourbridge_provider_timelog::{ALLOW_HTTP_VAR, INSERT_WORK_BATCH, TimeLog};
-use hourbridge_sandbox::{
-    Sandbox, Seed, TIMELOG_ACCOUNT, TIMELOG_PASSWORD, TIMELOG_REPORTING_PASSWORD,
-    TIMELOG_REPORTING_USERNAME, TIMELOG_SITE_CODE, TIMELOG_USERNAME, TimelogControl,
-};
+use hourbridge_sandbox::{Sandbox, Seed, TimelogControl};
 use hourbridge_store::{Condition, IndexSel, TransactItem};
 use hourbridge_sync::runs::{Outcome, RunMode};
 use hourbridge_sync::{RunScope, SyncJob, SyncSettings};
@@ -57,21 +54,15 @@ async fn setup() -> Setup {
     tl.set_clock(w.clock.now());
     let remote_project = tl.add_project("Web");
     let employee = tl.add_employee("Ada", "Lovelace", INITIALS, "ada@acme.test");
-    let domain = sb.timelog_domain();
     w.engine
         .connect(
             WS,
             &id("olga"),
             P,
-            fields(&[
-                ("domain", domain.as_str()),
-                ("account_name", TIMELOG_ACCOUNT),
-                ("username", TIMELOG_USERNAME),
-                ("password", TIMELOG_PASSWORD),
-                ("site_code", TIMELOG_SITE_CODE),
-                ("reporting_username", TIMELOG_REPORTING_USERNAME),
-                ("reporting_password", TIMELOG_REPORTING_PASSWORD),
-            ]),
+            sb.timelog_connect_fields()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), SecretValue::new(v)))
+                .collect(),
         )
         .await
         .expect("connect");

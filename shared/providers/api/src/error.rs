@@ -107,6 +107,20 @@ impl ProviderError {
         )
     }
 
+    /// Whether the error refuses one record for its own sake (the provider answered about that
+    /// record: not found, refused, a fault in its item) rather than saying the provider, the
+    /// request or the credentials failed. A run reports such a record and goes on with the
+    /// others; the record is retried on the next run.
+    pub fn concerns_item_only(&self) -> bool {
+        matches!(
+            self.kind,
+            ProviderErrorKind::NotFound
+                | ProviderErrorKind::Unsupported
+                | ProviderErrorKind::Rejected
+                | ProviderErrorKind::Fault
+        )
+    }
+
     /// Whether an admin must authorize the connection again.
     pub fn needs_reauth(&self) -> bool {
         self.kind == ProviderErrorKind::ReauthRequired

@@ -223,7 +223,7 @@ pub trait TimeSink: Send + Sync {
         for (time, key) in items {
             match self.create(session, time, key).await {
                 Ok(id) => results.push(Ok(id)),
-                Err(e) if concerns_item_only(&e) => results.push(Err(e)),
+                Err(e) if e.concerns_item_only() => results.push(Err(e)),
                 Err(e) if results.is_empty() => return Err(e),
                 Err(e) => {
                     while results.len() < items.len() {
@@ -260,18 +260,6 @@ pub trait TimeSink: Send + Sync {
         let _ = (session, time, idempotency_key);
         Ok(None)
     }
-}
-
-/// Whether `e` refuses one item for its own sake (the provider answered about it), rather than
-/// saying the provider, the request or the credentials failed.
-fn concerns_item_only(e: &ProviderError) -> bool {
-    matches!(
-        e.kind,
-        ProviderErrorKind::NotFound
-            | ProviderErrorKind::Unsupported
-            | ProviderErrorKind::Rejected
-            | ProviderErrorKind::Fault
-    )
 }
 
 /// Reads the time changes made in the provider (capability `time_two_way`), all projects of the

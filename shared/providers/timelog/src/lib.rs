@@ -342,18 +342,6 @@ fn refused_code(e: ProviderError, locked: bool) -> ProviderError {
     }
 }
 
-/// Whether `e` refuses one item for its own sake (a task not in TimeLog, a user not linked, a
-/// refused batch item), not the request or the connection.
-fn refuses_item(e: &ProviderError) -> bool {
-    matches!(
-        e.kind,
-        ProviderErrorKind::NotFound
-            | ProviderErrorKind::Unsupported
-            | ProviderErrorKind::Rejected
-            | ProviderErrorKind::Fault
-    )
-}
-
 /// The error of a refused batch item.
 fn item_refused(message: &str) -> ProviderError {
     let locked = is_locked_message(message);
@@ -1326,7 +1314,7 @@ impl TimeSink for TimeLog {
                     units.push(u);
                     slots.push(i);
                 }
-                Err(e) if refuses_item(&e) => results[i] = Some(Err(e)),
+                Err(e) if e.concerns_item_only() => results[i] = Some(Err(e)),
                 Err(e) => return Err(e),
             }
         }

@@ -110,18 +110,6 @@ pub(crate) async fn read_feed(
     }
 }
 
-/// Whether a provider error is about this record only: the run goes on, the record is reported
-/// and retried on the next run.
-pub(crate) fn per_record(e: &ProviderError) -> bool {
-    matches!(
-        e.kind,
-        ProviderErrorKind::NotFound
-            | ProviderErrorKind::Unsupported
-            | ProviderErrorKind::Rejected
-            | ProviderErrorKind::Fault
-    )
-}
-
 /// The error for a provider that lacks the trait object a kind needs (a bug in its descriptor;
 /// the registry's coherence check normally prevents it).
 pub(crate) fn unsupported(provider: &'static str, what: &str) -> ProviderError {

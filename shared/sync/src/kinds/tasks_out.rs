@@ -30,9 +30,7 @@ use hourbridge_store::{Entity, IndexSel};
 use serde::{Deserialize, Serialize};
 
 use super::links::Links;
-use super::shared::{
-    Outcome, kind_state, load_state, per_record, read_feed, save_state, unsupported,
-};
+use super::shared::{Outcome, kind_state, load_state, read_feed, save_state, unsupported};
 use super::{KindPass, Step, SyncKind, UnitCx};
 use crate::outbound::{self, MappingKey};
 use crate::{Engine, SyncError};
@@ -280,7 +278,7 @@ impl TasksOutPass {
             }
             match self.push(&key, &host_id, &wanted, &fp, last.as_ref()).await {
                 Ok(o) => outcome = o,
-                Err(SyncError::Provider(e)) if per_record(&e) => {
+                Err(SyncError::Provider(e)) if e.concerns_item_only() => {
                     run.problems.push(RecordProblem {
                         record: id.to_owned(),
                         code: e.code.unwrap_or("task_push_refused").into(),
@@ -416,7 +414,7 @@ impl TasksOutPass {
                 Ok(()) => {
                     self.engine.store.put(self.ws(), &done).await?;
                 }
-                Err(SyncError::Provider(e)) if per_record(&e) => {
+                Err(SyncError::Provider(e)) if e.concerns_item_only() => {
                     run.problems.push(RecordProblem {
                         record: task.id.to_string(),
                         code: e.code.unwrap_or("allocation_refused").into(),

@@ -28,15 +28,13 @@ use hourbridge_domain::{
     HostKind, ManagedBy, OutboundMapping, Person, Project, ProjectLink, ProviderId, RecordId,
     RecordProblem, RemoteMapping, SyncRun, WorkLog,
 };
-use hourbridge_provider_api::{OutboundTime, ProviderError, ProviderErrorKind};
+use hourbridge_provider_api::{OutboundTime, Provider, ProviderError, ProviderErrorKind, TimeSink};
 use hourbridge_store::IndexSel;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::links::Links;
-use super::shared::{
-    Outcome, kind_state, load_state, per_record, read_feed, save_state, unsupported,
-};
+use super::shared::{Outcome, kind_state, load_state, read_feed, save_state, unsupported};
 use super::{KindPass, Step, SyncKind, UnitCx};
 use crate::outbound::{self, MappingKey, PushTicket};
 use crate::{Engine, SyncError};
@@ -432,17 +430,12 @@ impl TimeOutPass {
             .call(&self.cx.ws, &self.cx.provider, move |s| {
                 let p = p.clone();
                 let remote = remote.clone();
-                async move {
-                    match p.time_sink() {
-                        Some(sink) => sink.delete(&s, &remote).await,
-                        None => Err(unsupported(p.descriptor().id, "time")),
-                    }
-                }
+                async move { sink(&*p)?.delete(&s, &remote).await }
             })
             .await;
         match deleted {
             Ok(()) => Ok(true),
-            Err(SyncError::Provider(e)) if per_record(&e) => {
+            Err(SyncError::Provider(e)) if e.concerns_item_only() => {
                 run.problems.push(RecordProblem {
                     record: id.to_owned(),
                     code: e.code.unwrap_or("push_refused").into(),
@@ -573,16 +566,11 @@ impl TimeOutPass {
                     let p = p.clone();
                     let t = t.clone();
                     let idem = idem.clone();
-                    async move {
-                        match p.time_sink() {
-                            Some(sink) => sink.find(&s, &t, &idem).await,
-                            None => Err(unsupported(p.descriptor().id, "time")),
-                        }
-                    }
+                    async move { sink(&*p)?.find(&s, &t, &idem).await }
                 })
                 .await
                 .or_else(|e| match e {
-                    SyncError::Provider(pe) if per_record(&pe) => Ok(None),
+                    SyncError::Provider(pe) if pe.concerns_item_only() => Ok(None),
                     other => Err(other),
                 })?;
             adopted = remote.is_some();
@@ -598,9 +586,7 @@ impl TimeOutPass {
                 let idem = idem.clone();
                 let target = target.clone();
                 async move {
-                    let Some(sink) = p.time_sink() else {
-                        return Err(unsupported(p.descriptor().id, "time"));
-                    };
+                    let sink = sink(&*p)?;
                     match target {
                         // An entry removed in the provider is made again.
                         Some(r) => match sink.update(&s, &r, &t).await {
@@ -616,7 +602,7 @@ impl TimeOutPass {
             .await;
         let remote_id = match result {
             Ok(r) => r,
-            Err(SyncError::Provider(e)) if per_record(&e) => {
+            Err(SyncError::Provider(e)) if e.concerns_item_only() => {
                 run.problems.push(RecordProblem {
                     record: id.to_owned(),
                     // The adapter's own code (`timesheets_disabled`) says what to do about it.
@@ -682,12 +668,7 @@ impl TimeOutPass {
                 .call(&ws, &self.cx.provider, move |s| {
                     let p = p.clone();
                     let items = items.clone();
-                    async move {
-                        match p.time_sink() {
-                            Some(sink) => sink.create_many(&s, &items).await,
-                            None => Err(unsupported(p.descriptor().id, "time")),
-                        }
-                    }
+                    async move { sink(&*p)?.create_many(&s, &items).await }
                 })
                 .await;
             let results = match sent {
@@ -705,7 +686,7 @@ impl TimeOutPass {
                     ));
                     return self.settle_lost(chunk, chunks, e.into(), run).await;
                 }
-                Err(SyncError::Provider(e)) if per_record(&e) => {
+                Err(SyncError::Provider(e)) if e.concerns_item_only() => {
                     for c in &chunk {
                         self.refused(&c.id, &e, run);
                     }
@@ -742,7 +723,7 @@ impl TimeOutPass {
                         .await?;
                         wrote |= Outcome::Created.count(&mut run.counts);
                     }
-                    Err(e) if per_record(&e) => self.refused(&c.id, &e, run),
+                    Err(e) if e.concerns_item_only() => self.refused(&c.id, &e, run),
                     Err(e) => {
                         failure.get_or_insert(SyncError::Provider(e));
                         unfinished.push(c);
@@ -794,12 +775,7 @@ impl TimeOutPass {
                     let p = p.clone();
                     let t = t.clone();
                     let idem = idem.clone();
-                    async move {
-                        match p.time_sink() {
-                            Some(sink) => sink.find(&s, &t, &idem).await,
-                            None => Err(unsupported(p.descriptor().id, "time")),
-                        }
-                    }
+                    async move { sink(&*p)?.find(&s, &t, &idem).await }
                 })
                 .await;
             match found {
@@ -816,7 +792,7 @@ impl TimeOutPass {
                     wrote |= Outcome::Created.count(&mut run.counts);
                 }
                 Ok(None) => missing.push(c),
-                Err(SyncError::Provider(e)) if per_record(&e) => missing.push(c),
+                Err(SyncError::Provider(e)) if e.concerns_item_only() => missing.push(c),
                 Err(e) => {
                     failure = Some(e);
                     missing.push(c);
@@ -959,4 +935,11 @@ impl KindPass for TimeOutPass {
         serde_json::to_value(&self.progress)
             .map_err(|e| SyncError::InvalidState(format!("time-out checkpoint: {e}")))
     }
+}
+
+/// The provider's time sink, or `Unsupported` for a provider that takes no time (time out runs
+/// only for providers that declare it, so this is a guard, not a path).
+fn sink(p: &dyn Provider) -> Result<&dyn TimeSink, ProviderError> {
+    p.time_sink()
+        .ok_or_else(|| unsupported(p.descriptor().id, "time"))
 }
