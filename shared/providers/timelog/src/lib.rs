@@ -74,9 +74,8 @@
 //! - **Pacing.** TimeLog asks for no bursts: every request takes a slot of the shared budget
 //!   under `timelog:site:{domain}/{account}`, one per 1/[`DEFAULT_REQUESTS_PER_SECOND`] s
 //!   (configurable with [`REQUESTS_PER_SECOND_VAR`]).
-//! - **Known costs** (computed from the batch size; the `timelog_cycle` bench in BENCHMARKS.md
-//!   still shows the figures from before batching). New registrations go out
-//!   [`INSERT_WORK_BATCH`] per InsertWork: 5,000 new host logs take 100 InsertWork requests
+//! - **Known costs** (measured by the `timelog_cycle` bench, BENCHMARKS.md). New registrations
+//!   go out [`INSERT_WORK_BATCH`] per InsertWork: 5,000 new host logs take 100 InsertWork requests
 //!   (0.02 per log, 20 s at the default 5/s; one request each, 1,000 s, before batching).
 //!   Edits (UpdateWork), deletions (DeleteWork), moves and creates resumed after a crash (a
 //!   Reporting `GetWorkUnitsRaw` to look the GUID up, then an UpdateWork) still cost one
