@@ -195,44 +195,18 @@ async fn own_mark(
     }
 }
 
-/// Up to `limit` mappings of `provider` with a pending mark, oldest first: pushes a crash (or
-/// an error) interrupted. Recover each with [`begin_push`] (which reuses its key) before
-/// pushing anything new.
+/// Every mapping of `provider` with a pending mark (all pages), oldest first: pushes a crash
+/// (or an error) interrupted. A push kind recovers each with [`begin_push`] (which reuses its
+/// key) before pushing anything new, and time in uses them to tell our own unsettled creates
+/// from remote work; both must see the whole set, or marks past a page would wait forever.
 pub async fn pending_pushes(
     store: &Store,
     ws: &str,
     provider: &ProviderId,
-    limit: usize,
 ) -> Result<Vec<OutboundMapping>, StoreError> {
-    let page = store
-        .list::<OutboundMapping>(pending_query(store, ws, provider, limit), None)
-        .await?;
-    Ok(page.items.into_iter().map(|(m, _)| m).collect())
-}
-
-/// Every mapping of `provider` with a pending mark (all pages), for a pass that must know each
-/// one, such as time in telling our own unsettled creates from remote work.
-pub async fn all_pending_pushes(
-    store: &Store,
-    ws: &str,
-    provider: &ProviderId,
-) -> Result<Vec<OutboundMapping>, StoreError> {
-    store
-        .list_all::<OutboundMapping>(pending_query(store, ws, provider, 1000))
-        .await
-}
-
-fn pending_query(
-    store: &Store,
-    ws: &str,
-    provider: &ProviderId,
-    page: usize,
-) -> hourbridge_store::Query {
-    store.query::<OutboundMapping>(
-        ws,
-        IndexSel::Index1(format!("{provider}.pending")),
-        page.max(1),
-    )
+    let q =
+        store.query::<OutboundMapping>(ws, IndexSel::Index1(format!("{provider}.pending")), 1000);
+    store.list_all::<OutboundMapping>(q).await
 }
 
 /// Pending marks older than `age`, e.g. to report pushes that keep failing.
@@ -305,7 +279,7 @@ mod tests {
             "the mark is stored before the remote call"
         );
         assert_eq!(
-            pending_pushes(&store, WS, &k.provider, 10).await.unwrap(),
+            pending_pushes(&store, WS, &k.provider).await.unwrap(),
             vec![saved]
         );
 
@@ -318,7 +292,7 @@ mod tests {
         );
         assert!(done.pending.is_none());
         assert!(
-            pending_pushes(&store, WS, &k.provider, 10)
+            pending_pushes(&store, WS, &k.provider)
                 .await
                 .unwrap()
                 .is_empty()
@@ -349,7 +323,7 @@ mod tests {
         };
         clock.advance(Duration::minutes(5));
         let store = open(&path, clock.clone());
-        let pending = pending_pushes(&store, WS, &k.provider, 10).await.unwrap();
+        let pending = pending_pushes(&store, WS, &k.provider).await.unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].host_id, k.host_id);
         assert!(is_stale(&pending[0], clock.now(), Duration::minutes(1)));
@@ -367,7 +341,7 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            pending_pushes(&store, WS, &k.provider, 10)
+            pending_pushes(&store, WS, &k.provider)
                 .await
                 .unwrap()
                 .is_empty()
@@ -422,20 +396,20 @@ mod tests {
             &RecordId::parse("b-late").unwrap(),
         );
         begin_push(&store, WS, &other).await.unwrap();
-        let p = pending_pushes(&store, WS, &key("x").provider, 10)
+        let p = pending_pushes(&store, WS, &key("x").provider)
             .await
             .unwrap();
         let hosts: Vec<&str> = p.iter().map(|m| m.host_id.as_str()).collect();
         assert_eq!(hosts, vec!["b-late", "a-later"]);
         assert_eq!(
-            pending_pushes(&store, WS, &other.provider, 10)
+            pending_pushes(&store, WS, &other.provider)
                 .await
                 .unwrap()
                 .len(),
             1
         );
         assert!(
-            pending_pushes(&store, "other-ws", &other.provider, 10)
+            pending_pushes(&store, "other-ws", &other.provider)
                 .await
                 .unwrap()
                 .is_empty()

@@ -153,7 +153,7 @@ impl TasksOutPass {
         let ws = self.cx.ws.clone();
         let (state, _) = self.state().await?;
         let mut ids: Vec<String> = Vec::new();
-        for m in outbound::pending_pushes(&engine.store, &ws, &self.provider, 1000).await? {
+        for m in outbound::pending_pushes(&engine.store, &ws, &self.provider).await? {
             if m.host_kind == HostKind::Task {
                 ids.push(m.host_id.to_string());
             }

@@ -260,8 +260,7 @@ impl TimeInPass {
             let mut ids = BTreeSet::new();
             if let Some(sink) = provider.time_sink() {
                 let pending =
-                    outbound::all_pending_pushes(&self.engine.store, self.ws(), &self.provider)
-                        .await?;
+                    outbound::pending_pushes(&self.engine.store, self.ws(), &self.provider).await?;
                 for m in pending {
                     if m.host_kind == HostKind::WorkLog
                         && m.remote_id.is_none()

@@ -172,7 +172,7 @@ impl TimeOutPass {
         let ws = self.cx.ws.clone();
         let (state, _) = self.state().await?;
         let mut ids: Vec<String> = Vec::new();
-        for m in outbound::pending_pushes(&engine.store, &ws, &self.provider, 1000).await? {
+        for m in outbound::pending_pushes(&engine.store, &ws, &self.provider).await? {
             if m.host_kind == HostKind::WorkLog {
                 ids.push(m.host_id.to_string());
             }
